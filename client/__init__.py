@@ -1,0 +1,1 @@
+"""Python SDK for mlsdm-grpc, over the generated mlsdm.v1 stubs."""
