@@ -38,6 +38,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: the request bytes are not a valid message."""
     ERROR_REASON_INVALID_METADATA: _ErrorReason.ValueType  # 5
     """INVALID_ARGUMENT: a metadata header has a bad value (metadata: header)."""
+    ERROR_REASON_OUT_OF_RANGE: _ErrorReason.ValueType  # 6
+    """INVALID_ARGUMENT: a number is outside its documented range
+    (metadata: field, minimum, maximum).
+    """
+    ERROR_REASON_MISSING_FIELD: _ErrorReason.ValueType  # 7
+    """INVALID_ARGUMENT: a required field is not set (metadata: field)."""
+    ERROR_REASON_EMPTY_PROMPT: _ErrorReason.ValueType  # 8
+    """INVALID_ARGUMENT: the prompt is empty."""
+    ERROR_REASON_PROMPT_TOO_LONG: _ErrorReason.ValueType  # 9
+    """INVALID_ARGUMENT: the prompt is longer than the configured maximum
+    (metadata: maximum).
+    """
     ERROR_REASON_CREDENTIALS_MISSING: _ErrorReason.ValueType  # 10
     """UNAUTHENTICATED: no credentials were sent."""
     ERROR_REASON_CREDENTIALS_INVALID: _ErrorReason.ValueType  # 11
@@ -102,6 +114,18 @@ ERROR_REASON_MALFORMED_REQUEST: ErrorReason.ValueType  # 4
 """INVALID_ARGUMENT: the request bytes are not a valid message."""
 ERROR_REASON_INVALID_METADATA: ErrorReason.ValueType  # 5
 """INVALID_ARGUMENT: a metadata header has a bad value (metadata: header)."""
+ERROR_REASON_OUT_OF_RANGE: ErrorReason.ValueType  # 6
+"""INVALID_ARGUMENT: a number is outside its documented range
+(metadata: field, minimum, maximum).
+"""
+ERROR_REASON_MISSING_FIELD: ErrorReason.ValueType  # 7
+"""INVALID_ARGUMENT: a required field is not set (metadata: field)."""
+ERROR_REASON_EMPTY_PROMPT: ErrorReason.ValueType  # 8
+"""INVALID_ARGUMENT: the prompt is empty."""
+ERROR_REASON_PROMPT_TOO_LONG: ErrorReason.ValueType  # 9
+"""INVALID_ARGUMENT: the prompt is longer than the configured maximum
+(metadata: maximum).
+"""
 ERROR_REASON_CREDENTIALS_MISSING: ErrorReason.ValueType  # 10
 """UNAUTHENTICATED: no credentials were sent."""
 ERROR_REASON_CREDENTIALS_INVALID: ErrorReason.ValueType  # 11
