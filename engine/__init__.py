@@ -1,0 +1,66 @@
+"""mlsdm.engine: the cognitive core (pure NumPy, no gRPC, no asyncio).
+
+Concurrency model. A ``CognitiveEngine`` holds one tenant's state behind one
+``threading.Lock``; every public method takes it for its whole critical section
+and none blocks or awaits while holding it, so calls are linearisable whether
+they come from the server's asyncio loop or from its thread-pool executor. The
+lock is a plain (non-reentrant) lock: engine methods never call each other's
+public methods. Input validation, prompt embedding and response scoring are pure
+and run before the lock is taken. Generation is split so that no lock is held
+while the LLM runs: ``admit`` (locked) -> LLM call (no lock) -> ``commit``
+(locked); ``commit`` is keyed by the admission's ticket, so any number of other
+calls may happen in between. Different tenants share nothing and never contend.
+
+Nothing here logs content.
+"""
+
+from .aphasia import (
+    APHASIA_REPAIR_INSTRUCTION,
+    AphasiaReport,
+    choose_less_aphasic,
+    detect_aphasia,
+)
+from .confidence import response_confidence
+from .config import EngineConfig
+from .core import CognitiveEngine
+from .embedding import Embedder, HashingEmbedder
+from .errors import SnapshotError, ValidationError
+from .moral import MoralFilter, score_moral_text
+from .results import (
+    Admission,
+    CommitResult,
+    ContextItem,
+    EngineStateView,
+    Outcome,
+    Phase,
+    RefusalReason,
+)
+from .rhythm import WakeSleepRhythm
+from .store import VectorStore
+from .synaptic import SynapticMemory
+
+__all__ = [
+    "APHASIA_REPAIR_INSTRUCTION",
+    "Admission",
+    "AphasiaReport",
+    "CognitiveEngine",
+    "CommitResult",
+    "ContextItem",
+    "Embedder",
+    "EngineConfig",
+    "EngineStateView",
+    "HashingEmbedder",
+    "MoralFilter",
+    "Outcome",
+    "Phase",
+    "RefusalReason",
+    "SnapshotError",
+    "SynapticMemory",
+    "ValidationError",
+    "VectorStore",
+    "WakeSleepRhythm",
+    "choose_less_aphasic",
+    "detect_aphasia",
+    "response_confidence",
+    "score_moral_text",
+]

@@ -1,0 +1,32 @@
+"""Confidence of an LLM response; it decides whether the response is remembered."""
+
+from __future__ import annotations
+
+import re
+
+HEDGE_PHRASES: tuple[str, ...] = (
+    "i think", "maybe", "probably", "perhaps", "possibly", "might", "not sure",
+    "i believe", "it seems", "i guess", "could be", "i'm not certain",
+)
+HEDGE_PENALTY = 0.1
+SHORT_WORDS = 10
+SHORT_PENALTY = 0.2
+REPETITION_LIMIT = 0.3
+REPETITION_WEIGHT = 0.3
+
+_HEDGES = [re.compile(r"\b" + re.escape(p) + r"\b") for p in HEDGE_PHRASES]
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def response_confidence(text: str) -> float:
+    lowered = text.lower()
+    score = 1.0
+    score -= HEDGE_PENALTY * sum(len(p.findall(lowered)) for p in _HEDGES)
+    words = _WORD.findall(lowered)
+    if len(words) < SHORT_WORDS:
+        score -= SHORT_PENALTY
+    if words:
+        repetition = 1.0 - len(set(words)) / len(words)
+        if repetition > REPETITION_LIMIT:
+            score -= REPETITION_WEIGHT * repetition
+    return min(1.0, max(0.0, score))

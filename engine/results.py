@@ -1,0 +1,78 @@
+"""Value objects the engine hands back to its caller."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Phase(enum.Enum):
+    WAKE = "WAKE"
+    SLEEP = "SLEEP"
+
+
+class RefusalReason(enum.Enum):
+    NONE = "NONE"
+    MORAL = "MORAL"
+    SLEEP = "SLEEP"
+    EMERGENCY = "EMERGENCY"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: bool
+    reason: RefusalReason
+    phase: Phase  # the phase the call was processed in
+    step: int
+    moral_threshold: float
+    acceptance_ema: float
+    next_phase: Phase  # the phase after this call's rhythm step
+
+
+@dataclass(frozen=True)
+class ContextItem:
+    text: str
+    score: float
+    phase_value: float
+
+
+# eq=False: the prompt vector is an array, and array equality is not a bool.
+@dataclass(frozen=True, eq=False)
+class Admission:
+    outcome: Outcome
+    moral_value: float
+    prompt_vector: NDArray[np.float32]
+    context: list[ContextItem]
+    max_tokens: int
+    context_top_k: int
+    ticket: int
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    confidence: float
+    stored: bool
+
+
+@dataclass(frozen=True)
+class EngineStateView:
+    step: int
+    phase: Phase
+    phase_counter: int
+    moral_threshold: float
+    acceptance_ema: float
+    l1_norm: float
+    l2_norm: float
+    l3_norm: float
+    store_used: int
+    store_capacity: int
+    store_bytes: int
+    emergency: bool
+    emergency_reason: str
+    accepted_total: int
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    consolidations_total: int = 0
+    accounted_memory_bytes: int = 0

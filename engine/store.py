@@ -1,0 +1,220 @@
+"""Phase-tagged ring of unit vectors ("PELM") with exact top-k cosine retrieval.
+
+Eviction: the write position moves round the ring; once ``capacity`` entries are
+held, each put overwrites the oldest one (insertion order, not confidence).
+
+Rows are allocated ``chunk`` at a time as the ring fills, so an empty tenant costs
+a few hundred bytes; growth copies the used block once per chunk, which keeps an
+insert O(dim) amortised. Rows are stored in insertion order until the ring first
+wraps, so slot numbers are stable for the life of an entry.
+
+Retrieval computes the scores of all used rows with one float32 matrix-vector
+product (the store is read exactly once, at BLAS speed), masks rows outside the
+phase tolerance, then takes the top k with ``np.argpartition``. When the phase
+filter leaves only a small fraction of rows, it gathers those rows instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+_MIN_NORM = 1e-9
+# Gathering candidate rows copies them; below this fraction it is cheaper than
+# scoring every row.
+_GATHER_FRACTION = 0.25
+_PTR_BYTES = 8  # one list slot per stored text
+
+
+class VectorStore:
+    def __init__(self, dim: int, capacity: int, chunk: int, confidence_floor: float) -> None:
+        if dim < 1 or capacity < 1 or chunk < 1:
+            raise ValueError("dim, capacity and chunk must be >= 1")
+        self.dim = dim
+        self._capacity = capacity
+        self._chunk = chunk
+        self.confidence_floor = confidence_floor
+        self._vecs: NDArray[np.float32] = np.zeros((0, dim), dtype=np.float32)
+        self._phase: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
+        self._conf: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._texts: list[str] = []
+        self._text_bytes = 0
+        self._size = 0
+        self._head = 0  # next slot to write
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def nbytes(self) -> int:
+        return (
+            self._vecs.nbytes
+            + self._phase.nbytes
+            + self._conf.nbytes
+            + self._text_bytes
+            + _PTR_BYTES * len(self._texts)
+        )
+
+    def _grow(self) -> None:
+        rows = min(self._capacity, self._vecs.shape[0] + self._chunk)
+        vecs = np.zeros((rows, self.dim), dtype=np.float32)
+        vecs[: self._size] = self._vecs[: self._size]
+        phase = np.zeros(rows, dtype=np.float64)
+        phase[: self._size] = self._phase[: self._size]
+        conf = np.zeros(rows, dtype=np.float32)
+        conf[: self._size] = self._conf[: self._size]
+        self._vecs, self._phase, self._conf = vecs, phase, conf
+
+    def put(
+        self, v: NDArray[np.floating], phase_value: float, confidence: float, text: str = ""
+    ) -> int | None:
+        """Store ``v`` unit-normalised; return its slot, or None under the floor."""
+        if confidence < self.confidence_floor:
+            return None
+        vec = np.asarray(v, dtype=np.float64)
+        if vec.shape != (self.dim,):
+            raise ValueError(f"expected a vector of shape ({self.dim},), got {vec.shape}")
+        if not np.all(np.isfinite(vec)):
+            raise ValueError("vector must be finite")
+        norm = float(np.linalg.norm(vec))
+        if not norm > _MIN_NORM:
+            raise ValueError("vector norm must exceed 1e-9")
+        slot = self._head
+        if slot >= self._vecs.shape[0]:
+            self._grow()
+        np.divide(vec, norm, out=self._vecs[slot], casting="same_kind")
+        self._phase[slot] = phase_value
+        self._conf[slot] = confidence
+        encoded = len(text.encode("utf-8"))
+        if slot < len(self._texts):
+            self._text_bytes += encoded - len(self._texts[slot].encode("utf-8"))
+            self._texts[slot] = text
+        else:
+            self._text_bytes += encoded
+            self._texts.append(text)
+        self._head = (slot + 1) % self._capacity
+        self._size = min(self._size + 1, self._capacity)
+        return slot
+
+    def retrieve(
+        self, q: NDArray[np.floating], phase_value: float, tolerance: float, k: int
+    ) -> list[tuple[int, float]]:
+        """Top-k (slot, cosine) among entries within ``tolerance`` of the phase."""
+        n = self._size
+        if n == 0 or k < 1:
+            return []
+        query = np.asarray(q, dtype=np.float64)
+        if query.shape != (self.dim,) or not np.all(np.isfinite(query)):
+            raise ValueError(f"query must be a finite vector of shape ({self.dim},)")
+        qnorm = float(np.linalg.norm(query))
+        if not qnorm > _MIN_NORM:
+            return []
+        q32 = (query / qnorm).astype(np.float32)
+        in_phase = np.abs(self._phase[:n] - phase_value) <= tolerance
+        count = int(np.count_nonzero(in_phase))
+        if count == 0:
+            return []
+        if count == n:
+            slots = None
+            scores = self._vecs[:n] @ q32
+        elif count < _GATHER_FRACTION * n:
+            slots = np.flatnonzero(in_phase)
+            scores = self._vecs[slots] @ q32
+        else:
+            slots = None
+            scores = self._vecs[:n] @ q32
+            scores[~in_phase] = -np.inf
+        kk = min(k, count)
+        if kk < scores.shape[0]:
+            top = np.argpartition(-scores, kk - 1)[:kk]
+        else:
+            top = np.arange(scores.shape[0])
+        # Best first; equal scores fall back to slot order so results are deterministic.
+        top = top[np.lexsort((top, -scores[top]))]
+        chosen = top if slots is None else slots[top]
+        return [(int(s), float(scores[t])) for s, t in zip(chosen, top, strict=True)]
+
+    # Read accessors, used by the engine to build context and by tests.
+
+    def vector(self, slot: int) -> NDArray[np.float32]:
+        self._check(slot)
+        out: NDArray[np.float32] = self._vecs[slot].copy()
+        return out
+
+    def phase_value(self, slot: int) -> float:
+        self._check(slot)
+        return float(self._phase[slot])
+
+    def confidence(self, slot: int) -> float:
+        self._check(slot)
+        return float(self._conf[slot])
+
+    def text(self, slot: int) -> str:
+        self._check(slot)
+        return self._texts[slot]
+
+    def used_vectors(self) -> NDArray[np.float32]:
+        """Read-only view of the used rows (slot order, not age order)."""
+        view = self._vecs[: self._size]
+        view.flags.writeable = False
+        return view
+
+    def used_phases(self) -> NDArray[np.float64]:
+        view = self._phase[: self._size]
+        view.flags.writeable = False
+        return view
+
+    def used_confidences(self) -> NDArray[np.float32]:
+        view = self._conf[: self._size]
+        view.flags.writeable = False
+        return view
+
+    def used_texts(self) -> list[str]:
+        return list(self._texts[: self._size])
+
+    def age_order(self) -> list[int]:
+        """Slots from oldest to newest."""
+        if self._size < self._capacity:
+            return list(range(self._size))
+        return [(self._head + i) % self._capacity for i in range(self._capacity)]
+
+    def _check(self, slot: int) -> None:
+        if not 0 <= slot < self._size:
+            raise IndexError(f"slot {slot} is not in use")
+
+    def load(
+        self,
+        vecs: NDArray[np.float32],
+        phases: NDArray[np.float64],
+        confs: NDArray[np.float32],
+        texts: list[str],
+        head: int,
+    ) -> None:
+        """Replace the contents wholesale (snapshot restore)."""
+        n = vecs.shape[0]
+        if not (n <= self._capacity and phases.shape == (n,) and confs.shape == (n,)
+                and len(texts) == n and vecs.shape[1:] == (self.dim,)
+                and 0 <= head < self._capacity and (n == self._capacity or head == n)):
+            raise ValueError("inconsistent store contents")
+        rows = n if n == self._capacity else min(
+            self._capacity, -(-n // self._chunk) * self._chunk
+        )
+        self._vecs = np.zeros((rows, self.dim), dtype=np.float32)
+        self._vecs[:n] = vecs
+        self._phase = np.zeros(rows, dtype=np.float64)
+        self._phase[:n] = phases
+        self._conf = np.zeros(rows, dtype=np.float32)
+        self._conf[:n] = confs
+        self._texts = list(texts)
+        self._text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+        self._size = n
+        self._head = head
