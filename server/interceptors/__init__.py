@@ -1,0 +1,1 @@
+"""Server interceptors, one policy each, chained in the order of architecture.md."""

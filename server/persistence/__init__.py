@@ -1,0 +1,1 @@
+"""Durable tenant state: event log and snapshots."""

@@ -1,0 +1,1 @@
+"""Call policies: rate limits, deadlines, priority admission."""

@@ -1,0 +1,1 @@
+"""Authentication (API keys, JWT, mTLS) and role-based access control."""

@@ -1,0 +1,247 @@
+"""One typed settings object, and where its values come from.
+
+Precedence, lowest first: defaults < config file (YAML or TOML) < environment
+(`MLSDM_<SECTION>__<FIELD>`, e.g. `MLSDM_SERVER__PORT=50052`) < CLI overrides.
+Only variables with the double underscore are read, so the `MLSDM_PORT_...`
+variables Kubernetes injects for a Service named `mlsdm` are never mistaken
+for settings; an unknown section or field in one is an error, like an unknown
+key in the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, model_validator
+
+from ._model import SettingsModel
+from .llm.settings import LLMSettings
+from .observability.settings import LoggingSettings, MetricsSettings
+from .persistence.settings import TenantSettings
+from .policy.settings import AdmissionSettings, DeadlineSettings, RateLimitSettings
+from .security.settings import AuthSettings
+
+ENV_PREFIX = "MLSDM_"
+CONFIG_ENV = "MLSDM_CONFIG"
+MiB = 1024 * 1024
+
+
+class ServerSettings(SettingsModel):
+    """The listener, HTTP/2 transport options and shutdown."""
+
+    host: str = "127.0.0.1"
+    # 0 picks a free port; the bound port is logged and written to port_file.
+    port: int = Field(default=50051, ge=0, le=65535)
+    port_file: Path | None = None
+    reflection: bool = True
+    # Serve on a non-loopback address with no credential source configured.
+    insecure: bool = False
+    uvloop: bool = True
+    # Threads for engine work long enough to block the event loop.
+    engine_workers: int = Field(default=2, ge=1, le=64)
+    # Engine calls on a tenant whose store holds at least this many vectors run
+    # off the event loop; below it the work is cheaper than a thread hop.
+    offload_min_store: int = Field(default=2048, ge=0)
+    grace_period_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    max_receive_message_bytes: int = Field(default=4 * MiB, ge=1024)
+    max_send_message_bytes: int = Field(default=4 * MiB, ge=1024)
+    max_concurrent_streams: int = Field(default=256, ge=1)
+    # Server pings idle connections this often to detect dead peers.
+    keepalive_time_s: float = Field(default=60.0, gt=0.0)
+    keepalive_timeout_s: float = Field(default=20.0, gt=0.0)
+    # Clients may ping this often without being sent GOAWAY too_many_pings.
+    min_client_ping_interval_s: float = Field(default=10.0, gt=0.0)
+    # Connections are closed after this age so HTTP/2 traffic rebalances
+    # across pods; in-flight calls get max_connection_age_grace_s to finish.
+    max_connection_age_s: float = Field(default=300.0, gt=0.0)
+    max_connection_age_grace_s: float = Field(default=60.0, ge=0.0)
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+
+class EngineSettings(SettingsModel):
+    """The cognitive core of every tenant (see engine.md)."""
+
+    dim: int = Field(default=384, ge=2, le=8192)
+    capacity: int = Field(default=20_000, ge=1, le=1_000_000)
+    wake_steps: int = Field(default=8, ge=1)
+    sleep_steps: int = Field(default=3, ge=1)
+    threshold_init: float = Field(default=0.5, ge=0.30, le=0.90)
+    memory_budget_mb: float = Field(default=256.0, gt=0.0)
+    max_prompt_chars: int = Field(default=32_768, ge=1)
+    default_max_tokens: int = Field(default=256, ge=1, le=2048)
+    # Regenerate once when the answer reads as aphasic (off in secure mode).
+    aphasia_repair: bool = True
+    secure_mode: bool = False
+
+
+class ObservabilitySettings(SettingsModel):
+    """Metrics and logs."""
+
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+class Settings(SettingsModel):
+    """Everything the server runs with."""
+
+    server: ServerSettings = ServerSettings()
+    engine: EngineSettings = EngineSettings()
+    llm: LLMSettings = LLMSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    deadlines: DeadlineSettings = DeadlineSettings()
+    admission: AdmissionSettings = AdmissionSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    tenants: TenantSettings = TenantSettings()
+
+    @model_validator(mode="after")
+    def _secure_by_default(self) -> Settings:
+        if (
+            not self.server.is_loopback
+            and not self.auth.has_credentials
+            and not self.server.insecure
+        ):
+            raise ValueError(
+                f"server.host {self.server.host!r} is not loopback and no credential source "
+                "is configured (auth.*); configure one or set server.insecure=true"
+            )
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by '***'."""
+        return _mask(self.model_dump(mode="python"))
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message is one line meant for a person."""
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "***" if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml", ".json"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise SettingsError(f"config file {path}: use .yaml, .yml, .json or .toml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SettingsError(f"config file {path} is not valid: {first}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must hold a mapping of sections")
+    return data
+
+
+def _parse_scalar(raw: str) -> Any:
+    # YAML scalars give env vars and --set values real types: 8, 0.5, true, [a, b].
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def _set_dotted(target: dict[str, Any], dotted: list[str], value: Any, origin: str) -> None:
+    node = target
+    for part in dotted[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"{origin}: {part!r} is not a section")
+        node = child
+    node[dotted[-1]] = value
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            raise SettingsError(f"environment variable {name}: empty section or field name")
+        _set_dotted(out, path, _parse_scalar(raw), f"environment variable {name}")
+    return out
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turns CLI `--set section.field=value` pairs into nested data."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set {pair!r}: expected section.field=value")
+        _set_dotted(out, key.strip().split("."), _parse_scalar(raw), f"--set {key}")
+    return out
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "settings"
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting {where!r}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds the settings from every source, or raises SettingsError with one line."""
+    env = os.environ if env is None else env
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = Path(env[CONFIG_ENV])
+    data: dict[str, Any] = _read_file(config_file) if config_file else {}
+    data = _merge(data, _from_env(env))
+    data = _merge(data, overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from exc
+
+
+def settings_json(settings: Settings) -> str:
+    """The effective settings with secrets masked, as indented JSON."""
+    return json.dumps(settings.masked(), indent=2, sort_keys=True, default=str)
