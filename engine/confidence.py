@@ -5,8 +5,18 @@ from __future__ import annotations
 import re
 
 HEDGE_PHRASES: tuple[str, ...] = (
-    "i think", "maybe", "probably", "perhaps", "possibly", "might", "not sure",
-    "i believe", "it seems", "i guess", "could be", "i'm not certain",
+    "i think",
+    "maybe",
+    "probably",
+    "perhaps",
+    "possibly",
+    "might",
+    "not sure",
+    "i believe",
+    "it seems",
+    "i guess",
+    "could be",
+    "i'm not certain",
 )
 HEDGE_PENALTY = 0.1
 SHORT_WORDS = 10

@@ -16,15 +16,42 @@ from .config import EngineConfig
 # occurrence counts: -0.15 per harmful word, +0.05 per positive word, from 0.8.
 HARMFUL_WORDS: frozenset[str] = frozenset(
     {
-        "kill", "murder", "attack", "bomb", "weapon", "hate", "steal", "abuse",
-        "hurt", "destroy", "poison", "explode", "terror", "violence", "torture",
-        "harm", "threaten", "exploit",
+        "kill",
+        "murder",
+        "attack",
+        "bomb",
+        "weapon",
+        "hate",
+        "steal",
+        "abuse",
+        "hurt",
+        "destroy",
+        "poison",
+        "explode",
+        "terror",
+        "violence",
+        "torture",
+        "harm",
+        "threaten",
+        "exploit",
     }
 )
 POSITIVE_WORDS: frozenset[str] = frozenset(
     {
-        "help", "please", "thank", "thanks", "kind", "care", "support", "learn",
-        "share", "safe", "respect", "love", "teach", "protect",
+        "help",
+        "please",
+        "thank",
+        "thanks",
+        "kind",
+        "care",
+        "support",
+        "learn",
+        "share",
+        "safe",
+        "respect",
+        "love",
+        "teach",
+        "protect",
     }
 )
 TEXT_SCORE_START = 0.8

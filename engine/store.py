@@ -51,6 +51,10 @@ class VectorStore:
         return self._capacity
 
     @property
+    def allocated_rows(self) -> int:
+        return int(self._vecs.shape[0])
+
+    @property
     def head(self) -> int:
         return self._head
 
@@ -201,13 +205,17 @@ class VectorStore:
     ) -> None:
         """Replace the contents wholesale (snapshot restore)."""
         n = vecs.shape[0]
-        if not (n <= self._capacity and phases.shape == (n,) and confs.shape == (n,)
-                and len(texts) == n and vecs.shape[1:] == (self.dim,)
-                and 0 <= head < self._capacity and (n == self._capacity or head == n)):
+        if not (
+            n <= self._capacity
+            and phases.shape == (n,)
+            and confs.shape == (n,)
+            and len(texts) == n
+            and vecs.shape[1:] == (self.dim,)
+            and 0 <= head < self._capacity
+            and (n == self._capacity or head == n)
+        ):
             raise ValueError("inconsistent store contents")
-        rows = n if n == self._capacity else min(
-            self._capacity, -(-n // self._chunk) * self._chunk
-        )
+        rows = n if n == self._capacity else min(self._capacity, -(-n // self._chunk) * self._chunk)
         self._vecs = np.zeros((rows, self.dim), dtype=np.float32)
         self._vecs[:n] = vecs
         self._phase = np.zeros(rows, dtype=np.float64)

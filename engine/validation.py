@@ -26,7 +26,8 @@ def check_vector(vector: object, config: EngineConfig) -> NDArray[np.float32]:
         )
     if arr.ndim != 1 or arr.shape[0] != config.dim:
         raise ValidationError(
-            "vector", "DIMENSION_MISMATCH",
+            "vector",
+            "DIMENSION_MISMATCH",
             f"expected a 1-D vector of length {config.dim}, got shape {arr.shape}",
         )
     as64 = arr.astype(np.float64)
@@ -34,7 +35,8 @@ def check_vector(vector: object, config: EngineConfig) -> NDArray[np.float32]:
         raise ValidationError("vector", "NON_FINITE_VALUE", "vector contains NaN or Inf")
     if float(np.max(np.abs(as64))) > config.vector_max_abs:
         raise ValidationError(
-            "vector", "OUT_OF_RANGE",
+            "vector",
+            "OUT_OF_RANGE",
             f"every component must lie in [-{config.vector_max_abs:g}, {config.vector_max_abs:g}]",
         )
     if not float(np.linalg.norm(as64)) > 1e-9:
@@ -63,7 +65,8 @@ def check_prompt(prompt: object, config: EngineConfig) -> str:
         raise ValidationError("prompt", "EMPTY_PROMPT", "prompt is empty")
     if len(prompt) > config.max_prompt_chars:
         raise ValidationError(
-            "prompt", "PROMPT_TOO_LONG",
+            "prompt",
+            "PROMPT_TOO_LONG",
             f"prompt has {len(prompt)} characters, the limit is {config.max_prompt_chars}",
         )
     return prompt

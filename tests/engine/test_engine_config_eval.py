@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from mlsdm.engine import CognitiveEngine, EngineConfig
+from mlsdm.engine.evaluation import load_aphasia_corpus, run_suites
+
+
+def test_defaults_match_the_spec() -> None:
+    cfg = EngineConfig()
+    cfg.validate()
+    assert (cfg.dim, cfg.capacity, cfg.wake_steps, cfg.sleep_steps) == (384, 20_000, 8, 3)
+    assert (cfg.threshold_min, cfg.threshold_max, cfg.adapt_step) == (0.30, 0.90, 0.05)
+    assert cfg.memory_budget_bytes == 256 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"dim": 0},
+        {"capacity": True},
+        {"threshold_init": 0.95},
+        {"threshold_min": 1.5},
+        {"reject_below": 0.95},
+        {"ema_alpha": 0.0},
+        {"wake_phase_value": 0.9},
+        {"phase_tolerance": -0.1},
+        {"theta_l1": float("inf")},
+        {"default_top_k": 30},
+        {"default_max_tokens": 4096},
+        {"recovery_min_steps": -1},
+    ],
+)
+def test_inconsistent_config_is_rejected(changes: dict[str, object]) -> None:
+    cfg = replace(EngineConfig(), **changes)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        cfg.validate()
+    with pytest.raises(ValueError):
+        CognitiveEngine(cfg)
+
+
+def test_corpus_is_big_enough() -> None:
+    corpus = load_aphasia_corpus()
+    assert len(corpus["telegraphic"]) >= 20 and len(corpus["fluent"]) >= 20
+
+
+def test_all_suites_pass_their_floors() -> None:
+    results = run_suites()
+    assert [r.name for r in results] == ["aphasia", "moral", "retrieval"]
+    for r in results:
+        assert r.passed, (r.name, r.rows)
+        assert r.rows and r.floor
+
+
+def test_unknown_suite() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        run_suites(["nope"])
+    assert [r.name for r in run_suites(["moral"])] == ["moral"]

@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from engine_strategies import DIM, SMALL, FakeClock, events, small_engine, vectors
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mlsdm.engine import (
+    CognitiveEngine,
+    EngineConfig,
+    HashingEmbedder,
+    Phase,
+    RefusalReason,
+)
+
+CYCLE = [Phase.WAKE] * 8 + [Phase.SLEEP] * 3
+LONG_ANSWER = "The answer is that the service stores the vector and returns it on request later."
+
+
+def test_empty_engine_is_small_and_starts_awake() -> None:
+    engine = CognitiveEngine()
+    st_ = engine.state()
+    assert st_.phase is Phase.WAKE and st_.phase_counter == 8 and st_.step == 0
+    assert st_.store_used == 0 and st_.store_capacity == 20_000
+    assert st_.accounted_memory_bytes < 64 * 1024
+    assert st_.moral_threshold == 0.5 and st_.acceptance_ema == 0.5
+    assert st_.rejected_by_reason == {"MORAL": 0, "SLEEP": 0, "EMERGENCY": 0}
+
+
+def test_process_event_accept_path() -> None:
+    engine = small_engine()
+    out = engine.process_event(np.ones(DIM, dtype=np.float32) * 2, 0.95)
+    assert out.accepted and out.reason is RefusalReason.NONE
+    assert out.phase is Phase.WAKE and out.next_phase is Phase.WAKE and out.step == 1
+    state = engine.state()
+    assert state.store_used == 1 and state.accepted_total == 1
+    assert state.consolidations_total == 1  # 2.0 > 1.2 moves to L2
+    assert engine.store.phase_value(0) == pytest.approx(0.1)
+
+
+def test_moral_refusal_skips_memory() -> None:
+    engine = small_engine()
+    out = engine.process_event(np.ones(DIM, dtype=np.float32), 0.1)
+    assert not out.accepted and out.reason is RefusalReason.MORAL
+    assert engine.state().store_used == 0
+    assert engine.state().rejected_by_reason["MORAL"] == 1
+    l1, _, _ = engine.synaptic_levels()
+    assert not l1.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["event", "admit", "emergency", "reset"]), st.floats(0, 1)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_phase_sequence_is_exact_for_any_outcomes(ops: list[tuple[str, float]]) -> None:
+    engine = small_engine()
+    seen = []
+    for op, moral in ops:
+        if op == "emergency":
+            engine.enter_emergency("TEST")
+            continue
+        if op == "reset":
+            engine.reset_emergency()
+            continue
+        if op == "event":
+            out = engine.process_event(np.ones(DIM, dtype=np.float32), moral)
+        else:
+            out = engine.admit("hello world", moral, 0, 0).outcome
+        seen.append(out.phase)
+        assert out.step == len(seen)
+        assert out.next_phase is CYCLE[len(seen) % 11]
+    assert seen == [CYCLE[i % 11] for i in range(len(seen))]
+
+
+def test_sleep_refuses_and_wake_resumes() -> None:
+    engine = small_engine()
+    outs = [engine.process_event(np.ones(DIM, dtype=np.float32), 0.95) for _ in range(22)]
+    reasons = [o.reason for o in outs]
+    assert reasons == ([RefusalReason.NONE] * 8 + [RefusalReason.SLEEP] * 3) * 2
+
+
+def test_consolidation_replays_wake_entries_with_sleep_phase() -> None:
+    engine = CognitiveEngine(EngineConfig(dim=DIM, capacity=64, store_chunk=8), clock=FakeClock())
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        engine.process_event(rng.standard_normal(DIM).astype(np.float32), 0.95)
+    store = engine.store
+    assert store.size == 16
+    phases = store.used_phases()
+    np.testing.assert_allclose(phases[:8], 0.1)
+    np.testing.assert_allclose(phases[8:], 0.9)
+    np.testing.assert_allclose(store.used_vectors()[:8], store.used_vectors()[8:])
+
+
+@settings(max_examples=40, deadline=None)
+@given(events)
+def test_invariants_over_any_event_stream(history: list[tuple[np.ndarray, float]]) -> None:
+    engine = small_engine()
+    prev = engine.state().moral_threshold
+    for v, m in history:
+        out = engine.process_event(v, m)
+        assert 0.30 <= out.moral_threshold <= 0.90
+        assert abs(out.moral_threshold - prev) <= 0.05 + 1e-12
+        assert 0.0 <= out.acceptance_ema <= 1.0
+        prev = out.moral_threshold
+    state = engine.state()
+    assert state.store_used <= SMALL.capacity
+    stored = engine.store.used_vectors()
+    assert np.all(np.isfinite(stored))
+    if len(stored):
+        np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+    for level in engine.synaptic_levels():
+        assert np.all(np.isfinite(level))
+
+
+@settings(max_examples=30, deadline=None)
+@given(events, vectors)
+def test_determinism_and_round_trip(history: list[tuple[np.ndarray, float]], q: np.ndarray) -> None:
+    a, b = small_engine(), small_engine()
+    for v, m in history:
+        a.process_event(v, m)
+        b.process_event(v, m)
+    assert a.snapshot() == b.snapshot()
+    restored = CognitiveEngine.restore(a.snapshot(), SMALL)
+    assert restored.snapshot() == a.snapshot()
+    assert restored.state() == a.state()
+    assert restored.store.retrieve(q, 0.1, 0.15, 5) == a.store.retrieve(q, 0.1, 0.15, 5)
+    # Continuing both gives the same bytes again: snapshot + replay is exact.
+    for v, m in history[:5]:
+        a.process_event(v, m)
+        restored.process_event(v, m)
+    assert restored.snapshot() == a.snapshot()
+
+
+def test_admit_commit_stores_response_and_returns_context() -> None:
+    engine = CognitiveEngine(EngineConfig(dim=64, capacity=32, store_chunk=8))
+    first = engine.admit("how do I reset my password", 0.95, 0, 0)
+    assert first.outcome.accepted and first.context == []
+    assert first.max_tokens == 256 and first.context_top_k == 5
+    assert first.prompt_vector.dtype == np.float32
+    result = engine.commit(first, LONG_ANSWER)
+    assert result.stored and result.confidence == 1.0
+    second = engine.admit("reset my password please", 0.95, 100, 2)
+    assert second.outcome.accepted and second.max_tokens == 100
+    assert len(second.context) == 1
+    item = second.context[0]
+    assert item.text == LONG_ANSWER and item.phase_value == pytest.approx(0.1)
+    assert 0.0 < item.score <= 1.0 + 1e-6
+    assert second.ticket != first.ticket
+
+
+def test_commit_is_idempotent_and_correct_after_interleaving() -> None:
+    engine = small_engine(EngineConfig(dim=DIM, capacity=64, store_chunk=8))
+    adm = engine.admit("first prompt here", 0.95, 0, 0)
+    # Other calls, including a full wake->sleep transition, happen before the commit.
+    for _ in range(9):
+        engine.process_event(np.ones(DIM, dtype=np.float32), 0.1)
+    assert engine.state().phase is Phase.SLEEP
+    res = engine.commit(adm, LONG_ANSWER)
+    assert res.stored
+    assert engine.store.text(engine.store.size - 1) == LONG_ANSWER
+    assert not engine.commit(adm, LONG_ANSWER).stored  # second commit is a no-op
+
+
+def test_refused_or_low_confidence_or_abandoned_commits_store_nothing() -> None:
+    engine = small_engine()
+    refused = engine.admit("hello", 0.05, 0, 0)
+    assert not refused.outcome.accepted and refused.context == []
+    assert not engine.commit(refused, LONG_ANSWER).stored
+    adm = engine.admit("hello", 0.95, 0, 0)
+    low = engine.commit(adm, "maybe probably I think")
+    assert low.confidence < 0.5 and not low.stored
+    adm2 = engine.admit("hello", 0.95, 0, 0)
+    engine.abandon(adm2)
+    assert not engine.commit(adm2, LONG_ANSWER).stored
+    assert engine.state().store_used == 0
+
+
+def test_pending_tickets_are_bounded() -> None:
+    cfg = EngineConfig(dim=DIM, capacity=16, store_chunk=4, max_pending_tickets=2, wake_steps=50)
+    engine = small_engine(cfg)
+    adms = [engine.admit("hello", 0.95, 0, 0) for _ in range(3)]
+    assert not engine.commit(adms[0], LONG_ANSWER).stored
+    assert engine.commit(adms[2], LONG_ANSWER).stored
+
+
+def test_admit_scores_text_when_no_moral_value() -> None:
+    engine = small_engine()
+    assert engine.admit("please help me learn", None, 0, 0).moral_value == pytest.approx(0.95)
+    harmful = engine.admit("kill bomb attack destroy", None, 0, 0)
+    assert harmful.moral_value == pytest.approx(0.2)
+    assert harmful.outcome.reason is RefusalReason.MORAL
+
+
+def test_embedder_dimension_must_match() -> None:
+    with pytest.raises(ValueError):
+        CognitiveEngine(EngineConfig(dim=8), embedder=HashingEmbedder(16))
+
+
+class _BrokenEmbedder:
+    dim = DIM
+
+    def __init__(self, vec: np.ndarray) -> None:
+        self.vec = vec
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.vec
+
+
+@pytest.mark.parametrize("vec", [np.zeros(DIM), np.full(DIM, np.nan), np.ones(DIM + 1)])
+def test_broken_embedder_fails_before_state_changes(vec: np.ndarray) -> None:
+    engine = CognitiveEngine(SMALL, embedder=_BrokenEmbedder(vec))
+    before = engine.snapshot()
+    with pytest.raises(ValueError):
+        engine.admit("hello", 0.9, 0, 0)
+    assert engine.snapshot() == before
+
+
+def test_concurrent_calls_keep_counts_consistent() -> None:
+    engine = small_engine(EngineConfig(dim=DIM, capacity=128, store_chunk=16))
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(50):
+            engine.process_event(rng.standard_normal(DIM).astype(np.float32), 0.95)
+            adm = engine.admit("concurrent prompt", 0.95, 0, 0)
+            engine.commit(adm, LONG_ANSWER)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state = engine.state()
+    assert state.step == 400
+    assert state.accepted_total + sum(state.rejected_by_reason.values()) == 400

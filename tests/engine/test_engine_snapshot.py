@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from engine_strategies import DIM, SMALL, small_engine
+from mlsdm.engine import CognitiveEngine, EngineConfig, SnapshotError
+
+
+def _busy_engine() -> CognitiveEngine:
+    engine = small_engine()
+    rng = np.random.default_rng(5)
+    for i in range(40):
+        engine.process_event(rng.standard_normal(DIM).astype(np.float32) * 3, 0.3 + (i % 7) / 10)
+        adm = engine.admit(f"question {i} about ünïcode ✓", 0.95, 0, 0)
+        engine.commit(adm, f"answer {i} with enough words to be a confident stored response")
+    engine.admit("pending one", 0.95, 0, 0)
+    engine.enter_emergency("OPERATOR ✓")
+    return engine
+
+
+def test_round_trip_is_byte_exact() -> None:
+    engine = _busy_engine()
+    data = engine.snapshot()
+    restored = CognitiveEngine.restore(data, SMALL)
+    assert restored.snapshot() == data
+    assert restored.state() == engine.state()
+    assert restored.store.used_texts() == engine.store.used_texts()
+
+
+def test_snapshot_holds_only_the_used_store() -> None:
+    big = CognitiveEngine(EngineConfig(dim=384))
+    assert len(big.snapshot()) < 8 * 1024
+
+
+@pytest.mark.parametrize("cut", [0, 10, 30, -1, -17])
+def test_truncated_snapshot_is_rejected(cut: int) -> None:
+    data = _busy_engine().snapshot()
+    with pytest.raises(SnapshotError):
+        CognitiveEngine.restore(data[:cut], SMALL)
+
+
+def test_flipped_byte_is_rejected() -> None:
+    data = bytearray(_busy_engine().snapshot())
+    for pos in (30, len(data) // 2, len(data) - 20):
+        corrupt = bytearray(data)
+        corrupt[pos] ^= 0xFF
+        with pytest.raises(SnapshotError):
+            CognitiveEngine.restore(bytes(corrupt), SMALL)
+
+
+def test_bad_magic_and_version() -> None:
+    data = _busy_engine().snapshot()
+    with pytest.raises(SnapshotError, match="magic"):
+        CognitiveEngine.restore(b"XXXXXXXX" + data[8:], SMALL)
+    with pytest.raises(SnapshotError, match="version"):
+        CognitiveEngine.restore(data[:8] + struct.pack("<H", 99) + data[10:], SMALL)
+
+
+def test_config_mismatch_is_rejected() -> None:
+    data = _busy_engine().snapshot()
+    with pytest.raises(SnapshotError, match="dim"):
+        CognitiveEngine.restore(data, EngineConfig(dim=DIM * 2, capacity=16))
+
+
+def _reframe(payload_edit: bytes, offset: int, data: bytes) -> bytes:
+    """Rewrite payload bytes and recompute the checksum, to reach semantic checks."""
+    from mlsdm.engine.snapshot import _digest  # the framing's own checksum
+
+    body = bytearray(data[:-16])
+    body[offset : offset + len(payload_edit)] = payload_edit
+    return bytes(body) + _digest(bytes(body))
+
+
+HEADER = 18  # magic + version + length
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "message"),
+    [
+        (HEADER + 24, struct.pack("<Q", 7), "phase"),  # phase code
+        (HEADER + 32, struct.pack("<Q", 99), "counter"),  # rhythm counter
+        (HEADER + 40, struct.pack("<d", 2.0), "moral"),  # threshold
+        (HEADER + 56 + 3 * 4 * DIM, struct.pack("<Q", 10**6), "capacity"),  # store size
+    ],
+)
+def test_inconsistent_payload_is_rejected(offset: int, value: bytes, message: str) -> None:
+    data = small_engine().snapshot()
+    with pytest.raises(SnapshotError, match=message):
+        CognitiveEngine.restore(_reframe(value, offset, data), SMALL)
+
+
+def test_trailing_bytes_are_rejected() -> None:
+    from mlsdm.engine.snapshot import _digest
+
+    data = small_engine().snapshot()
+    body = bytearray(data[:-16]) + b"\x00" * 8
+    body[10:18] = struct.pack("<Q", len(body) - HEADER)
+    with pytest.raises(SnapshotError, match="trailing"):
+        CognitiveEngine.restore(bytes(body) + _digest(bytes(body)), SMALL)

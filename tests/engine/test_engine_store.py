@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from mlsdm.engine import VectorStore
+
+DIM = 6
+vec = hnp.arrays(
+    np.float64, DIM, elements=st.floats(-100, 100, allow_nan=False, allow_infinity=False)
+).filter(lambda v: float(np.linalg.norm(v)) > 1e-3)
+phase = st.sampled_from([0.1, 0.9, 0.2, 0.5])
+
+
+def test_empty_store_is_small() -> None:
+    s = VectorStore(384, 20_000, 1024, 0.5)
+    assert s.size == 0 and s.nbytes < 4096
+    assert s.retrieve(np.ones(384), 0.1, 0.15, 5) == []
+
+
+def test_grows_in_chunks() -> None:
+    s = VectorStore(4, 10, 3, 0.5)
+    rows = []
+    for _ in range(10):
+        s.put(np.ones(4), 0.1, 1.0)
+        rows.append(s.allocated_rows)
+    assert rows == [3, 3, 3, 6, 6, 6, 9, 9, 9, 10]
+
+
+def test_confidence_floor() -> None:
+    s = VectorStore(4, 10, 4, 0.5)
+    assert s.put(np.ones(4), 0.1, 0.49) is None
+    assert s.size == 0
+    assert s.put(np.ones(4), 0.1, 0.5) == 0
+
+
+def test_put_rejects_bad_vectors() -> None:
+    s = VectorStore(4, 10, 4, 0.5)
+    for bad in (np.zeros(4), np.array([1, np.nan, 0, 0.0]), np.ones(5)):
+        with pytest.raises(ValueError):
+            s.put(bad, 0.1, 1.0)
+    assert s.size == 0
+
+
+def test_ring_eviction_overwrites_oldest() -> None:
+    s = VectorStore(3, 4, 2, 0.0)
+    for i in range(10):
+        s.put(np.array([1.0, float(i), 0.0]), 0.1, 1.0, text=f"t{i}")
+        assert s.size == min(i + 1, 4)
+        oldest_to_newest = [s.text(slot) for slot in s.age_order()]
+        assert oldest_to_newest == [f"t{j}" for j in range(max(0, i - 3), i + 1)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(vec, phase), min_size=1, max_size=30), vec, phase, st.integers(1, 8))
+def test_store_and_retrieval_invariants(
+    entries: list[tuple[np.ndarray, float]], q: np.ndarray, p: float, k: int
+) -> None:
+    s = VectorStore(DIM, 7, 3, 0.5)
+    for v, ph in entries:
+        s.put(v, ph, 1.0)
+    assert s.size == min(len(entries), 7) <= s.capacity
+    stored = s.used_vectors()
+    assert np.all(np.isfinite(stored))
+    np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+
+    got = s.retrieve(q, p, 0.15, k)
+    assert len(got) <= k
+    scores = [sc for _, sc in got]
+    assert scores == sorted(scores, reverse=True)
+    slots = [sl for sl, _ in got]
+    assert len(set(slots)) == len(slots)
+    qn = q / np.linalg.norm(q)
+    for slot, score in got:
+        assert 0 <= slot < s.size
+        assert abs(s.phase_value(slot) - p) <= 0.15
+        assert score == pytest.approx(float(stored[slot] @ qn), abs=1e-4)
+    # Nothing eligible was skipped: every unreturned candidate scores no higher.
+    eligible = [i for i in range(s.size) if abs(s.phase_value(i) - p) <= 0.15]
+    assert len(got) == min(k, len(eligible))
+    if got:
+        rest = [float(stored[i] @ qn) for i in eligible if i not in slots]
+        assert all(r <= scores[-1] + 1e-5 for r in rest)
+
+
+def test_retrieval_paths_agree() -> None:
+    rng = np.random.default_rng(3)
+    s = VectorStore(16, 400, 64, 0.5)
+    for i in range(400):
+        # 1 in 10 in phase 0.9: exercises the gather path; 0.1 the masked path.
+        s.put(rng.standard_normal(16), 0.9 if i % 10 == 0 else 0.1, 1.0)
+    q = rng.standard_normal(16)
+    for p in (0.1, 0.9):
+        got = s.retrieve(q, p, 0.15, 5)
+        unit = s.used_vectors().astype(np.float64)
+        mask = np.abs(s.used_phases() - p) <= 0.15
+        scores = np.where(mask, unit @ (q / np.linalg.norm(q)), -np.inf)
+        assert [sl for sl, _ in got] == list(np.argsort(-scores, kind="stable")[:5])
+
+
+def test_retrieval_edge_cases() -> None:
+    s = VectorStore(4, 8, 4, 0.5)
+    s.put(np.ones(4), 0.1, 1.0, "a")
+    assert s.retrieve(np.zeros(4), 0.1, 0.15, 3) == []
+    assert s.retrieve(np.ones(4), 0.9, 0.15, 3) == []
+    assert s.retrieve(np.ones(4), 0.1, 0.15, 0) == []
+    with pytest.raises(ValueError):
+        s.retrieve(np.ones(3), 0.1, 0.15, 3)
+    ((slot, score),) = s.retrieve(np.ones(4), 0.1, 0.15, 3)
+    assert slot == 0 and score == pytest.approx(1.0)
+    assert s.confidence(0) == 1.0 and s.text(0) == "a"
+    np.testing.assert_allclose(s.vector(0), 0.5)
+    with pytest.raises(IndexError):
+        s.vector(1)
+
+
+def test_constructor_and_load_validation() -> None:
+    with pytest.raises(ValueError):
+        VectorStore(0, 4, 4, 0.5)
+    s = VectorStore(2, 4, 4, 0.5)
+    with pytest.raises(ValueError):
+        s.load(np.ones((2, 2), np.float32), np.ones(2), np.ones(2, np.float32), ["a"], 2)
