@@ -79,6 +79,16 @@ class BackendTimeoutError(BackendError):
     """The deadline passed before the backend answered."""
 
 
+async def close_stream(events: AsyncIterator[StreamEvent]) -> None:
+    """Closes a stream now, releasing its upstream connection instead of waiting for GC.
+
+    Streams are typed as AsyncIterator, which has no aclose(); async generators have.
+    """
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 @runtime_checkable
 class LLMBackend(Protocol):
     """An LLM that completes prompts, whole or streamed.

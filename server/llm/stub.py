@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 
 from .base import Completion, LLMRequest, StreamDelta, StreamEnd, StreamEvent
 
-_VOCABULARY = (
+_PROSE = (
     "the memory keeps what matters and lets the rest fade over time . "
     "a calm mind answers with care and clear words . "
     "we remember the context of the question and reply in full sentences . "
     "this answer comes from the local stub model and is deterministic ."
-).split()
+)
+_VOCABULARY = _PROSE.split()
 
 
 class StubBackend:
