@@ -1,7 +1,43 @@
 #!/usr/bin/env bash
-# Regenerates every checked-in file derived from proto/mlsdm/v1/*.proto.
-# Needs the dev install (`pip install -e '.[dev]'`) on PATH; no network.
+# Regenerates every checked-in file derived from proto/mlsdm/v1/*.proto:
+# Python (next to the protos), Go (client/go/mlsdm/v1) and TypeScript
+# (client/node/src/gen). Java stubs are generated at build time by Maven.
+# Needs the dev install (`pip install -e '.[dev]'`) on PATH, Go and npm. The Go
+# and Node plugins are installed at pinned versions when missing (from the Go
+# module proxy and npm); generation itself uses no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+
+# Pinned Go plugins, kept out of the user's GOPATH/bin.
+PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+tools="$root/.tools/bin"
+mkdir -p "$tools"
+export PATH="$tools:$PATH"
+stamp="$tools/.versions"
+want="protoc-gen-go@$PROTOC_GEN_GO_VERSION protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+if [[ ! -x "$tools/protoc-gen-go" || ! -x "$tools/protoc-gen-go-grpc" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  GOBIN="$tools" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+  GOBIN="$tools" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+  echo "$want" >"$stamp"
+fi
+
+# protoc-gen-es comes from client/node's pinned devDependencies.
+if [[ ! -x client/node/node_modules/.bin/protoc-gen-es ]]; then
+  (cd client/node && npm ci --no-audit --no-fund)
+fi
+
 rm -f proto/mlsdm/v1/*_pb2*.py proto/mlsdm/v1/*_pb2*.pyi
+rm -rf client/go/mlsdm/v1 client/node/src/gen
 buf generate
+
+# google.rpc Status and error details for TypeScript, from the .proto files
+# shipped in the googleapis-common-protos wheel (never fetched). Copied into a
+# scratch module so buf compiles only these two files (it knows the WKTs).
+googleapis="$(python -c 'import google.rpc.status_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+mkdir -p "$scratch/google/rpc"
+cp "$googleapis/google/rpc/status.proto" "$googleapis/google/rpc/error_details.proto" "$scratch/google/rpc/"
+buf generate "$scratch" --template client/node/buf.gen.googlerpc.yaml

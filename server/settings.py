@@ -124,7 +124,8 @@ class Settings(SettingsModel):
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by '***'."""
-        return _mask(self.model_dump(mode="python"))
+        masked: dict[str, Any] = _mask(self.model_dump(mode="python"))
+        return masked
 
 
 class SettingsError(Exception):

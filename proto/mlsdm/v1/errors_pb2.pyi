@@ -50,6 +50,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: the prompt is longer than the configured maximum
     (metadata: maximum).
     """
+    ERROR_REASON_ZERO_NORM: _ErrorReason.ValueType  # 15
+    """INVALID_ARGUMENT: the event vector is all zeros (norm at most 1e-9), so
+    it has no direction to store.
+    """
     ERROR_REASON_CREDENTIALS_MISSING: _ErrorReason.ValueType  # 10
     """UNAUTHENTICATED: no credentials were sent."""
     ERROR_REASON_CREDENTIALS_INVALID: _ErrorReason.ValueType  # 11
@@ -125,6 +129,10 @@ ERROR_REASON_EMPTY_PROMPT: ErrorReason.ValueType  # 8
 ERROR_REASON_PROMPT_TOO_LONG: ErrorReason.ValueType  # 9
 """INVALID_ARGUMENT: the prompt is longer than the configured maximum
 (metadata: maximum).
+"""
+ERROR_REASON_ZERO_NORM: ErrorReason.ValueType  # 15
+"""INVALID_ARGUMENT: the event vector is all zeros (norm at most 1e-9), so
+it has no direction to store.
 """
 ERROR_REASON_CREDENTIALS_MISSING: ErrorReason.ValueType  # 10
 """UNAUTHENTICATED: no credentials were sent."""

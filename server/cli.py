@@ -1,0 +1,171 @@
+"""The `mlsdm-grpc` console script: serve, check, info, demo, eval."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings, SettingsError, load_settings, parse_overrides, settings_json
+from .version import CONTRACT, VERSION
+
+
+def _settings_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML or TOML settings file (or MLSDM_CONFIG)")
+    parser.add_argument("--host", help="listen address (server.host)")
+    parser.add_argument("--port", type=int, help="listen port, 0 for any free one (server.port)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one setting; repeatable, e.g. --set llm.stub_latency_s=0.5",
+    )
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = parse_overrides(args.overrides)
+    server = overrides.setdefault("server", {})
+    if args.host is not None:
+        server["host"] = args.host
+    if args.port is not None:
+        server["port"] = args.port
+    return load_settings(args.config, overrides=overrides)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.observability.logging.level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .app import run
+
+    settings = _load(args)
+    _configure_logging(settings)
+    return run(settings)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    print(settings_json(settings))
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
+def _contract() -> dict[str, list[str]]:
+    from mlsdm.v1 import admin_service_pb2, cognitive_service_pb2
+
+    out: dict[str, list[str]] = {}
+    for file in (cognitive_service_pb2.DESCRIPTOR, admin_service_pb2.DESCRIPTOR):
+        for service in file.services_by_name.values():
+            out[service.full_name] = [m.name for m in service.methods]
+    return out
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    info = {
+        "version": VERSION,
+        "contract": CONTRACT,
+        "services": _contract(),
+        "listen": f"{settings.server.host}:{settings.server.port}",
+        "llm_backend": settings.llm.backend,
+        "engine": {
+            "dim": settings.engine.dim,
+            "capacity": settings.engine.capacity,
+            "rhythm": f"{settings.engine.wake_steps} wake / {settings.engine.sleep_steps} sleep",
+        },
+        "reflection": settings.server.reflection,
+        "credentials_configured": settings.auth.has_credentials,
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    settings = None if args.target else _load(args)
+    return asyncio.run(run_demo(args.target, settings, args.api_key))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mlsdm.engine.evaluation import run_suites
+
+    results = run_suites(args.suite or None)
+    failed = 0
+    for result in results:
+        print(f"\n== {result.name}: {'PASS' if result.passed else 'FAIL'} ({result.floor})")
+        if result.rows:
+            columns = list(result.rows[0])
+            widths = [max(len(c), *(len(_fmt(r.get(c))) for r in result.rows)) for c in columns]
+            print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+            for row in result.rows:
+                cells = (_fmt(row.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True))
+                print("  ".join(cells))
+        failed += not result.passed
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlsdm-grpc", description="Governed cognitive memory for LLMs, over gRPC."
+    )
+    parser.add_argument("--version", action="version", version=f"mlsdm-grpc {VERSION}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC server until SIGTERM/SIGINT")
+    _settings_args(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    check = sub.add_parser("check", help="validate the configuration and print the effective one")
+    _settings_args(check)
+    check.set_defaults(func=_cmd_check)
+
+    info = sub.add_parser("info", help="version, contract and settings summary")
+    _settings_args(info)
+    info.set_defaults(func=_cmd_info)
+
+    demo = sub.add_parser("demo", help="a scripted session against a server")
+    _settings_args(demo)
+    demo.add_argument("--target", help="host:port of a running server; default: an embedded one")
+    demo.add_argument("--api-key", help="API key for a server that requires one")
+    demo.set_defaults(func=_cmd_demo)
+
+    evaluate = sub.add_parser("eval", help="run the engine's built-in evaluation suites")
+    evaluate.add_argument(
+        "--suite", action="append", choices=["aphasia", "moral", "retrieval"], help="repeatable"
+    )
+    evaluate.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SettingsError as exc:
+        print(f"mlsdm-grpc: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""grpc.health.v1 statuses for the kubelet and the mesh.
+
+"liveness" is SERVING while the process runs (the kubelet restarts it
+otherwise). "readiness", "" and the CognitiveService name turn NOT_SERVING as
+soon as draining starts, and while the service is in emergency shutdown, so
+traffic moves to other pods before calls would be refused.
+"""
+
+from __future__ import annotations
+
+from grpc_health.v1 import health, health_pb2
+from mlsdm.v1 import cognitive_service_pb2
+
+COGNITIVE_SERVICE = cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name
+LIVENESS = "liveness"
+READINESS = "readiness"
+OVERALL = ""
+HEALTH_SERVICES = (OVERALL, COGNITIVE_SERVICE, LIVENESS, READINESS)
+_TRAFFIC = (OVERALL, COGNITIVE_SERVICE, READINESS)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class HealthState:
+    """Owns the health servicer and the reasons traffic should stop."""
+
+    def __init__(self) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self._draining = False
+        self._emergency = False
+
+    async def start(self) -> None:
+        await self.servicer.set(LIVENESS, SERVING)
+        await self._publish()
+
+    async def set_emergency(self, active: bool) -> None:
+        if active != self._emergency:
+            self._emergency = active
+            await self._publish()
+
+    async def start_draining(self) -> None:
+        self._draining = True
+        await self._publish()
+
+    @property
+    def ready(self) -> bool:
+        return not (self._draining or self._emergency)
+
+    async def _publish(self) -> None:
+        status = SERVING if self.ready else NOT_SERVING
+        for name in _TRAFFIC:
+            await self.servicer.set(name, status)
