@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 # Pinned Go plugins, kept out of the user's GOPATH/bin.
-PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
 tools="$root/.tools/bin"
 mkdir -p "$tools"

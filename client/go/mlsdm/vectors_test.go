@@ -1,0 +1,380 @@
+package mlsdm_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mlsdm/mlsdm-grpc/client/go/mlsdm"
+	mlsdmv1 "github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1"
+)
+
+const language = "go"
+
+type vectorFile struct {
+	Format  int      `json:"format"`
+	Vectors []vector `json:"vectors"`
+}
+
+type vector struct {
+	Name      string                     `json:"name"`
+	RPC       string                     `json:"rpc"`
+	Tenant    string                     `json:"tenant"`
+	Metadata  map[string]string          `json:"metadata"`
+	TimeoutMS int64                      `json:"timeout_ms"`
+	Request   json.RawMessage            `json:"request"`
+	Expect    map[string]json.RawMessage `json:"expect"`
+}
+
+var knownExpectKeys = map[string]bool{
+	"code": true, "fields": true, "non_empty": true, "headers_non_empty": true, "error_info": true,
+}
+
+func vectorsPath() string {
+	if p := os.Getenv("MLSDM_VECTORS"); p != "" {
+		return p
+	}
+	return filepath.Join("..", "..", "..", "tests", "vectors", "vectors.json")
+}
+
+func loadVectors(t *testing.T) []vector {
+	t.Helper()
+	raw, err := os.ReadFile(vectorsPath())
+	if err != nil {
+		t.Fatalf("read vectors: %v", err)
+	}
+	var f vectorFile
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	if err := dec.Decode(&f); err != nil {
+		t.Fatalf("parse vectors: %v", err)
+	}
+	if f.Format != 1 || len(f.Vectors) == 0 {
+		t.Fatalf("unsupported vectors file: format %d, %d vectors", f.Format, len(f.Vectors))
+	}
+	return f.Vectors
+}
+
+// newRequest parses the vector's proto JSON into the RPC's request type;
+// unknown fields are an error so a typo in the file cannot go unnoticed.
+func newRequest(v vector) (proto.Message, error) {
+	var req proto.Message
+	switch v.RPC {
+	case "Generate":
+		req = &mlsdmv1.GenerateRequest{}
+	case "ProcessEvent":
+		req = &mlsdmv1.ProcessEventRequest{}
+	case "GetState":
+		req = &mlsdmv1.GetStateRequest{}
+	default:
+		return nil, fmt.Errorf("unknown rpc %q", v.RPC)
+	}
+	if err := protojson.Unmarshal(v.Request, req); err != nil {
+		return nil, fmt.Errorf("request of %s: %w", v.Name, err)
+	}
+	return req, nil
+}
+
+func invoke(ctx context.Context, c *mlsdm.Client, req proto.Message, opts ...grpc.CallOption) (proto.Message, error) {
+	switch r := req.(type) {
+	case *mlsdmv1.GenerateRequest:
+		return c.Cognitive.Generate(ctx, r, opts...)
+	case *mlsdmv1.ProcessEventRequest:
+		return c.Cognitive.ProcessEvent(ctx, r, opts...)
+	case *mlsdmv1.GetStateRequest:
+		return c.Cognitive.GetState(ctx, r, opts...)
+	}
+	return nil, fmt.Errorf("no stub for %T", req)
+}
+
+// protoToGeneric prints m as canonical proto JSON with unpopulated fields, the
+// form every language's runner compares against.
+func protoToGeneric(m proto.Message) (any, error) {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	return out, json.Unmarshal(b, &out)
+}
+
+// subset reports every place where actual does not contain expected.
+func subset(expected, actual any, path string, tenant string) []string {
+	switch e := expected.(type) {
+	case map[string]any:
+		a, ok := actual.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: expected an object, got %v", path, actual)}
+		}
+		keys := make([]string, 0, len(e))
+		for k := range e {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var out []string
+		for _, k := range keys {
+			av, present := a[k]
+			if !present {
+				out = append(out, fmt.Sprintf("%s.%s: missing", path, k))
+				continue
+			}
+			out = append(out, subset(e[k], av, path+"."+k, tenant)...)
+		}
+		return out
+	case []any:
+		a, ok := actual.([]any)
+		if !ok || len(a) != len(e) {
+			return []string{fmt.Sprintf("%s: expected %v, got %v", path, e, actual)}
+		}
+		var out []string
+		for i := range e {
+			out = append(out, subset(e[i], a[i], fmt.Sprintf("%s[%d]", path, i), tenant)...)
+		}
+		return out
+	case float64:
+		a, ok := actual.(float64)
+		if !ok || math.Abs(a-e) > 1e-9 {
+			return []string{fmt.Sprintf("%s: expected %v, got %v", path, e, actual)}
+		}
+		return nil
+	case string:
+		want := strings.ReplaceAll(e, "${tenant}", tenant)
+		if actual != want {
+			return []string{fmt.Sprintf("%s: expected %q, got %v", path, want, actual)}
+		}
+		return nil
+	default:
+		if expected != actual {
+			return []string{fmt.Sprintf("%s: expected %v, got %v", path, expected, actual)}
+		}
+		return nil
+	}
+}
+
+func lookup(doc any, dotted string) (any, bool) {
+	cur := doc
+	for _, part := range strings.Split(dotted, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func nonEmpty(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return x != ""
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	case nil:
+		return false
+	}
+	return true
+}
+
+func codeByName(name string) (codes.Code, error) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if strings.EqualFold(strings.ReplaceAll(c.String(), " ", ""), strings.ReplaceAll(name, "_", "")) {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown status code %q", name)
+}
+
+// check compares one call's outcome with the vector's expectations and
+// returns every mismatch (empty when the vector passes).
+func check(v vector, tenant string, resp proto.Message, err error, header metadata.MD) []string {
+	var problems []string
+	for k := range v.Expect {
+		if !knownExpectKeys[k] {
+			problems = append(problems, fmt.Sprintf("unknown expect key %q", k))
+		}
+	}
+	var codeName string
+	if jerr := json.Unmarshal(v.Expect["code"], &codeName); jerr != nil {
+		return append(problems, "expect.code missing or not a string")
+	}
+	want, cerr := codeByName(codeName)
+	if cerr != nil {
+		return append(problems, cerr.Error())
+	}
+	if got := status.Code(err); got != want {
+		return append(problems, fmt.Sprintf("code: expected %s, got %s (%v)", want, got, err))
+	}
+	if raw, ok := v.Expect["fields"]; ok {
+		var expected any
+		_ = json.Unmarshal(raw, &expected)
+		if resp == nil {
+			problems = append(problems, "fields: no response")
+		} else if actual, jerr := protoToGeneric(resp); jerr != nil {
+			problems = append(problems, jerr.Error())
+		} else {
+			problems = append(problems, subset(expected, actual, "response", tenant)...)
+		}
+	}
+	if raw, ok := v.Expect["non_empty"]; ok {
+		var paths []string
+		_ = json.Unmarshal(raw, &paths)
+		actual, _ := protoToGeneric(resp)
+		for _, p := range paths {
+			if val, found := lookup(actual, p); !found || !nonEmpty(val) {
+				problems = append(problems, fmt.Sprintf("response.%s: expected non-empty, got %v", p, val))
+			}
+		}
+	}
+	if raw, ok := v.Expect["headers_non_empty"]; ok {
+		var keys []string
+		_ = json.Unmarshal(raw, &keys)
+		for _, k := range keys {
+			if vals := header.Get(k); len(vals) == 0 || vals[0] == "" {
+				problems = append(problems, fmt.Sprintf("header %s: expected non-empty, got %v", k, vals))
+			}
+		}
+	}
+	if raw, ok := v.Expect["error_info"]; ok {
+		var expected any
+		_ = json.Unmarshal(raw, &expected)
+		infos := mlsdm.ErrorInfos(err)
+		if len(infos) != 1 {
+			problems = append(problems, fmt.Sprintf("error_info: expected exactly one ErrorInfo, got %d", len(infos)))
+		} else if actual, jerr := protoToGeneric(infos[0]); jerr != nil {
+			problems = append(problems, jerr.Error())
+		} else {
+			problems = append(problems, subset(expected, actual, "error_info", tenant)...)
+		}
+	}
+	return problems
+}
+
+func runID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// TestVectorsLive runs every shared vector against the server at MLSDM_ADDR.
+func TestVectorsLive(t *testing.T) {
+	addr := os.Getenv("MLSDM_ADDR")
+	if addr == "" {
+		t.Skip("MLSDM_ADDR not set: no server to run the shared vectors against " +
+			"(tests/vectors/test_polyglot_clients.py starts one and sets it)")
+	}
+	vectors := loadVectors(t)
+	c, err := mlsdm.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	run := runID()
+	for _, v := range vectors {
+		t.Run(v.Name, func(t *testing.T) {
+			req, err := newRequest(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tenant := fmt.Sprintf("%s-%s-%s", v.Tenant, language, run)
+			timeout := time.Duration(v.TimeoutMS) * time.Millisecond
+			if timeout == 0 {
+				timeout = 20 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			ctx = metadata.AppendToOutgoingContext(ctx, mlsdm.HeaderTenant, tenant)
+			for k, val := range v.Metadata {
+				ctx = metadata.AppendToOutgoingContext(ctx, k, val)
+			}
+			var header metadata.MD
+			resp, callErr := invoke(ctx, c, req, grpc.Header(&header))
+			if callErr != nil {
+				resp = nil
+			}
+			for _, p := range check(v, tenant, resp, callErr, header) {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// TestVectorsFile needs no server: every request parses into its stub type
+// and every expectation uses only keys the runners know.
+func TestVectorsFile(t *testing.T) {
+	seen := map[string]bool{}
+	for _, v := range loadVectors(t) {
+		if seen[v.Name] {
+			t.Errorf("duplicate vector name %q", v.Name)
+		}
+		seen[v.Name] = true
+		if _, err := newRequest(v); err != nil {
+			t.Error(err)
+		}
+		if v.Tenant == "" {
+			t.Errorf("%s: no tenant", v.Name)
+		}
+		for k := range v.Expect {
+			if !knownExpectKeys[k] {
+				t.Errorf("%s: unknown expect key %q", v.Name, k)
+			}
+		}
+	}
+}
+
+// TestCheckCatchesWrongExpectations proves the comparator can fail.
+func TestCheckCatchesWrongExpectations(t *testing.T) {
+	resp := &mlsdmv1.GenerateResponse{Accepted: false, RefusalReason: mlsdmv1.RefusalReason_REFUSAL_REASON_MORAL, Step: 1}
+	header := metadata.Pairs(mlsdm.HeaderVersion, "1.2.3")
+	mk := func(expect string) vector {
+		var e map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(expect), &e); err != nil {
+			t.Fatal(err)
+		}
+		return vector{Name: "t", Expect: e}
+	}
+	good := mk(`{"code":"OK","fields":{"accepted":false,"refusalReason":"REFUSAL_REASON_MORAL","step":"1","response":""},"headers_non_empty":["x-mlsdm-version"]}`)
+	if p := check(good, "t", resp, nil, header); len(p) != 0 {
+		t.Fatalf("matching expectation failed: %v", p)
+	}
+	for _, bad := range []string{
+		`{"code":"INVALID_ARGUMENT"}`,
+		`{"code":"OK","fields":{"accepted":true}}`,
+		`{"code":"OK","fields":{"refusalReason":"REFUSAL_REASON_SLEEP"}}`,
+		`{"code":"OK","fields":{"step":"2"}}`,
+		`{"code":"OK","fields":{"noSuchField":1}}`,
+		`{"code":"OK","non_empty":["response"]}`,
+		`{"code":"OK","headers_non_empty":["x-request-id"]}`,
+		`{"code":"OK","error_info":{"reason":"X"}}`,
+		`{"code":"OK","surprise":1}`,
+	} {
+		if p := check(mk(bad), "t", resp, nil, header); len(p) == 0 {
+			t.Errorf("wrong expectation %s passed", bad)
+		}
+	}
+	err := status.Error(codes.DeadlineExceeded, "late")
+	if p := check(mk(`{"code":"DEADLINE_EXCEEDED"}`), "t", nil, err, nil); len(p) != 0 {
+		t.Errorf("code match failed: %v", p)
+	}
+	if p := check(mk(`{"code":"DEADLINE_EXCEEDED","error_info":{"reason":"DEADLINE_EXPIRED"}}`), "t", nil, err, nil); len(p) == 0 {
+		t.Error("missing ErrorInfo passed")
+	}
+}
