@@ -9,7 +9,7 @@ the rebuilding of handler objects.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import grpc
 
@@ -22,7 +22,8 @@ EXEMPT_SERVICES = frozenset(
     }
 )
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+# A string: the stubs make RpcMethodHandler generic, the runtime class is not.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 

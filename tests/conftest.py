@@ -1,0 +1,29 @@
+"""Shared fixtures: a real in-process server per test module, and channels to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from mlsdm_testkit import ServerThread, server_thread
+
+from mlsdm.v1 import cognitive_service_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    """A server on default settings (local stub LLM), shared by one test module."""
+    with server_thread() as running:
+        yield running
+
+
+@pytest.fixture
+def channel(server: ServerThread) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.address) as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.Channel) -> cognitive_service_pb2_grpc.CognitiveServiceStub:
+    return cognitive_service_pb2_grpc.CognitiveServiceStub(channel)
