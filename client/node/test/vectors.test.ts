@@ -1,0 +1,110 @@
+// Runs the shared vectors (tests/vectors/vectors.json) against the server at
+// MLSDM_ADDR through the generated descriptors and Connect's gRPC transport.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { create, fromJson, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+import { ConnectError, Code } from "@connectrpc/connect";
+import { cognitiveClient, grpcTransport, HEADER_TENANT } from "../src/index.js";
+import {
+  GenerateRequestSchema,
+  GenerateResponseSchema,
+  GetStateRequestSchema,
+  GetStateResponseSchema,
+  ProcessEventRequestSchema,
+  ProcessEventResponseSchema,
+} from "../src/gen/mlsdm/v1/cognitive_service_pb.js";
+import { RefusalReason } from "../src/gen/mlsdm/v1/types_pb.js";
+import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
+import { check, KNOWN_EXPECT_KEYS, loadVectors, type Outcome, type Vector } from "./lib/check.js";
+
+const LANGUAGE = "node";
+const vectors = loadVectors();
+
+const SCHEMAS: Record<string, { request: DescMessage; response: DescMessage }> = {
+  Generate: { request: GenerateRequestSchema, response: GenerateResponseSchema },
+  ProcessEvent: { request: ProcessEventRequestSchema, response: ProcessEventResponseSchema },
+  GetState: { request: GetStateRequestSchema, response: GetStateResponseSchema },
+};
+
+describe("vectors file", () => {
+  test("every request parses into its stub type and every expect key is known", () => {
+    const names = new Set<string>();
+    for (const v of vectors) {
+      assert.ok(!names.has(v.name), `duplicate vector ${v.name}`);
+      names.add(v.name);
+      const schemas = SCHEMAS[v.rpc];
+      assert.ok(schemas, `${v.name}: unknown rpc ${v.rpc}`);
+      fromJson(schemas.request, v.request); // throws on unknown fields
+      assert.ok(v.tenant, `${v.name}: no tenant`);
+      for (const k of Object.keys(v.expect)) assert.ok(KNOWN_EXPECT_KEYS.has(k), `${v.name}: unknown expect key ${k}`);
+    }
+  });
+
+  test("the comparator rejects wrong expectations", () => {
+    const msg = create(GenerateResponseSchema, { accepted: false, refusalReason: RefusalReason.MORAL, step: 1n });
+    const outcome: Outcome = {
+      response: toJson(GenerateResponseSchema, msg, { alwaysEmitImplicit: true }),
+      headers: new Headers({ "x-mlsdm-version": "1.2.3" }),
+    };
+    const mk = (expect: Record<string, JsonValue>): Vector => ({ name: "t", rpc: "Generate", tenant: "t", request: {}, expect });
+    assert.deepEqual(
+      check(mk({ code: "OK", fields: { accepted: false, refusalReason: "REFUSAL_REASON_MORAL", step: "1", response: "" }, headers_non_empty: ["x-mlsdm-version"] }), "t", outcome),
+      [],
+    );
+    const wrong: Record<string, JsonValue>[] = [
+      { code: "INVALID_ARGUMENT" },
+      { code: "OK", fields: { accepted: true } },
+      { code: "OK", fields: { refusalReason: "REFUSAL_REASON_SLEEP" } },
+      { code: "OK", fields: { step: "2" } },
+      { code: "OK", fields: { noSuchField: 1 } },
+      { code: "OK", non_empty: ["response"] },
+      { code: "OK", headers_non_empty: ["x-request-id"] },
+      { code: "OK", error_info: { reason: "X" } },
+      { code: "OK", surprise: 1 },
+    ];
+    for (const e of wrong) assert.notDeepEqual(check(mk(e), "t", outcome), [], `wrong expectation ${JSON.stringify(e)} passed`);
+    const late: Outcome = { error: new ConnectError("late", Code.DeadlineExceeded), headers: new Headers() };
+    assert.deepEqual(check(mk({ code: "DEADLINE_EXCEEDED" }), "t", late), []);
+    assert.notDeepEqual(check(mk({ code: "DEADLINE_EXCEEDED", error_info: { reason: "DEADLINE_EXPIRED" } }), "t", late), []);
+    assert.equal(ErrorInfoSchema.typeName, "google.rpc.ErrorInfo");
+  });
+});
+
+const addr = process.env.MLSDM_ADDR;
+describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR not set: no server to run the shared vectors against (tests/vectors/test_polyglot_clients.py starts one and sets it)" }, () => {
+  const run = randomBytes(4).toString("hex");
+  for (const v of vectors) {
+    test(v.name, async () => {
+      const client = cognitiveClient(grpcTransport(addr!));
+      const schemas = SCHEMAS[v.rpc];
+      const tenant = `${v.tenant}-${LANGUAGE}-${run}`;
+      const headers = new Headers({ ...(v.metadata ?? {}), [HEADER_TENANT]: tenant });
+      let responseHeaders = new Headers();
+      const options = { headers, timeoutMs: v.timeout_ms ?? 20_000, onHeader: (h: Headers) => { responseHeaders = h; } };
+      const outcome: Outcome = { headers: responseHeaders };
+      try {
+        let response;
+        switch (v.rpc) {
+          case "Generate":
+            response = await client.generate(fromJson(GenerateRequestSchema, v.request), options);
+            break;
+          case "ProcessEvent":
+            response = await client.processEvent(fromJson(ProcessEventRequestSchema, v.request), options);
+            break;
+          case "GetState":
+            response = await client.getState(fromJson(GetStateRequestSchema, v.request), options);
+            break;
+          default:
+            throw new Error(`unknown rpc ${v.rpc}`);
+        }
+        outcome.response = toJson(schemas.response, response, { alwaysEmitImplicit: true });
+      } catch (err) {
+        outcome.error = err;
+      }
+      outcome.headers = responseHeaders;
+      const problems = check(v, tenant, outcome);
+      assert.deepEqual(problems, [], `${v.name}:\n  ${problems.join("\n  ")}`);
+    });
+  }
+});
