@@ -5,8 +5,9 @@ again; a timeout has used the budget up). The delay before attempt n+1 is
 drawn uniformly from [0, min(max_delay, base * 2**n)] ("full jitter"), so a
 fleet of clients does not retry in lockstep; a Retry-After from the upstream
 (or the breaker's remaining cool-down) raises it to at least that value. A
-retry whose delay would end past the deadline is not attempted: the last
-error is raised at once, so the caller still has time to answer. A stream is
+retry whose delay would end too close to the deadline (less than
+`min_attempt_budget_s` left) is not attempted: the last error is raised at
+once, so the caller still has time to answer. A stream is
 retried only until its first event has been passed on: text the client has
 seen cannot be taken back.
 """
@@ -72,7 +73,10 @@ class RetryingBackend:
         delay = self.delay_for(attempt, error)
         if delay is None:
             return False
-        if request.deadline is not None and self._clock() + delay >= request.deadline:
+        if (
+            request.deadline is not None
+            and self._clock() + delay + self._settings.min_attempt_budget_s >= request.deadline
+        ):
             log.debug("no retry of %s: the backoff would pass the deadline", self.name)
             return False
         log.debug("retrying %s in %.3fs after: %s", self.name, delay, error)

@@ -86,6 +86,8 @@ class RetrySettings(SettingsModel):
     max_delay_s: float = Field(default=5.0, gt=0.0, le=600.0)
     # A Retry-After (or breaker cool-down) longer than this is not waited for.
     max_retry_after_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    # A retry needs at least this much deadline left once its backoff is over.
+    min_attempt_budget_s: float = Field(default=0.05, ge=0.0, le=60.0)
 
 
 class LLMSettings(SettingsModel):

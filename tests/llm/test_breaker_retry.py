@@ -222,12 +222,14 @@ def test_retries_stop_at_the_deadline(fake: FakeOpenAI) -> None:
         sleep=sleep,
     )
     req = request(budget=1.0)
-    with pytest.raises(BackendUnavailableError):
+    # Unavailable as a rule; a timeout if a loaded machine ate the last attempt's budget.
+    with pytest.raises((BackendUnavailableError, BackendTimeoutError)):
         run(backend, lambda b: b.complete(req))
     assert 2 <= len(fake.requests) < 20
     assert len(sleep.ends) == len(fake.requests) - 1
     assert req.deadline is not None
-    assert all(end < req.deadline for end in sleep.ends)
+    margin = RetrySettings().min_attempt_budget_s
+    assert all(end + margin < req.deadline for end in sleep.ends)
 
 
 def test_retry_recovers_from_transient_failures(fake: FakeOpenAI) -> None:
