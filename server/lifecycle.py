@@ -32,6 +32,8 @@ class Lifecycle:
 
     async def wait_idle(self, limit: float) -> bool:
         """True when every in-flight call finished within `limit` seconds."""
+        if self._inflight == 0:
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), limit)
         except TimeoutError:

@@ -1,0 +1,95 @@
+"""What the sync and async clients share: metadata, requests, retry timing."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from mlsdm.v1 import cognitive_service_pb2 as pb
+
+PRIORITIES = ("low", "normal", "high", "critical")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries UNAVAILABLE and RESOURCE_EXHAUSTED only, waiting what the server's
+    RetryInfo asks (else exponential backoff with jitter), within the call's timeout."""
+
+    max_attempts: int = 4
+    initial_backoff: float = 0.1
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_backoff)
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier**attempt)
+        return random.uniform(0, ceiling)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def call_metadata(
+    api_key: str | None,
+    tenant: str | None,
+    priority: str | None,
+    request_id: str | None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> tuple[tuple[str, str], ...]:
+    md: list[tuple[str, str]] = []
+    if api_key:
+        md.append(("authorization", f"Bearer {api_key}"))
+    if tenant:
+        md.append(("x-mlsdm-tenant", tenant))
+    if priority:
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+        md.append(("x-mlsdm-priority", priority))
+    if request_id:
+        md.append(("x-request-id", request_id))
+    md.extend(extra)
+    return tuple(md)
+
+
+def generate_request(
+    prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int
+) -> pb.GenerateRequest:
+    request = pb.GenerateRequest(prompt=prompt, max_tokens=max_tokens, context_top_k=context_top_k)
+    if moral_value is not None:
+        request.moral_value = moral_value
+    return request
+
+
+def stream_request(
+    prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int
+) -> pb.StreamGenerateRequest:
+    request = pb.StreamGenerateRequest(
+        prompt=prompt, max_tokens=max_tokens, context_top_k=context_top_k
+    )
+    if moral_value is not None:
+        request.moral_value = moral_value
+    return request
+
+
+def event_request(vector: Sequence[float], moral_value: float) -> pb.ProcessEventRequest:
+    return pb.ProcessEventRequest(vector=list(vector), moral_value=moral_value)
+
+
+def channel_credentials(
+    root_certificates: bytes | None,
+    private_key: bytes | None,
+    certificate_chain: bytes | None,
+) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+
+
+# Keepalive pings every 30 s keep long LLM calls alive through proxies; the
+# server accepts pings every 10 s or slower.
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)

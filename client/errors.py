@@ -1,0 +1,118 @@
+"""Typed exceptions built from the server's rich status (google.rpc.Status)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+    reason: str
+
+
+@dataclass
+class MlsdmError(Exception):
+    """An RPC failed. `reason` is the stable ErrorInfo reason (e.g. "RATE_LIMITED")."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    # Seconds the server asked us to wait before retrying (RetryInfo), if any.
+    retry_after: float | None = None
+    violations: tuple[FieldViolation, ...] = ()
+    request_id: str = ""
+
+    def __str__(self) -> str:
+        reason = f" [{self.reason}]" if self.reason else ""
+        return f"{self.code.name}{reason}: {self.message}"
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+class InvalidArgumentError(MlsdmError):
+    """The request was malformed or out of range; `violations` says which fields."""
+
+
+class UnauthenticatedError(MlsdmError):
+    """Missing, bad or expired credentials."""
+
+
+class PermissionDeniedError(MlsdmError):
+    """The credentials lack the role the method needs."""
+
+
+class RateLimitedError(MlsdmError):
+    """Over the caller's rate limit; retry after `retry_after` seconds."""
+
+
+class UnavailableError(MlsdmError):
+    """Server overloaded, draining, or its LLM backend down; safe to retry."""
+
+
+class DeadlineExceededError(MlsdmError):
+    """The call's deadline was too short or passed."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[MlsdmError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimitedError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+}
+
+
+def _metadata_value(pairs: Any, key: str) -> object | None:
+    for k, v in pairs or ():
+        if k == key:
+            found: object = v
+            return found
+    return None
+
+
+def from_rpc_error(error: grpc.RpcError) -> MlsdmError:
+    """Builds the typed exception from a failed call (sync or aio)."""
+    # Both grpc.Call (sync) and AioRpcError have these; grpc.RpcError itself does not.
+    failed: Any = error
+    code: grpc.StatusCode = failed.code()
+    message: str = failed.details() or ""
+    trailing = failed.trailing_metadata()
+    kwargs: dict[str, object] = {}
+    raw = _metadata_value(trailing, _DETAILS_KEY)
+    request_id = _metadata_value(trailing, "x-request-id")
+    if isinstance(request_id, str):
+        kwargs["request_id"] = request_id
+    if isinstance(raw, bytes):
+        status = status_pb2.Status.FromString(raw)
+        violations: list[FieldViolation] = []
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                kwargs.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                kwargs["retry_after"] = retry.retry_delay.ToTimedelta().total_seconds()
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations += [
+                    FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations
+                ]
+        kwargs["violations"] = tuple(violations)
+    cls = _BY_CODE.get(code, MlsdmError)
+    return cls(code, message, **kwargs)  # type: ignore[arg-type]

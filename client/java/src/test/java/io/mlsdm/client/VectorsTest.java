@@ -1,0 +1,169 @@
+package io.mlsdm.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import com.google.protobuf.Message;
+import com.google.protobuf.util.JsonFormat;
+import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.MetadataUtils;
+import io.mlsdm.grpc.v1.CognitiveServiceGrpc;
+import io.mlsdm.grpc.v1.CognitiveServiceGrpc.CognitiveServiceBlockingStub;
+import io.mlsdm.grpc.v1.GenerateRequest;
+import io.mlsdm.grpc.v1.GenerateResponse;
+import io.mlsdm.grpc.v1.GetStateRequest;
+import io.mlsdm.grpc.v1.ProcessEventRequest;
+import io.mlsdm.grpc.v1.RefusalReason;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+/** Runs the shared vectors (tests/vectors/vectors.json) against the server at MLSDM_ADDR. */
+class VectorsTest {
+  private static final String LANGUAGE = "java";
+
+  private static Message.Builder requestBuilder(String rpc) {
+    return switch (rpc) {
+      case "Generate" -> GenerateRequest.newBuilder();
+      case "ProcessEvent" -> ProcessEventRequest.newBuilder();
+      case "GetState" -> GetStateRequest.newBuilder();
+      default -> throw new IllegalArgumentException("unknown rpc " + rpc);
+    };
+  }
+
+  /** Parses the vector's proto JSON; unknown fields are an error. */
+  private static Message request(JsonObject v) throws Exception {
+    Message.Builder b = requestBuilder(v.get("rpc").getAsString());
+    JsonFormat.parser().merge(v.get("request").toString(), b);
+    return b.build();
+  }
+
+  private static Message invoke(CognitiveServiceBlockingStub stub, Message req) {
+    if (req instanceof GenerateRequest r) {
+      return stub.generate(r);
+    }
+    if (req instanceof ProcessEventRequest r) {
+      return stub.processEvent(r);
+    }
+    if (req instanceof GetStateRequest r) {
+      return stub.getState(r);
+    }
+    throw new IllegalArgumentException("no stub for " + req.getClass());
+  }
+
+  @Test
+  void vectorsFileIsWellFormed() throws Exception {
+    Set<String> names = new HashSet<>();
+    for (JsonObject v : VectorCheck.loadVectors()) {
+      String name = v.get("name").getAsString();
+      assertTrue(names.add(name), "duplicate vector " + name);
+      assertNotNull(request(v));
+      assertFalse(v.get("tenant").getAsString().isEmpty(), name + ": no tenant");
+      for (String k : v.getAsJsonObject("expect").keySet()) {
+        assertTrue(VectorCheck.KNOWN_EXPECT_KEYS.contains(k), name + ": unknown expect key " + k);
+      }
+    }
+  }
+
+  @Test
+  void comparatorRejectsWrongExpectations() throws Exception {
+    GenerateResponse resp =
+        GenerateResponse.newBuilder().setRefusalReason(RefusalReason.REFUSAL_REASON_MORAL).setStep(1).build();
+    Metadata headers = new Metadata();
+    headers.put(MlsdmClient.VERSION, "1.2.3");
+    VectorCheck.Outcome ok = new VectorCheck.Outcome(resp, null, headers);
+    String good =
+        "{\"code\":\"OK\",\"fields\":{\"accepted\":false,\"refusalReason\":\"REFUSAL_REASON_MORAL\","
+            + "\"step\":\"1\",\"response\":\"\"},\"headers_non_empty\":[\"x-mlsdm-version\"]}";
+    assertEquals(List.of(), VectorCheck.check(vector(good), "t", ok));
+    for (String bad :
+        List.of(
+            "{\"code\":\"INVALID_ARGUMENT\"}",
+            "{\"code\":\"OK\",\"fields\":{\"accepted\":true}}",
+            "{\"code\":\"OK\",\"fields\":{\"refusalReason\":\"REFUSAL_REASON_SLEEP\"}}",
+            "{\"code\":\"OK\",\"fields\":{\"step\":\"2\"}}",
+            "{\"code\":\"OK\",\"fields\":{\"noSuchField\":1}}",
+            "{\"code\":\"OK\",\"non_empty\":[\"response\"]}",
+            "{\"code\":\"OK\",\"headers_non_empty\":[\"x-request-id\"]}",
+            "{\"code\":\"OK\",\"error_info\":{\"reason\":\"X\"}}",
+            "{\"code\":\"OK\",\"surprise\":1}")) {
+      assertFalse(VectorCheck.check(vector(bad), "t", ok).isEmpty(), "wrong expectation passed: " + bad);
+    }
+    VectorCheck.Outcome late =
+        new VectorCheck.Outcome(null, new StatusRuntimeException(Status.DEADLINE_EXCEEDED), null);
+    assertEquals(List.of(), VectorCheck.check(vector("{\"code\":\"DEADLINE_EXCEEDED\"}"), "t", late));
+    assertFalse(
+        VectorCheck.check(
+                vector("{\"code\":\"DEADLINE_EXCEEDED\",\"error_info\":{\"reason\":\"DEADLINE_EXPIRED\"}}"),
+                "t",
+                late)
+            .isEmpty());
+  }
+
+  private static JsonObject vector(String expect) {
+    JsonObject v = new JsonObject();
+    v.addProperty("name", "t");
+    v.add("expect", JsonParser.parseString(expect));
+    return v;
+  }
+
+  @TestFactory
+  Stream<DynamicTest> sharedVectorsAgainstServer() throws Exception {
+    String addr = System.getenv("MLSDM_ADDR");
+    Assumptions.assumeTrue(
+        addr != null && !addr.isEmpty(),
+        "MLSDM_ADDR not set: no server to run the shared vectors against "
+            + "(tests/vectors/test_polyglot_clients.py starts one and sets it)");
+    byte[] raw = new byte[4];
+    new SecureRandom().nextBytes(raw);
+    String run = HexFormat.of().formatHex(raw);
+    ManagedChannel channel = MlsdmClient.channel(addr);
+    List<DynamicTest> tests = new ArrayList<>();
+    for (JsonObject v : VectorCheck.loadVectors()) {
+      tests.add(DynamicTest.dynamicTest(v.get("name").getAsString(), () -> runVector(channel, v, run)));
+    }
+    return tests.stream().onClose(() -> channel.shutdownNow());
+  }
+
+  private static void runVector(ManagedChannel channel, JsonObject v, String run) throws Exception {
+    String tenant = v.get("tenant").getAsString() + "-" + LANGUAGE + "-" + run;
+    Metadata md = new Metadata();
+    md.put(MlsdmClient.TENANT, tenant);
+    VectorCheck.metadataOf(v)
+        .forEach((k, val) -> md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), val));
+    long timeoutMs = v.has("timeout_ms") ? v.get("timeout_ms").getAsLong() : 20_000;
+    AtomicReference<Metadata> headers = new AtomicReference<>();
+    CognitiveServiceBlockingStub stub =
+        CognitiveServiceGrpc.newBlockingStub(channel)
+            .withInterceptors(
+                MetadataUtils.newAttachHeadersInterceptor(md),
+                MetadataUtils.newCaptureMetadataInterceptor(headers, new AtomicReference<>()))
+            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS);
+    Message response = null;
+    Throwable error = null;
+    try {
+      response = invoke(stub, request(v));
+    } catch (StatusRuntimeException e) {
+      error = e;
+    }
+    List<String> problems = VectorCheck.check(v, tenant, new VectorCheck.Outcome(response, error, headers.get()));
+    assertEquals(List.of(), problems, v.get("name").getAsString() + ":\n  " + String.join("\n  ", problems));
+  }
+}
