@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-
 from mlsdm.server.app import MlsdmServer
 from mlsdm.server.llm.base import LLMBackend
 from mlsdm.server.settings import Settings, load_settings
@@ -42,9 +41,12 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def test_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     """Settings for a test server: loopback, any free port, no environment leakage."""
+    # Rate limits are off unless a test turns them on: the default 5 req/s would
+    # otherwise throttle tests that are about something else.
     base: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0, "uvloop": False},
         "observability": {"metrics": {"port": 0}},
+        "rate_limit": {"enabled": False},
     }
     return load_settings(env={}, overrides=_deep_merge(base, overrides or {}))
 
@@ -133,7 +135,9 @@ def console_script() -> list[str]:
 def server_process(
     *sets: str, env: Mapping[str, str] | None = None, workdir: Path | None = None
 ) -> Iterator[ServerProcess]:
-    """Starts `mlsdm-grpc serve` on a free port and stops it (SIGTERM, then SIGKILL)."""
+    """Starts `mlsdm-grpc serve` on a free port and stops it (SIGTERM, then SIGKILL).
+
+    `sets` are `section.field=value` overrides; they win over the test defaults."""
     with tempfile.TemporaryDirectory(prefix="mlsdm-test-") as tmp:
         port_file = Path(tmp) / "port"
         log = Path(tmp) / "server.log"
@@ -148,6 +152,8 @@ def server_process(
             f"server.port_file={port_file}",
             "--set",
             "observability.metrics.port=0",
+            "--set",
+            "rate_limit.enabled=false",
         ]
         for item in sets:
             args += ["--set", item]
