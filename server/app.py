@@ -18,10 +18,17 @@ from mlsdm.v1 import cognitive_service_pb2, cognitive_service_pb2_grpc
 
 from .generation import EngineRunner, GovernedGenerator
 from .health import HealthState
+from .interceptors.admission import AdmissionInterceptor
+from .interceptors.auth import AuthInterceptor
+from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
+from .interceptors.ratelimit import RateLimitInterceptor
 from .lifecycle import Lifecycle
 from .llm.base import LLMBackend
 from .llm.stub import StubBackend
+from .policy.admission import AdmissionController
+from .security.authenticator import Authenticator
+from .security.tls import server_credentials
 from .servicer import CognitiveServicer
 from .settings import Settings
 from .tenants import TenantRegistry
@@ -96,6 +103,12 @@ class MlsdmServer:
             runner,
             aphasia_repair=settings.engine.aphasia_repair and not settings.engine.secure_mode,
         )
+        # Before the grpc server: a bad keys or JWKS file stops startup here.
+        self.authenticator = Authenticator(settings.auth)
+        a = settings.admission
+        self.admission = AdmissionController(
+            a.max_concurrency, a.max_queue, a.reserved_high, a.reserved_critical
+        )
         self.server = grpc.aio.server(
             interceptors=self._interceptors(), options=channel_options(settings)
         )
@@ -118,12 +131,25 @@ class MlsdmServer:
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         # Outermost first, as architecture.md orders them.
-        return [ErrorInterceptor(self.lifecycle)]
+        chain: list[grpc.aio.ServerInterceptor] = [
+            ErrorInterceptor(self.lifecycle),
+            DeadlineInterceptor(self.settings.deadlines),
+            AuthInterceptor(self.authenticator),
+        ]
+        if self.settings.rate_limit.enabled:
+            chain.append(RateLimitInterceptor(self.settings.rate_limit))
+        if self.settings.admission.enabled:
+            chain.append(AdmissionInterceptor(self.admission))
+        return chain
 
     async def start(self) -> int:
         s = self.settings.server
         address = f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
-        self.port = self.server.add_insecure_port(address)
+        credentials = server_credentials(self.settings.auth.tls)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         await self.server.start()
@@ -132,6 +158,11 @@ class MlsdmServer:
         if s.port_file is not None:
             s.port_file.write_text(f"{self.port}\n", encoding="utf-8")
         log.info("serving", extra={"port": self.port, "host": s.host})
+        if self.authenticator.open:
+            log.warning(
+                "no credential source configured: every caller is anonymous with every role "
+                "(fine on loopback for development; see README 'Authentication')"
+            )
         return self.port
 
     async def _watch_emergency(self) -> None:
