@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite", action="append", choices=["aphasia", "moral", "retrieval"], help="repeatable"
     )
     evaluate.set_defaults(func=_cmd_eval)
+
+    from .security.keytool import add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 
