@@ -1,0 +1,76 @@
+"""The Python comparator fails on wrong expectations (no server needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from mlsdm.v1 import cognitive_service_pb2 as pb
+from mlsdm.v1 import types_pb2
+from vector_check import Outcome, check
+
+RESPONSE = pb.GenerateResponse(refusal_reason=types_pb2.REFUSAL_REASON_MORAL, step=1)
+OK = Outcome(RESPONSE, None, {"x-mlsdm-version": "1.2.3"})
+
+
+class _Late(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+    def details(self) -> str:
+        return "late"
+
+
+def _vector(expect: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "t", "expect": expect}
+
+
+def test_matching_expectation_passes() -> None:
+    expect = {
+        "code": "OK",
+        "fields": {
+            "accepted": False,
+            "refusalReason": "REFUSAL_REASON_MORAL",
+            "step": "1",
+            "response": "",
+        },
+        "headers_non_empty": ["x-mlsdm-version"],
+    }
+    assert check(_vector(expect), "t", OK) == []
+
+
+@pytest.mark.parametrize(
+    "expect",
+    [
+        {"code": "INVALID_ARGUMENT"},
+        {"code": "OK", "fields": {"accepted": True}},
+        {"code": "OK", "fields": {"accepted": 0}},
+        {"code": "OK", "fields": {"refusalReason": "REFUSAL_REASON_SLEEP"}},
+        {"code": "OK", "fields": {"step": "2"}},
+        {"code": "OK", "fields": {"step": 1}},
+        {"code": "OK", "fields": {"noSuchField": 1}},
+        {"code": "OK", "non_empty": ["response"]},
+        {"code": "OK", "headers_non_empty": ["x-request-id"]},
+        {"code": "OK", "error_info": {"reason": "X"}},
+        {"code": "OK", "surprise": 1},
+    ],
+)
+def test_wrong_expectation_fails(expect: dict[str, Any]) -> None:
+    assert check(_vector(expect), "t", OK) != []
+
+
+def test_deadline_without_details() -> None:
+    late = Outcome(None, _Late(), {})
+    assert check(_vector({"code": "DEADLINE_EXCEEDED"}), "t", late) == []
+    assert (
+        check(
+            _vector({"code": "DEADLINE_EXCEEDED", "error_info": {"reason": "DEADLINE_EXPIRED"}}),
+            "t",
+            late,
+        )
+        != []
+    )

@@ -1,0 +1,60 @@
+"""The shared vectors, run in Python over the raw generated mlsdm.v1 stubs."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from mlsdm.v1 import cognitive_service_pb2 as pb
+from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
+from vector_check import KNOWN_EXPECT_KEYS, Outcome, check, load_vectors, metadata_dict
+
+LANGUAGE = "python"
+RUN_ID = secrets.token_hex(4)
+VECTORS = load_vectors()
+REQUESTS: dict[str, type[Message]] = {
+    "Generate": pb.GenerateRequest,
+    "ProcessEvent": pb.ProcessEventRequest,
+    "GetState": pb.GetStateRequest,
+}
+
+
+@pytest.fixture(scope="module")
+def stub(vectors_address: str) -> Iterator[pb_grpc.CognitiveServiceStub]:
+    with grpc.insecure_channel(vectors_address) as channel:
+        yield pb_grpc.CognitiveServiceStub(channel)
+
+
+def _request(vector: dict[str, Any]) -> Message:
+    # ParseDict rejects unknown fields, so a typo in the file fails here.
+    return json_format.ParseDict(vector["request"], REQUESTS[vector["rpc"]]())
+
+
+def test_vectors_file_is_well_formed() -> None:
+    names = [v["name"] for v in VECTORS]
+    assert len(names) == len(set(names)), "duplicate vector names"
+    for vector in VECTORS:
+        assert vector["tenant"], vector["name"]
+        _request(vector)
+        assert set(vector["expect"]) <= KNOWN_EXPECT_KEYS, vector["name"]
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_vector(stub: pb_grpc.CognitiveServiceStub, vector: dict[str, Any]) -> None:
+    tenant = f"{vector['tenant']}-{LANGUAGE}-{RUN_ID}"
+    metadata = [("x-mlsdm-tenant", tenant), *vector.get("metadata", {}).items()]
+    method = getattr(stub, vector["rpc"])
+    timeout = vector.get("timeout_ms", 20_000) / 1000
+    try:
+        response, call = method.with_call(_request(vector), metadata=metadata, timeout=timeout)
+        outcome = Outcome(response, None, metadata_dict(call.initial_metadata()))
+    except grpc.RpcError as err:
+        headers = metadata_dict(err.initial_metadata())  # type: ignore[attr-defined]
+        outcome = Outcome(None, err, headers)
+    problems = check(vector, tenant, outcome)
+    assert problems == [], f"{vector['name']}:\n  " + "\n  ".join(problems)

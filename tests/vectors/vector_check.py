@@ -1,0 +1,139 @@
+"""The shared-vector comparator for Python: the same rules as the Go, TypeScript and Java runners.
+
+The rules are stated in vectors.json ("about"); every runner implements them
+independently so a wrong expectation fails in all four languages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+KNOWN_EXPECT_KEYS = frozenset({"code", "fields", "non_empty", "headers_non_empty", "error_info"})
+VECTORS_FILE = Path(__file__).with_name("vectors.json")
+
+
+def vectors_path() -> Path:
+    return Path(os.environ.get("MLSDM_VECTORS") or VECTORS_FILE)
+
+
+def load_vectors(path: Path | None = None) -> list[dict[str, Any]]:
+    data = json.loads((path or vectors_path()).read_text(encoding="utf-8"))
+    if data.get("format") != 1 or not data.get("vectors"):
+        raise ValueError(f"unsupported vectors file {path or vectors_path()}")
+    return list(data["vectors"])
+
+
+def to_json(message: Message) -> Any:
+    """Proto JSON with unpopulated fields included (int64 as strings, enums as names)."""
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+@dataclass
+class Outcome:
+    """One call: the response, or the error, and the response's initial metadata."""
+
+    response: Message | None
+    error: grpc.RpcError | None
+    headers: Mapping[str, str]
+
+
+def subset(expected: Any, actual: Any, at: str, tenant: str) -> list[str]:
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{at}: expected an object, got {actual!r}"]
+        out: list[str] = []
+        for key in sorted(expected):
+            if key not in actual:
+                out.append(f"{at}.{key}: missing")
+            else:
+                out += subset(expected[key], actual[key], f"{at}.{key}", tenant)
+        return out
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{at}: expected {expected!r}, got {actual!r}"]
+        return [
+            p for i, e in enumerate(expected) for p in subset(e, actual[i], f"{at}[{i}]", tenant)
+        ]
+    # bool is an int in Python: compare it by identity of type first.
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        ok = (
+            isinstance(actual, (int, float))
+            and not isinstance(actual, bool)
+            and abs(actual - expected) <= 1e-9
+        )
+        return [] if ok else [f"{at}: expected {expected!r}, got {actual!r}"]
+    want = expected.replace("${tenant}", tenant) if isinstance(expected, str) else expected
+    if type(actual) is not type(want) or actual != want:
+        return [f"{at}: expected {want!r}, got {actual!r}"]
+    return []
+
+
+def _lookup(doc: Any, dotted: str) -> Any:
+    cur = doc
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def error_infos(error: grpc.RpcError | None) -> list[error_details_pb2.ErrorInfo]:
+    """Every ErrorInfo in the call's grpc-status-details-bin."""
+    if error is None:
+        return []
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return []
+    infos = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+    return infos
+
+
+def check(vector: Mapping[str, Any], tenant: str, outcome: Outcome) -> list[str]:
+    expect = vector["expect"]
+    problems = [f"unknown expect key {k!r}" for k in expect if k not in KNOWN_EXPECT_KEYS]
+    want_code = expect.get("code")
+    if not isinstance(want_code, str):
+        return [*problems, "expect.code missing or not a string"]
+    got_code = "OK" if outcome.error is None else outcome.error.code().name
+    if got_code != want_code:
+        return [*problems, f"code: expected {want_code}, got {got_code} ({outcome.error})"]
+    response = None if outcome.response is None else to_json(outcome.response)
+    if "fields" in expect:
+        if response is None:
+            problems.append("fields: no response")
+        else:
+            problems += subset(expect["fields"], response, "response", tenant)
+    for path in expect.get("non_empty", ()):
+        value = _lookup(response, path)
+        if value in (None, "", [], {}):
+            problems.append(f"response.{path}: expected non-empty, got {value!r}")
+    for key in expect.get("headers_non_empty", ()):
+        if not outcome.headers.get(key):
+            problems.append(f"header {key}: expected non-empty, got {outcome.headers.get(key)!r}")
+    if "error_info" in expect:
+        infos = error_infos(outcome.error)
+        if len(infos) != 1:
+            problems.append(f"error_info: expected exactly one ErrorInfo, got {len(infos)}")
+        else:
+            problems += subset(expect["error_info"], to_json(infos[0]), "error_info", tenant)
+    return problems
+
+
+def metadata_dict(pairs: Sequence[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    return {k: v for k, v in (pairs or ()) if isinstance(v, str)}
