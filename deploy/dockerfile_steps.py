@@ -163,7 +163,9 @@ def _copy(inst: Instruction, context: Path, reloc: Relocator, cwd: Path) -> None
         origin = context / src
         if origin.is_dir():
             shutil.copytree(
-                origin, target, dirs_exist_ok=True,
+                origin,
+                target,
+                dirs_exist_ok=True,
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
             )
         else:
@@ -214,9 +216,7 @@ def run_stage(
             flags, command = _strip_flags(inst.args)
             _mounts(flags, reloc, stage_roots or {})
             print(f"+ [{stage.name}] {command}", file=sys.stderr, flush=True)
-            subprocess.run(
-                ["sh", "-ec", command], cwd=cwd, env=env, check=True, timeout=timeout_s
-            )
+            subprocess.run(["sh", "-ec", command], cwd=cwd, env=env, check=True, timeout=timeout_s)
     return env
 
 
