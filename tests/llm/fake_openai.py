@@ -267,8 +267,9 @@ class FakeOpenAI:
                 await self._gate.acquire()
             elif reply.token_delay:
                 await asyncio.sleep(reply.token_delay)
-            await event(chunk({"content": token}, None))
+            # Counted before the write, so a client never sees a delta not yet counted.
             self._note(sent_deltas=1)
+            await event(chunk({"content": token}, None))
         await event(chunk({}, "length" if len(tokens) >= int(body.get("max_tokens") or 0) > 0
                           else "stop"))
         options = body.get("stream_options") or {}
