@@ -14,8 +14,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from mlsdm.engine import EngineConfig, HashingEmbedder
-from mlsdm.v1 import cognitive_service_pb2, cognitive_service_pb2_grpc
+from mlsdm.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    cognitive_service_pb2,
+    cognitive_service_pb2_grpc,
+)
 
+from .admin import AdminServicer
 from .generation import EngineRunner, GovernedGenerator
 from .health import HealthState
 from .interceptors.admission import AdmissionInterceptor
@@ -91,13 +97,17 @@ class MlsdmServer:
         self.health = HealthState()
         self.backend = backend if backend is not None else default_backend(settings)
         config = engine_config(settings)
-        self.tenants = TenantRegistry(
-            config, HashingEmbedder(config.dim), settings.tenants.max_resident
-        )
         self._executor = ThreadPoolExecutor(
             max_workers=settings.server.engine_workers, thread_name_prefix="mlsdm-engine"
         )
         runner = EngineRunner(self._executor, settings.server.offload_min_store)
+        self.tenants = TenantRegistry(
+            config,
+            HashingEmbedder(config.dim),
+            settings.tenants.max_resident,
+            settings=settings.tenants,
+            caller=runner,
+        )
         generator = GovernedGenerator(
             self.backend,
             runner,
@@ -115,11 +125,15 @@ class MlsdmServer:
         cognitive_service_pb2_grpc.add_CognitiveServiceServicer_to_server(
             CognitiveServicer(self.tenants, generator), self.server
         )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.tenants), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         if settings.server.reflection:
             reflection.enable_server_reflection(
                 (
                     cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name,
+                    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                     reflection.SERVICE_NAME,
                 ),
@@ -152,6 +166,7 @@ class MlsdmServer:
             self.port = self.server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"could not bind {address}")
+        await self.tenants.start()
         await self.server.start()
         await self.health.start()
         self._monitor = asyncio.create_task(self._watch_emergency(), name="mlsdm-health")
@@ -195,6 +210,8 @@ class MlsdmServer:
         # Whatever still runs now (health watchers, calls past the grace) is cancelled.
         await self.server.stop(max(0.0, min(0.5, deadline - loop.time())))
         await self.backend.aclose()
+        # Snapshots the resident tenants and flushes their logs.
+        await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._stopped.set()
 

@@ -2,9 +2,9 @@
 while the LLM runs (engine.md, "Operations").
 
 This module knows the engine and the backend, not gRPC: the servicer turns its
-results into messages. Engine calls go through an EngineRunner, which moves
-them off the event loop when the tenant's store is large enough for a
-retrieval to block it.
+results into messages. Engine calls go through the tenant (persistence.durable),
+which logs them in order and runs them via an EngineRunner: off the event loop
+when the tenant's store is large enough for a retrieval to block it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from mlsdm.engine import (
 )
 
 from .llm.base import Completion, LLMBackend, LLMRequest, StreamDelta, StreamEnd
+from .persistence.durable import DurableTenant
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -101,25 +102,21 @@ class GovernedGenerator:
 
     async def _admit(
         self,
-        engine: CognitiveEngine,
+        tenant: DurableTenant,
         prompt: str,
         moral_value: float | None,
         max_tokens: int,
         context_top_k: int,
     ) -> Generation:
         started = time.perf_counter()
-        admission = await self._runner.run(
-            engine, engine.admit, prompt, moral_value, max_tokens, context_top_k
-        )
+        admission = await tenant.admit(prompt, moral_value, max_tokens, context_top_k)
         generation = Generation(admission)
         generation.timings.admit = time.perf_counter() - started
         return generation
 
-    async def _commit(self, engine: CognitiveEngine, generation: Generation) -> None:
+    async def _commit(self, tenant: DurableTenant, generation: Generation) -> None:
         started = time.perf_counter()
-        result = await self._runner.run(
-            engine, engine.commit, generation.admission, generation.text
-        )
+        result = await tenant.commit(generation.admission, generation.text)
         generation.confidence = result.confidence
         generation.stored = result.stored
         generation.timings.commit = time.perf_counter() - started
@@ -136,7 +133,7 @@ class GovernedGenerator:
 
     async def generate(
         self,
-        engine: CognitiveEngine,
+        tenant: DurableTenant,
         prompt: str,
         moral_value: float | None,
         max_tokens: int,
@@ -144,7 +141,7 @@ class GovernedGenerator:
         deadline: float | None,
     ) -> Generation:
         started = time.perf_counter()
-        generation = await self._admit(engine, prompt, moral_value, max_tokens, context_top_k)
+        generation = await self._admit(tenant, prompt, moral_value, max_tokens, context_top_k)
         if not generation.admission.outcome.accepted:
             generation.timings.total = time.perf_counter() - started
             return generation
@@ -168,18 +165,18 @@ class GovernedGenerator:
             generation.timings.llm = time.perf_counter() - llm_started
             generation.text, generation.aphasia = text, report
             _add_usage(generation, usage)
-            await self._commit(engine, generation)
+            await self._commit(tenant, generation)
             committed = True
         finally:
             if not committed:
                 # LLM failed or the RPC was cancelled: free the admission's ticket.
-                engine.abandon(generation.admission)
+                tenant.abandon(generation.admission)
         generation.timings.total = time.perf_counter() - started
         return generation
 
     async def stream(
         self,
-        engine: CognitiveEngine,
+        tenant: DurableTenant,
         prompt: str,
         moral_value: float | None,
         max_tokens: int,
@@ -189,7 +186,7 @@ class GovernedGenerator:
         """Yields text deltas, then the Generation. Streamed text cannot be taken
         back, so aphasia is reported but never repaired here."""
         started = time.perf_counter()
-        generation = await self._admit(engine, prompt, moral_value, max_tokens, context_top_k)
+        generation = await self._admit(tenant, prompt, moral_value, max_tokens, context_top_k)
         if not generation.admission.outcome.accepted:
             generation.timings.total = time.perf_counter() - started
             yield generation
@@ -220,11 +217,11 @@ class GovernedGenerator:
             generation.timings.llm = time.perf_counter() - llm_started
             generation.text = "".join(pieces)
             generation.aphasia = detect_aphasia(generation.text)
-            await self._commit(engine, generation)
+            await self._commit(tenant, generation)
             committed = True
         finally:
             if not committed:
-                engine.abandon(generation.admission)
+                tenant.abandon(generation.admission)
         generation.timings.total = time.perf_counter() - started
         yield generation
 

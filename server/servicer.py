@@ -52,32 +52,36 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         call = current_call()
-        generation = await self._generator.generate(
-            self._tenants.get(call.tenant),
-            request.prompt,
-            request.moral_value if request.HasField("moral_value") else None,
-            request.max_tokens,
-            request.context_top_k,
-            call.deadline,
-        )
+        async with self._tenants.use(call.tenant) as tenant:
+            generation = await self._generator.generate(
+                tenant,
+                request.prompt,
+                request.moral_value if request.HasField("moral_value") else None,
+                request.max_tokens,
+                request.context_top_k,
+                call.deadline,
+            )
         return _generate_response(generation, include_text=True)
 
     async def StreamGenerate(
         self, request: pb.StreamGenerateRequest, context: Context
     ) -> AsyncIterator[pb.StreamGenerateResponse]:
         call = current_call()
-        async for item in self._generator.stream(
-            self._tenants.get(call.tenant),
-            request.prompt,
-            request.moral_value if request.HasField("moral_value") else None,
-            request.max_tokens,
-            request.context_top_k,
-            call.deadline,
-        ):
-            if isinstance(item, str):
-                yield pb.StreamGenerateResponse(delta=item)
-            else:
-                yield pb.StreamGenerateResponse(result=_generate_response(item, include_text=False))
+        async with self._tenants.use(call.tenant) as tenant:
+            async for item in self._generator.stream(
+                tenant,
+                request.prompt,
+                request.moral_value if request.HasField("moral_value") else None,
+                request.max_tokens,
+                request.context_top_k,
+                call.deadline,
+            ):
+                if isinstance(item, str):
+                    yield pb.StreamGenerateResponse(delta=item)
+                else:
+                    yield pb.StreamGenerateResponse(
+                        result=_generate_response(item, include_text=False)
+                    )
 
     async def ProcessEvent(
         self, request: pb.ProcessEventRequest, context: Context
@@ -85,9 +89,9 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         if not request.HasField("moral_value"):
             raise invalid_argument("moral_value", "MISSING_FIELD", "moral_value is required")
         call = current_call()
-        engine = self._tenants.get(call.tenant)
         vector = np.array(request.vector, dtype=np.float32)
-        outcome = engine.process_event(vector, request.moral_value)
+        async with self._tenants.use(call.tenant) as tenant:
+            outcome = await tenant.process_event(vector, request.moral_value)
         return pb.ProcessEventResponse(
             accepted=outcome.accepted,
             refusal_reason=_REFUSALS[outcome.reason],
@@ -95,13 +99,14 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
             step=outcome.step,
             moral_threshold=outcome.moral_threshold,
             acceptance_rate=outcome.acceptance_ema,
+            consolidated=outcome.consolidated,
             note=_NOTES[outcome.reason],
         )
 
     async def GetState(self, request: pb.GetStateRequest, context: Context) -> pb.GetStateResponse:
         call = current_call()
-        engine = self._tenants.get(call.tenant)
-        return state_response(call.tenant, engine.state(), engine.config.dim)
+        async with self._tenants.use(call.tenant) as tenant:
+            return state_response(call.tenant, tenant.engine.state(), tenant.engine.config.dim)
 
 
 def state_response(tenant: str, state: EngineStateView, dim: int) -> pb.GetStateResponse:
