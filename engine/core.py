@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict, deque
@@ -98,10 +99,14 @@ class CognitiveEngine:
         event = check_vector(vector, self._cfg)
         moral = check_moral_value(moral_value)
         with self._lock:
+            consolidations = self._consolidations
             reason, phase = self._begin(moral)
             if reason is RefusalReason.NONE:
                 self._absorb(event, self._cfg.event_confidence, "")
-            return self._finish(reason, phase)
+            outcome = self._finish(reason, phase)
+            if self._consolidations != consolidations:
+                outcome = dataclasses.replace(outcome, consolidated=True)
+            return outcome
 
     def admit(
         self, prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int

@@ -30,6 +30,8 @@ class Outcome:
     moral_threshold: float
     acceptance_ema: float
     next_phase: Phase  # the phase after this call's rhythm step
+    # True when this call moved a synaptic trace to a slower level.
+    consolidated: bool = False
 
 
 @dataclass(frozen=True)
