@@ -60,7 +60,9 @@ class TLSSettings(SettingsModel):
     client_ca_file: Path | None = None
     # False: a client may connect without a certificate and authenticate otherwise.
     require_client_cert: bool = True
-    # Certificate subject (RFC 4514, e.g. "CN=billing,O=Acme") -> roles.
+    # Certificate subject -> roles. The subject is the RFC 4514 string, last RDN
+    # first, as `openssl x509 -noout -subject -nameopt RFC2253` prints it: a
+    # certificate issued to O=Acme, CN=billing reads "CN=billing,O=Acme".
     client_roles: dict[str, list[str]] = Field(default_factory=dict)
     # Roles of a verified client certificate whose subject is not in client_roles.
     client_default_roles: list[str] = Field(default_factory=list)
