@@ -31,7 +31,9 @@ from .interceptors.errors import ErrorInterceptor
 from .interceptors.ratelimit import RateLimitInterceptor
 from .lifecycle import Lifecycle
 from .llm.base import LLMBackend
+from .llm.factory import find_breaker
 from .llm.stub import StubBackend
+from .observability.runtime import Observability
 from .policy.admission import AdmissionController
 from .security.authenticator import Authenticator
 from .security.tls import server_credentials
@@ -108,10 +110,12 @@ class MlsdmServer:
             settings=settings.tenants,
             caller=runner,
         )
+        self.observability = Observability(settings.observability)
         generator = GovernedGenerator(
             self.backend,
             runner,
             aphasia_repair=settings.engine.aphasia_repair and not settings.engine.secure_mode,
+            observer=self.observability.pipeline,
         )
         # Before the grpc server: a bad keys or JWKS file stops startup here.
         self.authenticator = Authenticator(settings.auth)
@@ -140,13 +144,16 @@ class MlsdmServer:
                 self.server,
             )
         self.port = 0
+        self.metrics_port = 0
         self._monitor: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         # Outermost first, as architecture.md orders them.
+        telemetry = self.observability.interceptor
         chain: list[grpc.aio.ServerInterceptor] = [
-            ErrorInterceptor(self.lifecycle),
+            ErrorInterceptor(self.lifecycle, on_reject=telemetry.rejected),
+            telemetry,
             DeadlineInterceptor(self.settings.deadlines),
             AuthInterceptor(self.authenticator),
         ]
@@ -168,6 +175,11 @@ class MlsdmServer:
             raise OSError(f"could not bind {address}")
         await self.tenants.start()
         await self.server.start()
+        self.metrics_port = self.observability.start(
+            self.tenants.resident,
+            self._breaker_state,
+            lambda: (self.admission.active, self.admission.queued),
+        )
         await self.health.start()
         self._monitor = asyncio.create_task(self._watch_emergency(), name="mlsdm-health")
         if s.port_file is not None:
@@ -179,6 +191,10 @@ class MlsdmServer:
                 "(fine on loopback for development; see README 'Authentication')"
             )
         return self.port
+
+    def _breaker_state(self) -> tuple[str, str] | None:
+        breaker = find_breaker(self.backend)
+        return None if breaker is None else (breaker.name, breaker.state.value)
 
     async def _watch_emergency(self) -> None:
         while True:
@@ -213,6 +229,7 @@ class MlsdmServer:
         # Snapshots the resident tenants and flushes their logs.
         await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.observability.stop()
         self._stopped.set()
 
     async def wait(self) -> None:

@@ -13,9 +13,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from mlsdm.engine import (
     APHASIA_REPAIR_INSTRUCTION,
@@ -90,11 +91,38 @@ def build_prompt(prompt: str, context: list[ContextItem]) -> str:
     return f"Relevant memories:\n{memories}\n\nUser: {prompt}"
 
 
+class GenerationObserver(Protocol):
+    """Watches the pipeline (spans, stage histograms) without this module knowing how."""
+
+    def stage(self, name: str) -> AbstractContextManager[object]:
+        """Wraps one stage: "admit", "llm" or "commit"."""
+        ...
+
+    def finished(self, generation: Generation, streaming: bool) -> None:
+        """Called once per generation that ran to its end (accepted or refused)."""
+        ...
+
+
+class _Unobserved:
+    def stage(self, name: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def finished(self, generation: Generation, streaming: bool) -> None:
+        return None
+
+
 class GovernedGenerator:
-    def __init__(self, backend: LLMBackend, runner: EngineRunner, aphasia_repair: bool) -> None:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        runner: EngineRunner,
+        aphasia_repair: bool,
+        observer: GenerationObserver | None = None,
+    ) -> None:
         self._backend = backend
         self._runner = runner
         self._aphasia_repair = aphasia_repair
+        self._observer: GenerationObserver = observer if observer is not None else _Unobserved()
 
     @property
     def backend(self) -> LLMBackend:
@@ -109,14 +137,16 @@ class GovernedGenerator:
         context_top_k: int,
     ) -> Generation:
         started = time.perf_counter()
-        admission = await tenant.admit(prompt, moral_value, max_tokens, context_top_k)
+        with self._observer.stage("admit"):
+            admission = await tenant.admit(prompt, moral_value, max_tokens, context_top_k)
         generation = Generation(admission)
         generation.timings.admit = time.perf_counter() - started
         return generation
 
     async def _commit(self, tenant: DurableTenant, generation: Generation) -> None:
         started = time.perf_counter()
-        result = await tenant.commit(generation.admission, generation.text)
+        with self._observer.stage("commit"):
+            result = await tenant.commit(generation.admission, generation.text)
         generation.confidence = result.confidence
         generation.stored = result.stored
         generation.timings.commit = time.perf_counter() - started
@@ -144,24 +174,26 @@ class GovernedGenerator:
         generation = await self._admit(tenant, prompt, moral_value, max_tokens, context_top_k)
         if not generation.admission.outcome.accepted:
             generation.timings.total = time.perf_counter() - started
+            self._observer.finished(generation, streaming=False)
             return generation
         committed = False
         try:
             llm_started = time.perf_counter()
-            first = await self._backend.complete(
-                self._request(generation, prompt, deadline, SYSTEM_PROMPT)
-            )
-            text, report = first.text, detect_aphasia(first.text)
-            usage = [first]
-            if report.is_aphasic and self._aphasia_repair:
-                generation.repair_attempted = True
-                second = await self._backend.complete(
-                    self._request(generation, prompt, deadline, APHASIA_REPAIR_INSTRUCTION)
+            with self._observer.stage("llm"):
+                first = await self._backend.complete(
+                    self._request(generation, prompt, deadline, SYSTEM_PROMPT)
                 )
-                usage.append(second)
-                second_report = detect_aphasia(second.text)
-                text, report = choose_less_aphasic(text, report, second.text, second_report)
-                generation.repaired = text is second.text and text != first.text
+                text, report = first.text, detect_aphasia(first.text)
+                usage = [first]
+                if report.is_aphasic and self._aphasia_repair:
+                    generation.repair_attempted = True
+                    second = await self._backend.complete(
+                        self._request(generation, prompt, deadline, APHASIA_REPAIR_INSTRUCTION)
+                    )
+                    usage.append(second)
+                    second_report = detect_aphasia(second.text)
+                    text, report = choose_less_aphasic(text, report, second.text, second_report)
+                    generation.repaired = text is second.text and text != first.text
             generation.timings.llm = time.perf_counter() - llm_started
             generation.text, generation.aphasia = text, report
             _add_usage(generation, usage)
@@ -172,6 +204,7 @@ class GovernedGenerator:
                 # LLM failed or the RPC was cancelled: free the admission's ticket.
                 tenant.abandon(generation.admission)
         generation.timings.total = time.perf_counter() - started
+        self._observer.finished(generation, streaming=False)
         return generation
 
     async def stream(
@@ -189,6 +222,7 @@ class GovernedGenerator:
         generation = await self._admit(tenant, prompt, moral_value, max_tokens, context_top_k)
         if not generation.admission.outcome.accepted:
             generation.timings.total = time.perf_counter() - started
+            self._observer.finished(generation, streaming=True)
             yield generation
             return
         committed = False
@@ -198,22 +232,25 @@ class GovernedGenerator:
             events = self._backend.stream(
                 self._request(generation, prompt, deadline, SYSTEM_PROMPT)
             )
-            try:
-                async for event in events:
-                    if isinstance(event, StreamDelta):
-                        if generation.timings.first_token is None:
-                            generation.timings.first_token = time.perf_counter() - llm_started
-                        pieces.append(event.text)
-                        yield event.text
-                    elif isinstance(event, StreamEnd):
-                        generation.prompt_tokens = event.prompt_tokens
-                        generation.completion_tokens = event.completion_tokens
-            finally:
-                # Closing the backend's iterator releases its upstream connection
-                # at once when the client goes away mid-stream.
-                aclose = getattr(events, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+            with self._observer.stage("llm"):
+                try:
+                    async for event in events:
+                        if isinstance(event, StreamDelta):
+                            if generation.timings.first_token is None:
+                                generation.timings.first_token = (
+                                    time.perf_counter() - llm_started
+                                )
+                            pieces.append(event.text)
+                            yield event.text
+                        elif isinstance(event, StreamEnd):
+                            generation.prompt_tokens = event.prompt_tokens
+                            generation.completion_tokens = event.completion_tokens
+                finally:
+                    # Closing the backend's iterator releases its upstream connection
+                    # at once when the client goes away mid-stream.
+                    aclose = getattr(events, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
             generation.timings.llm = time.perf_counter() - llm_started
             generation.text = "".join(pieces)
             generation.aphasia = detect_aphasia(generation.text)
@@ -223,6 +260,7 @@ class GovernedGenerator:
             if not committed:
                 tenant.abandon(generation.admission)
         generation.timings.total = time.perf_counter() - started
+        self._observer.finished(generation, streaming=True)
         yield generation
 
 

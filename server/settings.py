@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from ._model import SettingsModel
 from .llm.settings import LLMSettings
-from .observability.settings import LoggingSettings, MetricsSettings
+from .observability.settings import ObservabilitySettings
 from .persistence.settings import TenantSettings
 from .policy.settings import AdmissionSettings, DeadlineSettings, RateLimitSettings
 from .security.settings import AuthSettings
@@ -87,13 +87,6 @@ class EngineSettings(SettingsModel):
     # Regenerate once when the answer reads as aphasic (off in secure mode).
     aphasia_repair: bool = True
     secure_mode: bool = False
-
-
-class ObservabilitySettings(SettingsModel):
-    """Metrics and logs."""
-
-    metrics: MetricsSettings = MetricsSettings()
-    logging: LoggingSettings = LoggingSettings()
 
 
 class Settings(SettingsModel):

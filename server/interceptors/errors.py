@@ -48,10 +48,15 @@ class _Malformed:
 MALFORMED = _Malformed()
 
 
+RejectHook = Callable[[CallInfo, ServiceError], None]
+
+
 class ErrorInterceptor(HandlerInterceptor):
-    def __init__(self, lifecycle: Lifecycle) -> None:
+    def __init__(self, lifecycle: Lifecycle, on_reject: RejectHook | None = None) -> None:
         super().__init__()
         self._lifecycle = lifecycle
+        # Told about calls refused here, before the inner interceptors (telemetry) run.
+        self._on_reject = on_reject
 
     def wrap_deserializer(
         self, method: str, deserializer: Callable[[bytes], Any] | None
@@ -89,6 +94,14 @@ class ErrorInterceptor(HandlerInterceptor):
         return call
 
     def _admit(self, call: CallInfo, request: Any) -> None:
+        try:
+            self._check(call, request)
+        except ServiceError as error:
+            if self._on_reject is not None:
+                self._on_reject(call, error)
+            raise
+
+    def _check(self, call: CallInfo, request: Any) -> None:
         if self._lifecycle.draining:
             raise unavailable(
                 "DRAINING",

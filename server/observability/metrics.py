@@ -1,0 +1,126 @@
+"""The process's metric objects, in the default prometheus registry.
+
+gRPC RED metrics use the names of the Go ecosystem (go-grpc-prometheus /
+go-grpc-middleware), so existing dashboards and recording rules work as they
+are. Policy metrics are module-level objects with a tiny API (`POLICY`) that
+the policy interceptors and the LLM layer call; engine metrics are read at
+scrape time by observability.domain, never updated on the hot path.
+
+Label values are bounded: method names come from the registered services,
+codes from grpc.StatusCode, priorities and principal kinds from fixed sets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Seconds. Prometheus' defaults stop at 10 s; a governed generation that waits
+# on a remote LLM can take longer, and a latency SLO needs buckets on both
+# sides of its threshold (0.5 s and 2.5 s in deploy/prometheus).
+DEFAULT_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+_RPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+class GrpcServerMetrics:
+    """RED metrics for the server side of every non-exempt RPC."""
+
+    def __init__(self, buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS) -> None:
+        self.started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", _RPC_LABELS
+        )
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, regardless of success or failure.",
+            (*_RPC_LABELS, "grpc_code"),
+        )
+        self.handling_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Response latency (seconds) of RPCs handled by the server.",
+            _RPC_LABELS,
+            buckets=buckets,
+        )
+        self.msg_received = Counter(
+            "grpc_server_msg_received_total", "RPC stream messages received.", _RPC_LABELS
+        )
+        self.msg_sent = Counter(
+            "grpc_server_msg_sent_total", "gRPC stream messages sent.", _RPC_LABELS
+        )
+
+
+class GenerationMetrics:
+    """Stage latencies of the governed pipeline (fed by the generation observer)."""
+
+    def __init__(self, buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS) -> None:
+        self.generation_seconds = Histogram(
+            "mlsdm_generation_duration_seconds",
+            "Governed generation latency: admit, LLM and commit, by outcome.",
+            ("kind", "outcome"),
+            buckets=buckets,
+        )
+        self.retrieval_seconds = Histogram(
+            "mlsdm_retrieval_duration_seconds",
+            "Admission latency: prompt embedding, moral check and context retrieval.",
+            buckets=buckets,
+        )
+        self.llm_seconds = Histogram(
+            "mlsdm_llm_duration_seconds",
+            "Time spent waiting for the LLM backend (both attempts when a repair ran).",
+            ("kind",),
+            buckets=buckets,
+        )
+
+
+# Values of mlsdm_llm_breaker_state (observability.domain reads it at scrape).
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+PRIORITIES = ("low", "normal", "high", "critical")
+PRINCIPAL_KINDS = ("anonymous", "authenticated")
+
+
+class PolicyMetrics:
+    """What the policies did. The telemetry interceptor calls rate_limited and
+    shed from the reason of the error a call ended with, so the policies need
+    no metrics code; queue depth, in-flight slots and breaker state are read
+    at scrape time (observability.domain)."""
+
+    def __init__(self) -> None:
+        self.rate_limited_total = Counter(
+            "mlsdm_rate_limited_total",
+            "Calls refused with RESOURCE_EXHAUSTED by the per-principal rate limit.",
+            ("principal_kind",),
+        )
+        self.shed_total = Counter(
+            "mlsdm_shed_total",
+            "Calls refused with UNAVAILABLE by admission control, by call priority.",
+            ("priority",),
+        )
+        self.breaker_transitions = Counter(
+            "mlsdm_llm_breaker_transitions_total",
+            "LLM circuit breaker state changes, by the state entered.",
+            ("backend", "state"),
+        )
+        for priority in PRIORITIES:
+            # Present from the start, so rate() and alerts see a 0, not a gap.
+            self.shed_total.labels(priority)
+        for kind in PRINCIPAL_KINDS:
+            self.rate_limited_total.labels(kind)
+
+    def rate_limited(self, principal_kind: str) -> None:
+        """One call refused by the rate limiter; kind is anonymous or authenticated."""
+        self.rate_limited_total.labels(principal_kind).inc()
+
+    def shed(self, priority: str) -> None:
+        """One call refused by admission control; priority is low|normal|high|critical."""
+        self.shed_total.labels(priority).inc()
+
+    def breaker_changed(self, backend: str, state: object) -> None:
+        """Matches llm.breaker.StateCallback: pass it as on_state_change. (The
+        current state, mlsdm_llm_breaker_state, is read at scrape time.)"""
+        self.breaker_transitions.labels(backend, str(getattr(state, "value", state))).inc()
+
+
+GRPC = GrpcServerMetrics()
+GENERATION = GenerationMetrics()
+POLICY = PolicyMetrics()
