@@ -39,7 +39,6 @@ FROM python:3.11.13-slim-bookworm AS runtime
 # ConfigMap. Kubernetes passes MLSDM_CONFIG; `docker run` passes -e MLSDM_...
 ENV VENV=/opt/mlsdm \
     WHEELHOUSE=/wheels \
-    PATH=/opt/mlsdm/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -60,6 +59,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv --without-pip "$VENV" \
  && python -m pip --python "$VENV/bin/python" install --no-index \
       --find-links "$WHEELHOUSE" mlsdm-grpc
+
+# Only now: with the venv first on PATH, `python` in the step above would have
+# been the venv's, which has no pip.
+ENV PATH=/opt/mlsdm/bin:$PATH
 
 # The only writable paths at run time: tenant data and scratch space. Everything
 # else works with readOnlyRootFilesystem.

@@ -127,15 +127,19 @@ def _expand(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", sub, text)
 
 
-def stage_env(stage: Stage, reloc: Relocator, base_env: dict[str, str]) -> dict[str, str]:
-    """The process environment the stage's steps (or its ENTRYPOINT) see."""
+def stage_env(
+    stage: Stage, reloc: Relocator, base_env: dict[str, str], upto: int | None = None
+) -> dict[str, str]:
+    """The environment the stage's instruction number `upto` (default: its
+    ENTRYPOINT, after every instruction) sees; ENV applies in file order."""
     env = dict(base_env)
     # The Dockerfile's `python` is the image's interpreter; here it is the one
     # running this script, so it leads the inherited PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for inst in stage.all("ENV"):
-        for key, raw in env_pairs(inst.args):
-            env[key] = reloc.value(raw, env)
+    for inst in stage.instructions[:upto]:
+        if inst.keyword == "ENV":
+            for key, raw in env_pairs(inst.args):
+                env[key] = reloc.value(raw, env)
     return env
 
 
@@ -201,12 +205,12 @@ def run_stage(
 ) -> dict[str, str]:
     """Performs the stage's COPY and marked RUN steps under `root`; returns its env."""
     reloc = Relocator(root)
-    env = stage_env(stage, reloc, dict(os.environ if base_env is None else base_env))
+    base = dict(os.environ if base_env is None else base_env)
     cwd = reloc.root
     runs = [i for i in stage.instructions if i.keyword == "RUN" and i.marked]
     if not runs:
         raise ValueError(f"stage {stage.name!r} has no RUN marked {MARKER!r}")
-    for inst in stage.instructions:
+    for number, inst in enumerate(stage.instructions):
         if inst.keyword == "WORKDIR":
             cwd = reloc.path(inst.args)
             cwd.mkdir(parents=True, exist_ok=True)
@@ -216,8 +220,9 @@ def run_stage(
             flags, command = _strip_flags(inst.args)
             _mounts(flags, reloc, stage_roots or {})
             print(f"+ [{stage.name}] {command}", file=sys.stderr, flush=True)
+            env = stage_env(stage, reloc, base, upto=number)
             subprocess.run(["sh", "-ec", command], cwd=cwd, env=env, check=True, timeout=timeout_s)
-    return env
+    return stage_env(stage, reloc, base)
 
 
 def main(argv: list[str]) -> int:
