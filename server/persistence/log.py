@@ -131,6 +131,8 @@ class EventLog:
                 raise LogError("event log is closed")
             os.fdatasync(self._fd)
             self.durable_seq = self.written_seq
+            if self._size == 0:
+                return  # the current segment already starts after the last record
             os.close(self._fd)
             self._fd, self._size = self._create(self.written_seq + 1), 0
 
