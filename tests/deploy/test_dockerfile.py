@@ -1,0 +1,66 @@
+"""The Dockerfile's hardening rules, read from the file itself."""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+from typing import Any
+
+from deploy_testkit import REPO
+
+
+def test_both_stages_use_one_base_pinned_to_a_patch_version(dockerfile: dict[str, Any]) -> None:
+    assert list(dockerfile) == ["build", "runtime"]
+    bases = {stage.base for stage in dockerfile.values()}
+    assert len(bases) == 1
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", bases.pop())
+
+
+def test_runtime_stage_installs_no_build_tools_and_copies_no_source(
+    dockerfile: dict[str, Any],
+) -> None:
+    runtime = dockerfile["runtime"]
+    commands = " ".join(i.args for i in runtime.all("RUN"))
+    assert not re.search(r"apt-get|apk |gcc|build-essential|make ", commands)
+    assert not runtime.all("COPY") and not runtime.all("ADD")
+    # The venv has no pip; packages come from the build stage's wheelhouse only.
+    assert "--without-pip" in commands and "--no-index" in commands
+
+
+def test_runs_as_a_numeric_non_root_user(dockerfile: dict[str, Any]) -> None:
+    user = dockerfile["runtime"].last("USER").args
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and gid.isdigit() and int(uid) > 0 and int(gid) > 0
+
+
+def test_signals_reach_the_server(dockerfile: dict[str, Any], steps: ModuleType) -> None:
+    runtime = dockerfile["runtime"]
+    assert runtime.last("STOPSIGNAL").args == "SIGTERM"
+    # Exec form only (parsing refuses shell form), and no shell or wrapper as PID 1.
+    entrypoint = steps.exec_form(runtime.last("ENTRYPOINT").args)
+    assert entrypoint == ["mlsdm-grpc"]
+    assert steps.exec_form(runtime.last("CMD").args) == ["serve"]
+    # Kubernetes ignores HEALTHCHECK; the kubelet's gRPC probes do that job.
+    assert not runtime.all("HEALTHCHECK")
+
+
+def test_no_settings_baked_into_the_image(dockerfile: dict[str, Any], steps: ModuleType) -> None:
+    """MLSDM_* in the image would override the ConfigMap (env beats file)."""
+    names = [k for i in dockerfile["runtime"].all("ENV") for k, _ in steps.env_pairs(i.args)]
+    assert not [n for n in names if n.startswith("MLSDM_")]
+
+
+def test_build_context_is_an_allow_list(dockerfile: dict[str, Any]) -> None:
+    lines = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "**"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set()
+    for stage in dockerfile.values():
+        for inst in stage.all("COPY"):
+            *sources, _ = inst.args.split()
+            copied |= {s.rstrip("/") for s in sources}
+    assert copied == allowed
