@@ -39,8 +39,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("GetState: %v", err)
 	}
-	fmt.Printf("server %v, tenant %s, step %d, phase %s, dim %d\n",
-		header.Get(mlsdm.HeaderVersion), state.GetTenant(), state.GetStep(), state.GetPhase(), state.GetDim())
+	fmt.Printf("server %s, tenant %s, step %d, phase %s, dim %d\n",
+		firstOf(header.Get(mlsdm.HeaderVersion)), state.GetTenant(), state.GetStep(), state.GetPhase(), state.GetDim())
 
 	gen, err := c.Cognitive.Generate(ctx, &mlsdmv1.GenerateRequest{
 		Prompt:     "Explain how a library organises its books by subject.",
@@ -56,4 +56,11 @@ func main() {
 	})
 	info, _ := mlsdm.ErrorInfo(err)
 	fmt.Printf("ProcessEvent: code=%s reason=%s metadata=%v\n", status.Code(err), info.GetReason(), info.GetMetadata())
+}
+
+func firstOf(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }
