@@ -147,3 +147,13 @@ def rich(error: grpc.RpcError) -> Rich:
     assert len(infos) == 1, "exactly one ErrorInfo"
     assert infos[0].domain == "mlsdm.io"
     return Rich(call.code(), infos[0].reason, dict(infos[0].metadata), retry, subjects)
+
+
+def wait_until(predicate: Any, limit: float = 20.0) -> bool:
+    """Polls until predicate() is true or `limit` seconds passed (a bound, not a measurement)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
