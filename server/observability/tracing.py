@@ -68,12 +68,15 @@ def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
 
 
 def _resource(settings: TracingSettings, env: Mapping[str, str]) -> Resource:
-    named = "OTEL_SERVICE_NAME" in env or f"{SERVICE_NAME}=" in env.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    )
-    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME itself;
-    # explicit attributes would override them, so the setting is only a fallback.
-    return Resource.create({} if named else {SERVICE_NAME: settings.service_name})
+    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES from the process
+    # environment; the service name falls back to the setting only when
+    # neither variable names it.
+    attributes: dict[str, str] = {}
+    if env.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = env["OTEL_SERVICE_NAME"]
+    elif f"{SERVICE_NAME}=" not in env.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        attributes[SERVICE_NAME] = settings.service_name
+    return Resource.create(attributes)
 
 
 def build_tracer_provider(
