@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .._model import SettingsModel
 
@@ -32,3 +32,9 @@ class TenantSettings(SettingsModel):
     # operations, or after this many seconds with unsnapshotted operations.
     snapshot_every_events: int = Field(default=10_000, ge=1)
     snapshot_every_s: float = Field(default=300.0, gt=0.0)
+
+    @field_validator("fsync", mode="before")
+    @classmethod
+    def _off_is_not_false(cls, value: Any) -> Any:
+        # YAML (file, env and --set values) reads a bare `off` as false.
+        return "off" if value is False else value

@@ -101,17 +101,24 @@ class Syncer:
                 errors[id(event_log)] = self._flush(event_log)
         self._stats.add("fsync_batches")
         self._stats.add("fsync_waiters", len(batch))
+        # One wake-up of each loop for the whole batch, not one per waiter.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for event_log, fut, loop in batch:
-            error = errors[id(event_log)]
+            by_loop.setdefault(loop, []).append((fut, errors[id(event_log)]))
+        for loop, outcomes in by_loop.items():
             # The loop may be gone when the server stopped with calls in flight.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, fut, error)
+                loop.call_soon_threadsafe(_settle, outcomes)
 
 
-def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(error)
+_Outcome = tuple["asyncio.Future[None]", BaseException | None]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for fut, error in outcomes:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
