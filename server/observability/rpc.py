@@ -42,6 +42,27 @@ _SERVER_FAULTS = frozenset(
     }
 )
 _MAX_LOGGED_PAYLOAD = 2000
+# grpc_code label values as the Go ecosystem writes them (codes.Code.String()),
+# so dashboards and alerts written for go-grpc-prometheus work unchanged.
+GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
 
 
 def _as_code(value: object) -> grpc.StatusCode | None:
@@ -183,7 +204,8 @@ class Rpc:
         call = self.call
         duration = max(0.0, time.monotonic() - call.started)
         m = self._t.metrics
-        m.handled.labels(*self.labels.values, code.name).inc()
+        code_name = GO_CODE_NAMES[code]
+        m.handled.labels(*self.labels.values, code_name).inc()
         m.handling_seconds.labels(*self.labels.values).observe(duration)
         span = self.span
         # The auth interceptor (inside this one) sets the principal during the call.
@@ -207,7 +229,7 @@ class Rpc:
             line: dict[str, Any] = {
                 "method": call.method,
                 "grpc_type": self.labels.grpc_type,
-                "grpc_code": code.name,
+                "grpc_code": code_name,
                 "duration_ms": round(duration * 1000, 3),
                 "principal": principal,
                 "tenant": call.tenant,

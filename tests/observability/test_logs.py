@@ -155,7 +155,7 @@ def test_one_access_line_per_rpc_without_payloads(access_lines: io.StringIO) -> 
     assert ok["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert "prompt" not in ok and "response" not in ok
     assert "carol" not in access_lines.getvalue()
-    assert bad["grpc_code"] == "INVALID_ARGUMENT" and bad["error_reason"] == "EMPTY_PROMPT"
+    assert bad["grpc_code"] == "InvalidArgument" and bad["error_reason"] == "EMPTY_PROMPT"
     assert bad["tenant"] == "default" and len(bad["request_id"]) == 32
 
 

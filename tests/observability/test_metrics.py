@@ -69,7 +69,7 @@ def test_unary_calls_are_counted_by_code(
     assert delta(before, after, "grpc_server_msg_received_total", **rpc) == 5
     assert delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="OK") == 3
     assert (
-        delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="INVALID_ARGUMENT")
+        delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="InvalidArgument")
         == 2
     )
     assert delta(before, after, "grpc_server_handled_total", **rpc) == 5
@@ -106,7 +106,7 @@ def test_server_stream_counts_every_message_sent(
     assert delta(before, after, "grpc_server_started_total", **rpc) == 2
     assert delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="OK") == 1
     assert (
-        delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="INVALID_ARGUMENT")
+        delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="InvalidArgument")
         == 1
     )
     assert delta(before, after, "grpc_server_msg_sent_total", **rpc) == len(messages)
@@ -171,7 +171,7 @@ def test_rate_limited_calls_are_counted_with_their_code() -> None:
     rpc = {"grpc_service": SERVICE, "grpc_method": "GetState"}
     assert delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="OK") == 1
     assert (
-        delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="RESOURCE_EXHAUSTED")
+        delta(before, after, "grpc_server_handled_total", **rpc, grpc_code="ResourceExhausted")
         == 3
     )
     assert delta(before, after, "mlsdm_rate_limited_total", principal_kind="anonymous") == 3
@@ -208,7 +208,7 @@ def test_shed_calls_are_counted_by_priority() -> None:
     assert (
         delta(
             before, after, "grpc_server_handled_total",
-            grpc_method="GetState", grpc_code="UNAVAILABLE",
+            grpc_method="GetState", grpc_code="Unavailable",
         )
         == 1
     )
