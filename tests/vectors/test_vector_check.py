@@ -39,6 +39,7 @@ def test_matching_expectation_passes() -> None:
             "response": "",
         },
         "headers_non_empty": ["x-mlsdm-version"],
+        "headers": {"x-mlsdm-version": "1.2.3"},
     }
     assert check(_vector(expect), "t", OK) == []
 
@@ -55,6 +56,8 @@ def test_matching_expectation_passes() -> None:
         {"code": "OK", "fields": {"noSuchField": 1}},
         {"code": "OK", "non_empty": ["response"]},
         {"code": "OK", "headers_non_empty": ["x-request-id"]},
+        {"code": "OK", "headers": {"x-mlsdm-version": "1.2.4"}},
+        {"code": "OK", "headers": {"x-request-id": ""}},
         {"code": "OK", "error_info": {"reason": "X"}},
         {"code": "OK", "surprise": 1},
     ],

@@ -47,7 +47,8 @@ def test_vectors_file_is_well_formed() -> None:
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector(stub: pb_grpc.CognitiveServiceStub, vector: dict[str, Any]) -> None:
     tenant = f"{vector['tenant']}-{LANGUAGE}-{RUN_ID}"
-    metadata = [("x-mlsdm-tenant", tenant), *vector.get("metadata", {}).items()]
+    metadata = [("x-mlsdm-tenant", tenant)]
+    metadata += [(k, v.replace("${tenant}", tenant)) for k, v in vector.get("metadata", {}).items()]
     method = getattr(stub, vector["rpc"])
     timeout = vector.get("timeout_ms", 20_000) / 1000
     try:

@@ -19,7 +19,9 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-KNOWN_EXPECT_KEYS = frozenset({"code", "fields", "non_empty", "headers_non_empty", "error_info"})
+KNOWN_EXPECT_KEYS = frozenset(
+    {"code", "fields", "non_empty", "headers_non_empty", "headers", "error_info"}
+)
 VECTORS_FILE = Path(__file__).with_name("vectors.json")
 
 
@@ -126,6 +128,10 @@ def check(vector: Mapping[str, Any], tenant: str, outcome: Outcome) -> list[str]
     for key in expect.get("headers_non_empty", ()):
         if not outcome.headers.get(key):
             problems.append(f"header {key}: expected non-empty, got {outcome.headers.get(key)!r}")
+    for key, value in sorted(expect.get("headers", {}).items()):
+        want = value.replace("${tenant}", tenant)
+        if outcome.headers.get(key) != want:
+            problems.append(f"header {key}: expected {want!r}, got {outcome.headers.get(key)!r}")
     if "error_info" in expect:
         infos = error_infos(outcome.error)
         if len(infos) != 1:

@@ -43,7 +43,8 @@ type vector struct {
 }
 
 var knownExpectKeys = map[string]bool{
-	"code": true, "fields": true, "non_empty": true, "headers_non_empty": true, "error_info": true,
+	"code": true, "fields": true, "non_empty": true, "headers_non_empty": true, "headers": true,
+	"error_info": true,
 }
 
 func vectorsPath() string {
@@ -253,6 +254,23 @@ func check(v vector, tenant string, resp proto.Message, err error, header metada
 			}
 		}
 	}
+	if raw, ok := v.Expect["headers"]; ok {
+		var want map[string]string
+		if jerr := json.Unmarshal(raw, &want); jerr != nil {
+			problems = append(problems, "expect.headers: "+jerr.Error())
+		}
+		keys := make([]string, 0, len(want))
+		for k := range want {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			w := strings.ReplaceAll(want[k], "${tenant}", tenant)
+			if vals := header.Get(k); len(vals) != 1 || vals[0] != w {
+				problems = append(problems, fmt.Sprintf("header %s: expected %q, got %v", k, w, vals))
+			}
+		}
+	}
 	if raw, ok := v.Expect["error_info"]; ok {
 		var expected any
 		_ = json.Unmarshal(raw, &expected)
@@ -303,7 +321,7 @@ func TestVectorsLive(t *testing.T) {
 			defer cancel()
 			ctx = metadata.AppendToOutgoingContext(ctx, mlsdm.HeaderTenant, tenant)
 			for k, val := range v.Metadata {
-				ctx = metadata.AppendToOutgoingContext(ctx, k, val)
+				ctx = metadata.AppendToOutgoingContext(ctx, k, strings.ReplaceAll(val, "${tenant}", tenant))
 			}
 			var header metadata.MD
 			resp, callErr := invoke(ctx, c, req, grpc.Header(&header))
@@ -351,7 +369,7 @@ func TestCheckCatchesWrongExpectations(t *testing.T) {
 		}
 		return vector{Name: "t", Expect: e}
 	}
-	good := mk(`{"code":"OK","fields":{"accepted":false,"refusalReason":"REFUSAL_REASON_MORAL","step":"1","response":""},"headers_non_empty":["x-mlsdm-version"]}`)
+	good := mk(`{"code":"OK","fields":{"accepted":false,"refusalReason":"REFUSAL_REASON_MORAL","step":"1","response":""},"headers_non_empty":["x-mlsdm-version"],"headers":{"x-mlsdm-version":"1.2.3"}}`)
 	if p := check(good, "t", resp, nil, header); len(p) != 0 {
 		t.Fatalf("matching expectation failed: %v", p)
 	}
@@ -363,6 +381,8 @@ func TestCheckCatchesWrongExpectations(t *testing.T) {
 		`{"code":"OK","fields":{"noSuchField":1}}`,
 		`{"code":"OK","non_empty":["response"]}`,
 		`{"code":"OK","headers_non_empty":["x-request-id"]}`,
+		`{"code":"OK","headers":{"x-mlsdm-version":"1.2.4"}}`,
+		`{"code":"OK","headers":{"x-request-id":""}}`,
 		`{"code":"OK","error_info":{"reason":"X"}}`,
 		`{"code":"OK","surprise":1}`,
 	} {

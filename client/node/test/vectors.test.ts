@@ -49,7 +49,7 @@ describe("vectors file", () => {
     };
     const mk = (expect: Record<string, JsonValue>): Vector => ({ name: "t", rpc: "Generate", tenant: "t", request: {}, expect });
     assert.deepEqual(
-      check(mk({ code: "OK", fields: { accepted: false, refusalReason: "REFUSAL_REASON_MORAL", step: "1", response: "" }, headers_non_empty: ["x-mlsdm-version"] }), "t", outcome),
+      check(mk({ code: "OK", fields: { accepted: false, refusalReason: "REFUSAL_REASON_MORAL", step: "1", response: "" }, headers_non_empty: ["x-mlsdm-version"], headers: { "x-mlsdm-version": "1.2.3" } }), "t", outcome),
       [],
     );
     const wrong: Record<string, JsonValue>[] = [
@@ -60,6 +60,8 @@ describe("vectors file", () => {
       { code: "OK", fields: { noSuchField: 1 } },
       { code: "OK", non_empty: ["response"] },
       { code: "OK", headers_non_empty: ["x-request-id"] },
+      { code: "OK", headers: { "x-mlsdm-version": "1.2.4" } },
+      { code: "OK", headers: { "x-request-id": "" } },
       { code: "OK", error_info: { reason: "X" } },
       { code: "OK", surprise: 1 },
     ];
@@ -79,7 +81,8 @@ describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR
       const client = cognitiveClient(grpcTransport(addr!));
       const schemas = SCHEMAS[v.rpc];
       const tenant = `${v.tenant}-${LANGUAGE}-${run}`;
-      const headers = new Headers({ ...(v.metadata ?? {}), [HEADER_TENANT]: tenant });
+      const headers = new Headers({ [HEADER_TENANT]: tenant });
+      for (const [k, val] of Object.entries(v.metadata ?? {})) headers.set(k, val.replaceAll("${tenant}", tenant));
       let responseHeaders = new Headers();
       const options = { headers, timeoutMs: v.timeout_ms ?? 20_000, onHeader: (h: Headers) => { responseHeaders = h; } };
       const outcome: Outcome = { headers: responseHeaders };

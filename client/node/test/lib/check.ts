@@ -17,7 +17,7 @@ export interface Vector {
   expect: Record<string, JsonValue>;
 }
 
-export const KNOWN_EXPECT_KEYS = new Set(["code", "fields", "non_empty", "headers_non_empty", "error_info"]);
+export const KNOWN_EXPECT_KEYS = new Set(["code", "fields", "non_empty", "headers_non_empty", "headers", "error_info"]);
 
 export function vectorsPath(): string {
   if (process.env.MLSDM_VECTORS) return process.env.MLSDM_VECTORS;
@@ -119,6 +119,14 @@ export function check(v: Vector, tenant: string, outcome: Outcome): string[] {
     for (const k of v.expect.headers_non_empty as string[]) {
       const val = outcome.headers.get(k);
       if (!val) problems.push(`header ${k}: expected non-empty, got ${JSON.stringify(val)}`);
+    }
+  }
+  if ("headers" in v.expect) {
+    const want = v.expect.headers as Record<string, string>;
+    for (const k of Object.keys(want).sort()) {
+      const w = want[k].replaceAll("${tenant}", tenant);
+      const val = outcome.headers.get(k);
+      if (val !== w) problems.push(`header ${k}: expected ${JSON.stringify(w)}, got ${JSON.stringify(val)}`);
     }
   }
   if ("error_info" in v.expect) {

@@ -23,7 +23,7 @@ import java.util.TreeSet;
 /** The shared-vector comparator for Java: the same rules as the Go, TypeScript and Python runners. */
 final class VectorCheck {
   static final Set<String> KNOWN_EXPECT_KEYS =
-      Set.of("code", "fields", "non_empty", "headers_non_empty", "error_info");
+      Set.of("code", "fields", "non_empty", "headers_non_empty", "headers", "error_info");
 
   private VectorCheck() {}
 
@@ -171,6 +171,22 @@ final class VectorCheck {
                 : outcome.headers().get(Metadata.Key.of(k.getAsString(), Metadata.ASCII_STRING_MARSHALLER));
         if (val == null || val.isEmpty()) {
           problems.add("header " + k.getAsString() + ": expected non-empty, got " + val);
+        }
+      }
+    }
+    if (expect.has("headers")) {
+      for (String k : new TreeSet<>(expect.getAsJsonObject("headers").keySet())) {
+        String want = expect.getAsJsonObject("headers").get(k).getAsString().replace("${tenant}", tenant);
+        Iterable<String> vals =
+            outcome.headers() == null
+                ? List.of()
+                : outcome.headers().getAll(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER));
+        List<String> gotValues = new ArrayList<>();
+        if (vals != null) {
+          vals.forEach(gotValues::add);
+        }
+        if (!gotValues.equals(List.of(want))) {
+          problems.add("header " + k + ": expected \"" + want + "\", got " + gotValues);
         }
       }
     }

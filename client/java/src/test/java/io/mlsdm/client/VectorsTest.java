@@ -91,7 +91,8 @@ class VectorsTest {
     VectorCheck.Outcome ok = new VectorCheck.Outcome(resp, null, headers);
     String good =
         "{\"code\":\"OK\",\"fields\":{\"accepted\":false,\"refusalReason\":\"REFUSAL_REASON_MORAL\","
-            + "\"step\":\"1\",\"response\":\"\"},\"headers_non_empty\":[\"x-mlsdm-version\"]}";
+            + "\"step\":\"1\",\"response\":\"\"},\"headers_non_empty\":[\"x-mlsdm-version\"],"
+            + "\"headers\":{\"x-mlsdm-version\":\"1.2.3\"}}";
     assertEquals(List.of(), VectorCheck.check(vector(good), "t", ok));
     for (String bad :
         List.of(
@@ -102,6 +103,8 @@ class VectorsTest {
             "{\"code\":\"OK\",\"fields\":{\"noSuchField\":1}}",
             "{\"code\":\"OK\",\"non_empty\":[\"response\"]}",
             "{\"code\":\"OK\",\"headers_non_empty\":[\"x-request-id\"]}",
+            "{\"code\":\"OK\",\"headers\":{\"x-mlsdm-version\":\"1.2.4\"}}",
+            "{\"code\":\"OK\",\"headers\":{\"x-request-id\":\"\"}}",
             "{\"code\":\"OK\",\"error_info\":{\"reason\":\"X\"}}",
             "{\"code\":\"OK\",\"surprise\":1}")) {
       assertFalse(VectorCheck.check(vector(bad), "t", ok).isEmpty(), "wrong expectation passed: " + bad);
@@ -147,7 +150,9 @@ class VectorsTest {
     Metadata md = new Metadata();
     md.put(MlsdmClient.TENANT, tenant);
     VectorCheck.metadataOf(v)
-        .forEach((k, val) -> md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), val));
+        .forEach(
+            (k, val) ->
+                md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), val.replace("${tenant}", tenant)));
     long timeoutMs = v.has("timeout_ms") ? v.get("timeout_ms").getAsLong() : 20_000;
     AtomicReference<Metadata> headers = new AtomicReference<>();
     CognitiveServiceBlockingStub stub =
