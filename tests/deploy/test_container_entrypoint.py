@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +111,15 @@ def _read_only_except(root: Path, volumes: list[Path]) -> None:
             here.chmod(0o555)
 
 
+def _free_port() -> int:
+    # The metrics listener reports no bound port, so pick one; the window
+    # between closing and the server binding it is tiny on a test machine.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _wait_for_port(proc: subprocess.Popen[bytes], port_file: Path, log: Path) -> int:
     limit = time.monotonic() + STARTUP_LIMIT_S
     while time.monotonic() < limit:
@@ -155,6 +166,7 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
         ]  # fmt: skip
 
     port_file = data_dir / "port"
+    metrics_port = _free_port()
     env = {
         **image_env,
         "HOME": str(data_dir),
@@ -167,7 +179,8 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
         "MLSDM_SERVER__PORT": "0",
         "MLSDM_SERVER__PORT_FILE": str(port_file),
         "MLSDM_OBSERVABILITY__METRICS__HOST": "127.0.0.1",
-        "MLSDM_OBSERVABILITY__METRICS__PORT": "0",
+        "MLSDM_OBSERVABILITY__METRICS__PORT": str(metrics_port),
+        "MLSDM_TENANTS__DATA_DIR": str(data_dir),
         "MLSDM_AUTH__API_KEYS_FILE": str(keys_file),
     }
     skip = {*volumes, reloc.path(image_env["WHEELHOUSE"])}
@@ -199,6 +212,11 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
                     timeout=30,
                 )
                 assert state.tenant == "deploy"
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{metrics_port}/metrics", timeout=10
+            ) as r:
+                assert r.status == 200
+                assert b"# TYPE" in r.read()
 
             stop = getattr(signal, runtime.last("STOPSIGNAL").args)
             proc.send_signal(stop)

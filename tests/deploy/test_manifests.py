@@ -162,6 +162,19 @@ def test_writable_mounts_are_the_images_volumes(
 
 
 @pytest.mark.parametrize("track", TRACKS)
+def test_tenant_state_lives_on_the_data_volume(
+    rendered: Rendered, track: str, tmp_path: Path
+) -> None:
+    settings = settings_of(rendered[track], tmp_path)
+    c, spec = container(rendered[track]), pod_spec(rendered[track])
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    data = mounts[str(settings.tenants.data_dir)]
+    assert not data.get("readOnly")
+    volume = next(v for v in spec["volumes"] if v["name"] == data["name"])
+    assert "emptyDir" in volume or "persistentVolumeClaim" in volume
+
+
+@pytest.mark.parametrize("track", TRACKS)
 def test_container_runs_the_images_entrypoint(
     rendered: Rendered, track: str, dockerfile: dict[str, Any], steps: Any
 ) -> None:
