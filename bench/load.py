@@ -1,0 +1,290 @@
+"""Load benchmark: our RPCs through the full interceptor chain against a bare grpc.aio echo.
+
+    python bench/load.py                      # full run (~3 min): table, RESULTS.md, PNG
+    python bench/load.py --quick --results /tmp/r.md --plot /tmp/r.png   # CI smoke
+    python bench/load.py --soak               # 10-minute soak (--soak-seconds to shorten)
+
+In one go: the echo baseline (load_echo.py), then GetState, ProcessEvent,
+Generate and StreamGenerate on `mlsdm-grpc serve` with API-key auth, a rate
+limit set out of reach, admission, metrics and access logs on, and the local
+stub LLM at zero latency. Each is run closed loop at each concurrency, then
+open loop at one fixed rate (half the slowest RPC's c=16 throughput) for all.
+Server and load generator (load_client.py) are separate processes pinned to
+different CPUs; every cell uses a fresh tenant so cells do not feed each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from load_procs import (
+    Server,
+    access_log_lines,
+    chain_server,
+    cpu_plan,
+    echo_server,
+    run_client,
+    scratch_dir,
+)
+from load_report import (
+    TABLE_MARK,
+    Cell,
+    console_table,
+    goals,
+    markdown_table,
+    plot,
+    update_results,
+)
+
+BENCH = Path(__file__).resolve().parent
+RPCS = ("GetState", "ProcessEvent", "Generate", "StreamGenerate")
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.partition(":")[2].strip()
+            break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "grpcio": version("grpcio"),
+        "protobuf": version("protobuf"),
+        "numpy": version("numpy"),
+        "uvloop": version("uvloop"),
+        "loadavg": os.getloadavg(),
+    }
+
+
+def describe(m: dict[str, Any], cpus: tuple[int | None, int | None]) -> str:
+    pinned = (
+        f"server pinned to CPU {cpus[0]}, load generator to CPU {cpus[1]}"
+        if cpus[0] is not None
+        else "fewer than 2 CPUs: not pinned"
+    )
+    la = ", ".join(f"{x:.2f}" for x in m["loadavg"])
+    return (
+        f"{m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, grpcio {m['grpcio']}, "
+        f"protobuf {m['protobuf']}, numpy {m['numpy']}, uvloop {m['uvloop']}; {pinned}; "
+        f"load average at start {la} (1/5/15 min)"
+    )
+
+
+class Sweep:
+    """Runs the cells and keeps them in order."""
+
+    def __init__(self, args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> None:
+        self.args = args
+        self.server_cpu, self.client_cpu = cpus
+        self.cells: list[Cell] = []
+
+    def cell(self, server: Server, rpc: str, mode: str, load: float, extra: list[str]) -> Cell:
+        a = self.args
+        tenant = f"bench-{rpc.lower()}-{mode}-{int(load)}"
+        argv = [
+            "--rpc",
+            rpc,
+            "--warmup",
+            str(a.warmup),
+            "--duration",
+            str(a.duration),
+            "--tenant",
+            tenant,
+            *extra,
+        ]
+        if mode == "closed":
+            argv += ["--concurrency", str(int(load))]
+        else:
+            argv += ["--rate", str(load)]
+        result, server_cpu = run_client(server, self.client_cpu, argv)
+        cell = Cell(rpc, mode, load, result, server_cpu, result["client_cpu_s"] / a.duration)
+        self.cells.append(cell)
+        errors = sum(result["errors"].values())
+        print(
+            f"  {rpc:<15} {cell.label:<14} {cell.rps:>9,.0f} RPS  p50 {cell.p('p50'):7.2f} ms"
+            f"  p99 {cell.p('p99'):7.2f} ms  server CPU {server_cpu:4.0%}  "
+            f"client CPU {cell.client_cpu:4.0%}" + (f"  errors {errors}" if errors else ""),
+            flush=True,
+        )
+        return cell
+
+
+def probe(server: Server, cpu: int | None) -> dict[str, dict[str, int]]:
+    result, _ = run_client(server, cpu, ["--probe", "--tenant", "bench-probe"])
+    sizes: dict[str, dict[str, int]] = result["probe"]
+    return sizes
+
+
+def run(args: argparse.Namespace) -> int:
+    cpus = cpu_plan()
+    m = machine()
+    print(describe(m, cpus), flush=True)
+    sweep = Sweep(args, cpus)
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    rpcs = [r for r in args.rpcs.split(",") if r]
+    started = time.monotonic()
+    with scratch_dir() as tmp:
+        work = Path(tmp)
+        with chain_server(cpus[0], work) as server:
+            sizes = probe(server, cpus[1])
+        gen = sizes["Generate"]
+        print(f"wire sizes (bytes): {json.dumps(sizes)}", flush=True)
+        echo_extra = ["--echo-request-bytes", str(gen["request"])]
+        with echo_server(cpus[0], work, gen["response"]) as echo:
+            print("echo (bare grpc.aio, bytes in/out):", flush=True)
+            for c in concurrencies:
+                sweep.cell(echo, "echo", "closed", c, echo_extra)
+        with chain_server(cpus[0], work) as server:
+            print("full chain (mlsdm-grpc serve):", flush=True)
+            for rpc in rpcs:
+                for c in concurrencies:
+                    sweep.cell(server, rpc, "closed", c, [])
+        access_lines = access_log_lines(server.log)
+        rate = _open_rate(sweep.cells, args)
+        if rate > 0:
+            print(f"open loop at {rate:,.0f} calls/s:", flush=True)
+            with echo_server(cpus[0], work, gen["response"]) as echo:
+                sweep.cell(echo, "echo", "open", rate, echo_extra)
+            with chain_server(cpus[0], work) as server:
+                for rpc in rpcs:
+                    sweep.cell(server, rpc, "open", rate, [])
+            access_lines += access_log_lines(server.log)
+    elapsed = time.monotonic() - started
+    end_load = os.getloadavg()
+    table = console_table(sweep.cells)
+    print()
+    print(table)
+    print()
+    verdicts = goals(sweep.cells)
+    for line in verdicts:
+        print(line)
+    print(
+        f"access-log lines written by the server: {access_lines:,}; run took {elapsed:.0f} s; "
+        f"load average at end {end_load[0]:.2f}",
+        flush=True,
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": m, "sizes": sizes, "cells": [c.__dict__ for c in sweep.cells]},
+                indent=1,
+                default=str,
+            )
+        )
+    if args.results:
+        body = _results_body(
+            args, m, cpus, sizes, sweep.cells, verdicts, elapsed, end_load, access_lines
+        )
+        update_results(Path(args.results), TABLE_MARK, body)
+        print(f"wrote {args.results}")
+    if args.plot:
+        plot(sweep.cells, Path(args.plot), describe(m, cpus))
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _open_rate(cells: list[Cell], args: argparse.Namespace) -> float:
+    if args.open_rate is not None:
+        return float(args.open_rate)
+    if args.open_fraction <= 0:
+        return 0.0
+    # Half the slowest RPC's throughput at the middle concurrency: every RPC
+    # (and echo) is then offered the same load, well inside its capacity.
+    closed = [c for c in cells if c.mode == "closed" and c.rpc != "echo"]
+    loads = sorted({c.load for c in closed})
+    mid = loads[len(loads) // 2]
+    slowest = min(c.rps for c in closed if c.load == mid)
+    return max(1.0, round(args.open_fraction * slowest, -1))
+
+
+def _results_body(
+    args: argparse.Namespace,
+    m: dict[str, Any],
+    cpus: tuple[int | None, int | None],
+    sizes: dict[str, dict[str, int]],
+    cells: list[Cell],
+    verdicts: list[str],
+    elapsed: float,
+    end_load: tuple[float, float, float],
+    access_lines: int,
+) -> str:
+    gen, st = sizes["Generate"], sizes["StreamGenerate"]
+    lines = [
+        f"Command: `python bench/load.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`"
+        f" — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {elapsed:.0f} s.",
+        "",
+        f"Machine: {describe(m, cpus)}; load average at end {end_load[0]:.2f}.",
+        "",
+        f"Each closed-loop cell: {args.warmup:g} s warm-up, then {args.duration:g} s measured; "
+        "open-loop rows offer every RPC (and echo) the same fixed rate and count latency from "
+        "each call's scheduled start. Echo replies "
+        f"{gen['response']} bytes to {gen['request']}-byte requests (the wire sizes of "
+        "Generate); StreamGenerate sends "
+        f"{st['messages']} messages ({st['response']} bytes) per call, RPS counts whole "
+        "streams. CPU columns are the share of one core used in the measured window. "
+        f"Access-log lines written: {access_lines:,}.",
+        "",
+        markdown_table(cells),
+        "",
+        *[f"- {line}" for line in verdicts],
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated")
+    parser.add_argument("--rpcs", default=",".join(RPCS), help="comma-separated")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per cell")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell")
+    parser.add_argument(
+        "--open-fraction",
+        type=float,
+        default=0.5,
+        help="open-loop rate as a fraction of the slowest RPC's throughput at "
+        "the middle concurrency (0: no open-loop rows)",
+    )
+    parser.add_argument("--open-rate", type=float, help="open-loop rate, calls per second")
+    parser.add_argument(
+        "--results", default=str(BENCH / "RESULTS.md"), help="markdown file to update ('' to skip)"
+    )
+    parser.add_argument("--plot", default=str(BENCH / "load.png"), help="PNG ('' to skip)")
+    parser.add_argument("--json", help="also dump every cell as JSON here")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke: concurrency 1,4, 0.2 s warm-up, 0.5 s cells"
+    )
+    parser.add_argument("--soak", action="store_true", help="soak instead (see load_soak.py)")
+    parser.add_argument("--soak-seconds", type=float, default=600.0)
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        help="calls per second (default: half the measured mixed capacity)",
+    )
+    parser.add_argument("--soak-tenants", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.concurrency, args.warmup, args.duration = "1,4", 0.2, 0.5
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.soak:
+        from load_soak import soak
+
+        return soak(args)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The ceiling: a bare grpc.aio server with no interceptors, no protobuf and no work.
+
+One unary method, `/bench.Echo/Echo`, that answers every request with the same
+pre-built payload of `--reply-bytes` bytes. The load generator sends a request
+of the size of a serialized GenerateRequest and the runner sets the reply to the
+size of a serialized GenerateResponse, so the bytes on the wire match a Generate
+call while everything our service adds on top (interceptors, proto
+(de)serialization, the engine, the LLM stub) is absent. Same transport options
+family as the real server: defaults, uvloop, one process.
+
+Run by bench/load.py; standalone: `python bench/load_echo.py --port 0 --port-file F`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import uvloop
+
+ECHO_METHOD = "/bench.Echo/Echo"
+ECHO_STREAM_METHOD = "/bench.Echo/EchoStream"
+
+
+def _handlers(reply: bytes, stream_messages: int) -> grpc.GenericRpcHandler:
+    async def echo(request: bytes, context: Any) -> bytes:
+        return reply
+
+    async def echo_stream(request: bytes, context: Any) -> Any:
+        for _ in range(stream_messages):
+            yield reply
+
+    # No (de)serializers: bytes in, bytes out, so protobuf costs nothing here.
+    return grpc.method_handlers_generic_handler(
+        "bench.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "EchoStream": grpc.unary_stream_rpc_method_handler(echo_stream),
+        },
+    )
+
+
+async def serve(port: int, port_file: Path | None, reply_bytes: int, stream_messages: int) -> None:
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((_handlers(b"x" * reply_bytes, stream_messages),))
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    if port_file is not None:
+        # Written once the port is bound: the runner polls for it.
+        port_file.write_text(f"{bound}\n", encoding="utf-8")  # noqa: ASYNC240
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path)
+    parser.add_argument("--reply-bytes", type=int, default=256)
+    parser.add_argument("--stream-messages", type=int, default=1)
+    args = parser.parse_args()
+    uvloop.run(serve(args.port, args.port_file, args.reply_bytes, args.stream_messages))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Smoke run of the load harness (bench/load.py --quick) so it cannot rot.
+
+It starts the echo server, the real server with the full interceptor chain and
+the load generator as processes on 127.0.0.1, for a fraction of a second per
+cell, and checks the output has every row. No timing is asserted: speed is
+measured by the full run, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RPCS = ("echo", "GetState", "ProcessEvent", "Generate", "StreamGenerate")
+# Generous bound on the whole smoke for a loaded CI machine; it usually takes ~15 s.
+LIMIT_S = 300
+
+
+def test_quick_run_produces_every_row(tmp_path: Path) -> None:
+    results, png, raw = tmp_path / "RESULTS.md", tmp_path / "load.png", tmp_path / "cells.json"
+    results.write_text("## Engine (someone else's)\n\nkept as is\n", encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            "--quick",
+            "--results",
+            str(results),
+            "--plot",
+            str(png),
+            "--json",
+            str(raw),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    cells = json.loads(raw.read_text())["cells"]
+    closed = {(c["rpc"], c["load"]) for c in cells if c["mode"] == "closed"}
+    assert closed == {(rpc, load) for rpc in RPCS for load in (1, 4)}
+    assert {c["rpc"] for c in cells if c["mode"] == "open"} == set(RPCS)
+    for c in cells:
+        # Every call went through: auth, rate limit and admission let the bench in.
+        assert c["result"]["count"] > 0, c
+        assert c["result"]["errors"] == {}, c
+    # Accepted/refused comes back for the RPCs that have it.
+    assert all(
+        c["result"]["accepted_frac"] is not None
+        for c in cells
+        if c["rpc"] in ("ProcessEvent", "Generate", "StreamGenerate")
+    )
+
+    table_rows = [
+        line.split()[:2]
+        for line in done.stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in RPCS and "RPS" not in line
+    ]
+    for rpc in RPCS:
+        assert [rpc, "c=1"] in table_rows and [rpc, "c=4"] in table_rows, done.stdout
+        assert [rpc, "open"] in table_rows, done.stdout
+    logged = re.search(r"access-log lines written by the server: ([\d,]+)", done.stdout)
+    assert logged is not None and int(logged.group(1).replace(",", "")) > 0, done.stdout
+
+    text = results.read_text()
+    assert text.startswith("## Engine (someone else's)\n\nkept as is\n")
+    assert "## Load (bench/load.py)" in text
+    for rpc in RPCS:
+        assert f"| {rpc} | c=4 |" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
