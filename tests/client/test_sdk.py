@@ -46,9 +46,11 @@ def test_async_client_round_trip(server: ServerThread) -> None:
 
 
 def test_invalid_argument_is_typed_with_violations(server: ServerThread) -> None:
-    with Client(server.address, tenant="sdk-errors") as client:
-        with pytest.raises(InvalidArgumentError) as err:
-            client.process_event([1.0] * 3, 0.5)
+    with (
+        Client(server.address, tenant="sdk-errors") as client,
+        pytest.raises(InvalidArgumentError) as err,
+    ):
+        client.process_event([1.0] * 3, 0.5)
     error = err.value
     assert error.reason == "DIMENSION_MISMATCH" and error.domain == "mlsdm.io"
     assert [v.field for v in error.violations] == ["vector"]
