@@ -98,6 +98,11 @@ class EngineCollector(Collector):
             if tenant_label_limit is not None:
                 self._limit = tenant_label_limit
             self._sources.append(source)
+            # A new server's engines start from zero, like after a restart:
+            # nothing from the previous source's labels or totals carries over.
+            self._labels.clear()
+            self._seen.clear()
+            self._retired.clear()
 
     def detach(self, source: Source) -> None:
         with self._lock:
