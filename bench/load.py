@@ -273,7 +273,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--soak-tenants", type=int, default=100)
     args = parser.parse_args(argv)
     if args.quick:
-        args.concurrency, args.warmup, args.duration = "1,4", 0.2, 0.5
+        args.concurrency, args.warmup, args.duration = "2", 0.1, 0.3
     return args
 
 

@@ -45,7 +45,7 @@ def test_quick_run_produces_every_row(tmp_path: Path) -> None:
 
     cells = json.loads(raw.read_text())["cells"]
     closed = {(c["rpc"], c["load"]) for c in cells if c["mode"] == "closed"}
-    assert closed == {(rpc, load) for rpc in RPCS for load in (1, 4)}
+    assert closed == {(rpc, 2) for rpc in RPCS}
     assert {c["rpc"] for c in cells if c["mode"] == "open"} == set(RPCS)
     for c in cells:
         # Every call went through: auth, rate limit and admission let the bench in.
@@ -64,7 +64,7 @@ def test_quick_run_produces_every_row(tmp_path: Path) -> None:
         if line.split()[:1] and line.split()[0] in RPCS and "RPS" not in line
     ]
     for rpc in RPCS:
-        assert [rpc, "c=1"] in table_rows and [rpc, "c=4"] in table_rows, done.stdout
+        assert [rpc, "c=2"] in table_rows, done.stdout
         assert [rpc, "open"] in table_rows, done.stdout
     logged = re.search(r"access-log lines written by the server: ([\d,]+)", done.stdout)
     assert logged is not None and int(logged.group(1).replace(",", "")) > 0, done.stdout
@@ -73,5 +73,5 @@ def test_quick_run_produces_every_row(tmp_path: Path) -> None:
     assert text.startswith("## Engine (someone else's)\n\nkept as is\n")
     assert "## Load (bench/load.py)" in text
     for rpc in RPCS:
-        assert f"| {rpc} | c=4 |" in text
+        assert f"| {rpc} | c=2 |" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
