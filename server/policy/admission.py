@@ -5,7 +5,8 @@ Low and normal calls share `max_concurrency` slots; high calls may use
 `reserved_high` more, critical calls those and `reserved_critical` more, so
 under any flood of lower work a critical call finds a slot at once and never
 queues behind a lower one. When the queue is full the worst queued call (lowest
-priority, latest deadline, newest) is shed with UNAVAILABLE + RetryInfo; a call
+priority, latest deadline) is shed with UNAVAILABLE + RetryInfo when a call of
+higher priority arrives, and a newcomer no better than it is refused; a call
 that would still be queued when its deadline passes is refused at once rather
 than left to time out.
 
@@ -104,8 +105,9 @@ class AdmissionController:
             self.dropped_total += 1
             raise self._overloaded("the call would not leave the queue before its deadline")
         if len(self._queue) >= self._max_queue:
-            if position >= len(self._queue):
-                # The newcomer is the worst of all: it is the one shed.
+            if priority <= self._queue[-1].priority:
+                # Only a higher priority displaces queued work; among equals the
+                # newcomer goes, so no call loses the time it already waited.
                 self.shed_total += 1
                 raise self._overloaded("the server is overloaded; retry later")
             worst = self._queue.pop()

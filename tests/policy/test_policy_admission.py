@@ -12,6 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlsdm.server.call import Priority
 from mlsdm.server.errors import ServiceError
+from mlsdm.server.llm.base import Completion, LLMRequest
+from mlsdm.server.llm.stub import StubBackend
 from mlsdm.server.policy.admission import AdmissionController
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
@@ -72,6 +74,9 @@ def test_full_queue_sheds_the_lowest_priority() -> None:
         with pytest.raises(ServiceError) as info:
             await ctl.acquire(LOW, None)
         assert info.value.reason == "OVERLOADED"
+        # An equal priority never displaces a waiting call, not even with an earlier deadline.
+        with pytest.raises(ServiceError):
+            await ctl.acquire(LOW, 1.0)
         # A better one takes the place of the worst queued call (the newest low).
         normal = asyncio.create_task(ctl.acquire(NORMAL, None))
         await settle()
@@ -84,7 +89,7 @@ def test_full_queue_sheds_the_lowest_priority() -> None:
         ctl.release(held)
         ctl.release(await normal)
         ctl.release(await low_1)
-        assert (ctl.active, ctl.queued, ctl.shed_total) == (0, 0, 2)
+        assert (ctl.active, ctl.queued, ctl.shed_total) == (0, 0, 3)
 
     run(scenario)
 
@@ -164,9 +169,32 @@ def test_cancelled_waiters_leave_the_queue_and_slots_are_not_lost() -> None:
     run(scenario)
 
 
+class GatedBackend(StubBackend):
+    """The local stub, holding every answer until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._opened = False
+        self._gate: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def complete(self, request: LLMRequest) -> Completion:
+        if not self._opened:
+            if self._gate is None:
+                self._gate, self._loop = asyncio.Event(), asyncio.get_running_loop()
+            await self._gate.wait()
+        return await super().complete(request)
+
+    def open(self) -> None:
+        """Called from the test's thread, after the held calls reached the gate."""
+        self._opened = True
+        if self._gate is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._gate.set)
+
+
 def test_shedding_over_real_channels() -> None:
+    backend = GatedBackend()
     overrides = {
-        "llm": {"stub_latency_s": 1.0},
         "admission": {
             "max_concurrency": 1,
             "max_queue": 1,
@@ -186,7 +214,7 @@ def test_shedding_over_real_channels() -> None:
         return "ok"
 
     with (
-        server_thread(overrides) as running,
+        server_thread(overrides, backend=backend) as running,
         grpc.insecure_channel(running.address) as ch,
         ThreadPoolExecutor(4) as pool,
     ):
@@ -206,5 +234,6 @@ def test_shedding_over_real_channels() -> None:
         # A high call takes the queued low call's place.
         high = pool.submit(generate, stub, "high")
         assert queued_low.result(timeout=60) == "UNAVAILABLE/OVERLOADED"
+        backend.open()
         assert high.result(timeout=60) == "ok"
         assert holder.result(timeout=60) == "ok"
