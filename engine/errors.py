@@ -10,11 +10,19 @@ class ValidationError(Exception):
     so the server can build a BadRequest field violation without parsing text.
     """
 
-    def __init__(self, field: str, reason: str, description: str) -> None:
+    def __init__(
+        self,
+        field: str,
+        reason: str,
+        description: str,
+        details: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{field}: {reason}: {description}")
         self.field = field
         self.reason = reason
         self.description = description
+        # Machine-readable values behind the description, e.g. expected/actual.
+        self.details = dict(details or {})
 
 
 class SnapshotError(Exception):

@@ -29,6 +29,7 @@ def check_vector(vector: object, config: EngineConfig) -> NDArray[np.float32]:
             "vector",
             "DIMENSION_MISMATCH",
             f"expected a 1-D vector of length {config.dim}, got shape {arr.shape}",
+            {"expected": str(config.dim), "actual": "x".join(str(n) for n in arr.shape)},
         )
     as64 = arr.astype(np.float64)
     if not np.all(np.isfinite(as64)):

@@ -167,7 +167,7 @@ def from_exception(exc: BaseException, request_id: str) -> ServiceError | None:
     if isinstance(exc, ServiceError):
         return exc
     if isinstance(exc, ValidationError):
-        return invalid_argument(exc.field, exc.reason, exc.description)
+        return invalid_argument(exc.field, exc.reason, exc.description, exc.details)
     if isinstance(exc, BackendUnavailableError):
         return unavailable(
             "BACKEND_UNAVAILABLE", f"LLM backend unavailable: {exc}", exc.retry_after

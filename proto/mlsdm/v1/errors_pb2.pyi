@@ -30,7 +30,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_DIMENSION_MISMATCH: _ErrorReason.ValueType  # 2
     """INVALID_ARGUMENT: the event vector has the wrong length
-    (metadata: expected, actual).
+    (metadata: field, expected, actual; actual is the shape, e.g. "3").
     """
     ERROR_REASON_NON_FINITE_VALUE: _ErrorReason.ValueType  # 3
     """INVALID_ARGUMENT: a number is NaN or infinite."""
@@ -110,7 +110,7 @@ the field violations.
 """
 ERROR_REASON_DIMENSION_MISMATCH: ErrorReason.ValueType  # 2
 """INVALID_ARGUMENT: the event vector has the wrong length
-(metadata: expected, actual).
+(metadata: field, expected, actual; actual is the shape, e.g. "3").
 """
 ERROR_REASON_NON_FINITE_VALUE: ErrorReason.ValueType  # 3
 """INVALID_ARGUMENT: a number is NaN or infinite."""

@@ -36,7 +36,7 @@ const (
 	// the field violations.
 	ErrorReason_ERROR_REASON_INVALID_ARGUMENT ErrorReason = 1
 	// INVALID_ARGUMENT: the event vector has the wrong length
-	// (metadata: expected, actual).
+	// (metadata: field, expected, actual; actual is the shape, e.g. "3").
 	ErrorReason_ERROR_REASON_DIMENSION_MISMATCH ErrorReason = 2
 	// INVALID_ARGUMENT: a number is NaN or infinite.
 	ErrorReason_ERROR_REASON_NON_FINITE_VALUE ErrorReason = 3

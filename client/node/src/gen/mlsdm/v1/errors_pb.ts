@@ -39,7 +39,7 @@ export enum ErrorReason {
 
   /**
    * INVALID_ARGUMENT: the event vector has the wrong length
-   * (metadata: expected, actual).
+   * (metadata: field, expected, actual; actual is the shape, e.g. "3").
    *
    * @generated from enum value: ERROR_REASON_DIMENSION_MISMATCH = 2;
    */
