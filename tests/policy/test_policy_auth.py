@@ -240,6 +240,31 @@ def test_jwt_signed_by_another_key(tmp_path: Path, stub: pb_grpc.CognitiveServic
     assert error.reason == "CREDENTIALS_INVALID"
 
 
+def test_jwks_rotation_without_restart(tmp_path: Path) -> None:
+    old = Issuer(tmp_path / "jwks.json", kid="2025")
+    overrides = {
+        "auth": {
+            "reload_interval_s": 0,
+            "jwt": {
+                "jwks_file": str(old.path),
+                "issuer": Issuer.ISSUER,
+                "audience": Issuer.AUDIENCE,
+            },
+        }
+    }
+    with server_thread(overrides) as running, grpc.insecure_channel(running.address) as ch:
+        stub = pb_grpc.CognitiveServiceStub(ch)
+        old_token = old.token("svc", ["read"])
+        stub.GetState(pb.GetStateRequest(), metadata=bearer(old_token))
+        new = Issuer(tmp_path / "next.json", kid="2026")
+        new_token = new.token("svc", ["read"])
+        # Publish the new key set in place of the old one.
+        new.path.replace(old.path)
+        stub.GetState(pb.GetStateRequest(), metadata=bearer(new_token))
+        error = rich(failure(stub.GetState, pb.GetStateRequest(), metadata=bearer(old_token)))
+        assert error.reason == "CREDENTIALS_INVALID"
+
+
 def test_open_loopback_server_serves_anonymous_callers() -> None:
     with (
         server_thread({"rate_limit": {"enabled": False}}) as running,

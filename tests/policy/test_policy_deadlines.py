@@ -87,7 +87,9 @@ def test_callers_deadline_reaches_the_backend(
 ) -> None:
     _, backend = recorded
     stub.Generate(pb.GenerateRequest(prompt=PROMPT, moral_value=0.9), timeout=20.0)
-    assert 20.0 - SLACK_S < last_budget(backend) <= 20.0
+    # grpc computes the wire timeout from a cached clock, so on a busy machine the
+    # server may see a little more than the caller set; never anything near a default.
+    assert 20.0 - SLACK_S < last_budget(backend) <= 21.0
 
 
 def test_callers_deadline_is_capped(
