@@ -6,9 +6,11 @@ Low and normal calls share `max_concurrency` slots; high calls may use
 under any flood of lower work a critical call finds a slot at once and never
 queues behind a lower one. When the queue is full the worst queued call (lowest
 priority, latest deadline) is shed with UNAVAILABLE + RetryInfo when a call of
-higher priority arrives, and a newcomer no better than it is refused; a call
-that would still be queued when its deadline passes is refused at once rather
-than left to time out.
+higher priority arrives, and a newcomer no better than it is refused. A call
+whose deadline would pass in the queue is dropped early, also with UNAVAILABLE:
+at arrival when its estimated wait is already too long, and otherwise as soon
+as its remaining time falls below one average service time (later arrivals of
+higher priority may keep overtaking it).
 
 Single event loop, no locks: every method runs between awaits.
 """
@@ -114,6 +116,14 @@ class AdmissionController:
             self.shed_total += 1
             worst.future.set_exception(self._overloaded("shed for higher-priority work"))
         self._queue.insert(position, waiter)
+        timer = None
+        if deadline is not None and self._service_time is not None:
+            # Past this point the call cannot finish in time even if it started:
+            # answer it now, while the caller still has time to retry elsewhere.
+            hopeless_in = deadline - self._service_time - self._clock()
+            timer = asyncio.get_running_loop().call_later(
+                max(0.0, hopeless_in), self._give_up, waiter
+            )
         try:
             await waiter.future
         except BaseException:
@@ -124,7 +134,19 @@ class AdmissionController:
             elif waiter in self._queue:
                 self._queue.remove(waiter)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         return self._clock()
+
+    def _give_up(self, waiter: _Waiter) -> None:
+        if waiter.future.done() or waiter not in self._queue:
+            return
+        self._queue.remove(waiter)
+        self.dropped_total += 1
+        waiter.future.set_exception(
+            self._overloaded("the call would not finish before its deadline; retry elsewhere")
+        )
 
     def release(self, granted_at: float) -> None:
         took = max(0.0, self._clock() - granted_at)

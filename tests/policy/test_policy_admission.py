@@ -142,6 +142,13 @@ def test_call_that_would_outlive_its_deadline_in_the_queue_is_dropped_early() ->
         patient = asyncio.create_task(ctl.acquire(NORMAL, now[0] + 30.0))
         await settle()
         assert ctl.queued == 1
+        # Queued with barely more than one service time left: once that slack is gone
+        # (~50 ms of real time here) it cannot finish any more and is answered at once.
+        hopeless = asyncio.create_task(ctl.acquire(HIGH, now[0] + 2.05))
+        with pytest.raises(ServiceError) as info:
+            await asyncio.wait_for(hopeless, 10)
+        assert info.value.reason == "OVERLOADED" and ctl.dropped_total == 2
+        assert ctl.queued == 1
         ctl.release(held)
         ctl.release(await patient)
 
