@@ -18,6 +18,7 @@ import sys
 import time
 
 import numpy as np
+
 from mlsdm.engine import CognitiveEngine, EngineConfig, VectorStore
 
 DIM = 384

@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 import numpy as np
 import uvloop
+
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

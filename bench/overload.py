@@ -31,6 +31,7 @@ from pathlib import Path
 
 import grpc
 from load_procs import chain_server, cpu_plan, scratch_dir
+
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

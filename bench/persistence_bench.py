@@ -25,6 +25,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+
 from mlsdm.v1 import cognitive_service_pb2 as pb
 
 PRIORITIES = ("low", "normal", "high", "critical")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+
 from mlsdm.v1 import admin_service_pb2 as pb
 from mlsdm.v1 import admin_service_pb2_grpc as pb_grpc
 

@@ -13,7 +13,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from mlsdm.engine import EngineConfig, HashingEmbedder
+
+from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
 from mlsdm.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -31,14 +32,14 @@ from .interceptors.errors import ErrorInterceptor
 from .interceptors.ratelimit import RateLimitInterceptor
 from .lifecycle import Lifecycle
 from .llm.base import LLMBackend
-from .llm.factory import find_breaker
-from .llm.stub import StubBackend
+from .llm.factory import BackendConfigError, build_backend, find_breaker
+from .observability.metrics import POLICY
 from .observability.runtime import Observability
 from .policy.admission import AdmissionController
 from .security.authenticator import Authenticator
 from .security.tls import server_credentials
 from .servicer import CognitiveServicer
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .tenants import TenantRegistry
 
 log = logging.getLogger("mlsdm.server")
@@ -85,9 +86,21 @@ def channel_options(settings: Settings) -> list[tuple[str, Any]]:
 
 
 def default_backend(settings: Settings) -> LLMBackend:
-    return StubBackend(
-        latency=settings.llm.stub_latency_s, token_delay=settings.llm.stub_token_delay_s
-    )
+    """The configured backend; a bad backend configuration is a SettingsError (one line)."""
+    try:
+        return build_backend(settings.llm, on_breaker_state_change=POLICY.breaker_changed)
+    except BackendConfigError as exc:
+        raise SettingsError(f"llm: {exc}") from exc
+
+
+def build_embedder(settings: Settings, dim: int) -> Embedder:
+    if settings.llm.embedder == "minilm":
+        from .embeddings import MiniLMEmbedder
+
+        if dim != MiniLMEmbedder.dim:
+            raise SettingsError(f"llm.embedder=minilm needs engine.dim={MiniLMEmbedder.dim}")
+        return MiniLMEmbedder()
+    return HashingEmbedder(dim)
 
 
 class MlsdmServer:
@@ -105,7 +118,7 @@ class MlsdmServer:
         runner = EngineRunner(self._executor, settings.server.offload_min_store)
         self.tenants = TenantRegistry(
             config,
-            HashingEmbedder(config.dim),
+            build_embedder(settings, config.dim),
             settings.tenants.max_resident,
             settings=settings.tenants,
             caller=runner,

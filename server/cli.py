@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # One BLAS thread per process: the engine's matrix-vector products are small,
+    # and BLAS threads fighting the event loop and the engine pool for the same
+    # cores cost more than they give (bench/RESULTS.md, engine section). Set
+    # before NumPy is first imported; an explicit environment value wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

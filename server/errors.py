@@ -16,6 +16,7 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
 from mlsdm.engine import ValidationError
 
 from .llm.base import BackendError, BackendTimeoutError, BackendUnavailableError

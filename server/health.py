@@ -9,6 +9,7 @@ traffic moves to other pods before calls would be refused.
 from __future__ import annotations
 
 from grpc_health.v1 import health, health_pb2
+
 from mlsdm.v1 import cognitive_service_pb2
 
 COGNITIVE_SERVICE = cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name

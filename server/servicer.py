@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 from google.protobuf import duration_pb2
+
 from mlsdm.engine import EngineStateView, Outcome, Phase, RefusalReason
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+
 from mlsdm.server.app import MlsdmServer
 from mlsdm.server.llm.base import LLMBackend
 from mlsdm.server.settings import Settings, load_settings

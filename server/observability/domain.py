@@ -19,9 +19,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from mlsdm.engine import CognitiveEngine, EngineStateView, Phase
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
+
+from mlsdm.engine import CognitiveEngine, EngineStateView, Phase
 
 from .metrics import BREAKER_STATES
 

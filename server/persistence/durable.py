@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
-from mlsdm.engine import Admission, CognitiveEngine, CommitResult, Outcome
 from numpy.typing import NDArray
+
+from mlsdm.engine import Admission, CognitiveEngine, CommitResult, Outcome
 
 from . import records, snapshots
 from .clock import PinnedClock

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
+
 from mlsdm.engine import (
     Admission,
     CognitiveEngine,
@@ -26,7 +28,6 @@ from mlsdm.engine import (
     RefusalReason,
     SnapshotError,
 )
-from numpy.typing import NDArray
 
 from . import records, snapshots
 from .clock import PinnedClock

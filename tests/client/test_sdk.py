@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from mlsdm_testkit import ServerThread, server_thread
+
 from mlsdm.client import (
     NO_RETRY,
     AsyncClient,
@@ -17,7 +19,6 @@ from mlsdm.client import (
     RetryPolicy,
 )
 from mlsdm.server.version import VERSION
-from mlsdm_testkit import ServerThread, server_thread
 
 DIM = 384
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_testkit import DEPLOY, REPO, kinds, one
+
 from mlsdm.server.health import HEALTH_SERVICES, LIVENESS, READINESS
 from mlsdm.server.security.keys import parse_keys
 from mlsdm.server.settings import Settings, load_settings

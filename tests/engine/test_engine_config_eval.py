@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from mlsdm.engine import CognitiveEngine, EngineConfig
 from mlsdm.engine.evaluation import load_aphasia_corpus, run_suites
 

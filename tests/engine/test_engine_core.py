@@ -7,6 +7,7 @@ import pytest
 from engine_strategies import DIM, SMALL, FakeClock, events, small_engine, vectors
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mlsdm.engine import (
     CognitiveEngine,
     EngineConfig,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 from engine_strategies import DIM, FakeClock
+
 from mlsdm.engine import CognitiveEngine, EngineConfig, RefusalReason
 
 ONES = np.ones(DIM, dtype=np.float32)

@@ -5,6 +5,7 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mlsdm.engine import EngineConfig, MoralFilter, score_moral_text
 
 CFG = EngineConfig()

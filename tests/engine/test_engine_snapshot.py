@@ -5,6 +5,7 @@ import struct
 import numpy as np
 import pytest
 from engine_strategies import DIM, SMALL, small_engine
+
 from mlsdm.engine import CognitiveEngine, EngineConfig, SnapshotError
 
 

@@ -4,6 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from mlsdm.engine import EngineConfig, SynapticMemory
 
 CFG = EngineConfig(dim=4)

@@ -9,6 +9,7 @@ import pytest
 from engine_strategies import DIM, events, small_engine
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from mlsdm.engine import CognitiveEngine, ValidationError
 
 GOOD = np.ones(DIM, dtype=np.float32)

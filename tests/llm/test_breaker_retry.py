@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import pytest
 from fake_openai import FakeOpenAI, Reply, tokens_for
+
 from mlsdm.server.llm import (
     BackendError,
     BackendTimeoutError,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI, Reply
+
 from mlsdm.server.llm import (
     BackendConfigError,
     BackendError,

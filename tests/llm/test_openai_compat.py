@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import pytest
 from fake_openai import FakeOpenAI, Reply, tokens_for
+from pydantic import SecretStr
+
 from mlsdm.server.llm import (
     BackendError,
     BackendTimeoutError,
@@ -20,7 +22,6 @@ from mlsdm.server.llm import (
     StreamEvent,
 )
 from mlsdm.server.llm.settings import OpenAISettings
-from pydantic import SecretStr
 
 T = TypeVar("T")
 

@@ -13,13 +13,14 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from mlsdm_testkit import server_thread
+from obs_kit import Scrape, scrape
+
 from mlsdm.server.llm.breaker import CircuitBreaker
 from mlsdm.server.llm.settings import BreakerSettings
 from mlsdm.server.llm.stub import StubBackend
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import server_thread
-from obs_kit import Scrape, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "mlsdm-grpc.json"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
-from mlsdm.server.observability.domain import EngineCollector, Source
 from obs_kit import Scrape
 from prometheus_client import CollectorRegistry, generate_latest
+
+from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
+from mlsdm.server.observability.domain import EngineCollector, Source
 
 
 def _engine(steps: int) -> CognitiveEngine:

@@ -10,12 +10,13 @@ from typing import Any
 
 import grpc
 import pytest
+from mlsdm_testkit import server_thread
+
 from mlsdm.server.observability.logs import ACCESS_LOGGER, JsonFormatter, configure_logging
 from mlsdm.server.observability.scrub import scrub
 from mlsdm.server.observability.settings import LoggingSettings
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import server_thread
 
 # Each kind of secret, the line that carries it, and what must be gone from it.
 SECRET_LINES = [

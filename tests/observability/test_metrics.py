@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from mlsdm.v1 import cognitive_service_pb2 as pb
-from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 from mlsdm_testkit import ServerThread, server_thread
 from obs_kit import Scrape, delta, scrape
+
+from mlsdm.v1 import cognitive_service_pb2 as pb
+from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 SERVICE = "mlsdm.v1.CognitiveService"
 

@@ -13,6 +13,7 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mlsdm.server.observability import scrub as scrub_module
 
 ALWAYS = re.compile(r"")

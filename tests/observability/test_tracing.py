@@ -6,15 +6,16 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from mlsdm.server.observability.settings import TracingSettings
-from mlsdm.server.observability.tracing import TracingConfigError, build_tracer_provider
-from mlsdm.v1 import cognitive_service_pb2 as pb
-from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 from mlsdm_testkit import ServerThread, server_thread
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+
+from mlsdm.server.observability.settings import TracingSettings
+from mlsdm.server.observability.tracing import TracingConfigError, build_tracer_provider
+from mlsdm.v1 import cognitive_service_pb2 as pb
+from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"

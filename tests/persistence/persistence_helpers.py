@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
 from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
 from mlsdm.server.persistence import durable
 from mlsdm.server.persistence.recovery import Recovered, recover

@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from persistence_helpers import recover_dir, registry, run, vector
+
 from mlsdm.server.persistence.log import segments
 from mlsdm.server.persistence.recovery import TenantUnrecoverable
 from mlsdm.server.persistence.snapshots import snapshots
 from mlsdm.server.persistence.stats import PersistenceStats
-from persistence_helpers import recover_dir, registry, run, vector
 
 
 async def _write(data_dir: Path, events: int, snapshot_at: tuple[int, ...] = ()) -> list[bytes]:

@@ -11,8 +11,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from mlsdm.engine import Admission, ValidationError
 from persistence_helpers import DIM, fake_wall_clock, recover_dir, registry, run
+
+from mlsdm.engine import Admission, ValidationError
 
 components = st.floats(-50, 50, allow_nan=False, allow_infinity=False, width=32)
 vectors = hnp.arrays(np.float32, DIM, elements=components)

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from mlsdm_testkit import server_thread
+
 from mlsdm.v1 import admin_service_pb2 as apb
 from mlsdm.v1 import admin_service_pb2_grpc as apb_grpc
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import server_thread
 
 DIM = 384
 

@@ -10,6 +10,9 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlsdm_testkit import server_thread
+from policy_kit import rich, wait_until
+
 from mlsdm.server.call import Priority
 from mlsdm.server.errors import ServiceError
 from mlsdm.server.llm.base import Completion, LLMRequest
@@ -17,8 +20,6 @@ from mlsdm.server.llm.stub import StubBackend
 from mlsdm.server.policy.admission import AdmissionController
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import server_thread
-from policy_kit import rich, wait_until
 
 LOW, NORMAL, HIGH, CRITICAL = Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL
 

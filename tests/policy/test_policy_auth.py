@@ -10,16 +10,17 @@ import grpc
 import pytest
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlsdm_testkit import ServerThread, server_thread
+from mlsdm_testkit import test_settings as make_settings
+from pki import CertificateAuthority
+from policy_kit import Issuer, KeysFile, bearer, failure, rich
+
 from mlsdm.server.app import MlsdmServer
 from mlsdm.server.security.reload import FileLoadError
 from mlsdm.server.settings import SettingsError, load_settings
 from mlsdm.v1 import admin_service_pb2, admin_service_pb2_grpc
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import ServerThread, server_thread
-from mlsdm_testkit import test_settings as make_settings
-from pki import CertificateAuthority
-from policy_kit import Issuer, KeysFile, bearer, failure, rich
 
 EVENT = pb.ProcessEventRequest(vector=[0.1] * 384, moral_value=0.9)
 

@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from mlsdm_testkit import ServerThread, server_thread
+from policy_kit import failure, rich, wait_until
+
 from mlsdm.server.errors import ServiceError
 from mlsdm.server.llm.base import Completion, LLMRequest, StreamEvent
 from mlsdm.server.llm.stub import StubBackend
@@ -14,8 +17,6 @@ from mlsdm.server.policy.deadlines import MethodBudget, budget_for
 from mlsdm.server.policy.settings import DeadlineSettings
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import ServerThread, server_thread
-from policy_kit import failure, rich, wait_until
 
 EVENT = pb.ProcessEventRequest(vector=[0.1] * 384, moral_value=0.9)
 PROMPT = "Tell me about the memory of this service in a full sentence."

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from mlsdm_testkit import server_thread
+from policy_kit import bearer, failure, rich
+
 from mlsdm.server.cli import main
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import server_thread
-from policy_kit import bearer, failure, rich
 
 
 def add_key(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:

@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from mlsdm_testkit import server_thread
+from policy_kit import KeysFile, bearer, failure, rich
+
 from mlsdm.server.policy.ratelimit import Limit, RateLimiter
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from mlsdm_testkit import server_thread
-from policy_kit import KeysFile, bearer, failure, rich
 
 FLOOD_S = 5.0
 FLOOD_WAYS = 64

@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mlsdm.server.settings import SettingsError, load_settings
 from mlsdm_testkit import console_script
+
+from mlsdm.server.settings import SettingsError, load_settings
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,12 +11,13 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlsdm_testkit import ServerThread, server_process
+
 from mlsdm.server.health import HEALTH_SERVICES
 from mlsdm.server.version import VERSION
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 from mlsdm.v1 import types_pb2
-from mlsdm_testkit import ServerThread, server_process
 
 DIM = 384
 

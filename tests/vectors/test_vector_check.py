@@ -6,9 +6,10 @@ from typing import Any
 
 import grpc
 import pytest
+from vector_check import Outcome, check
+
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import types_pb2
-from vector_check import Outcome, check
 
 RESPONSE = pb.GenerateResponse(refusal_reason=types_pb2.REFUSAL_REASON_MORAL, step=1)
 OK = Outcome(RESPONSE, None, {"x-mlsdm-version": "1.2.3"})

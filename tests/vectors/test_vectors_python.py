@@ -10,9 +10,10 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from vector_check import KNOWN_EXPECT_KEYS, Outcome, check, load_vectors, metadata_dict
+
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
-from vector_check import KNOWN_EXPECT_KEYS, Outcome, check, load_vectors, metadata_dict
 
 LANGUAGE = "python"
 RUN_ID = secrets.token_hex(4)
