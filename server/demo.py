@@ -15,11 +15,11 @@ from .app import MlsdmServer
 from .settings import Settings
 
 
-def _phase(value: int) -> str:
+def _phase(value: types_pb2.Phase.ValueType) -> str:
     return types_pb2.Phase.Name(value).removeprefix("PHASE_").lower()
 
 
-def _reason(value: int) -> str:
+def _reason(value: types_pb2.RefusalReason.ValueType) -> str:
     if value == types_pb2.REFUSAL_REASON_UNSPECIFIED:
         return "-"
     return types_pb2.RefusalReason.Name(value).removeprefix("REFUSAL_REASON_").lower()
