@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from mlsdm.v1 import cognitive_service_pb2 as pb
+
+from .errors import DeadlineExceededError, MlsdmError
 
 PRIORITIES = ("low", "normal", "high", "critical")
 
@@ -94,3 +98,56 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
 )
+
+
+class ClientCore:
+    """Per-client defaults and the retry arithmetic both clients share; the sync
+    and async clients differ only in how they wait and call."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        tenant: str | None,
+        priority: str | None,
+        timeout: float,
+        retry: RetryPolicy | None,
+    ) -> None:
+        self._api_key = api_key
+        self._tenant = tenant
+        self._priority = priority
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self.server_version = ""
+
+    def _metadata(self, tenant: str | None, priority: str | None) -> tuple[tuple[str, str], ...]:
+        return call_metadata(
+            self._api_key, tenant or self._tenant, priority or self._priority, None
+        )
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self._timeout if timeout is None else timeout)
+
+    @staticmethod
+    def _remaining(deadline: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceededError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "client timeout spent on retries"
+            )
+        return remaining
+
+    def _wait_before_retry(self, error: MlsdmError, attempt: int, deadline: float) -> float:
+        """Seconds to wait before attempt `attempt + 1`; raises `error` when it must not retry."""
+        wait = self._retry.delay(attempt - 1, error.retry_after)
+        if (
+            not error.retryable
+            or attempt >= self._retry.max_attempts
+            or time.monotonic() + wait >= deadline
+        ):
+            raise error
+        return wait
+
+    def _note_version(self, initial: Iterable[Any] | None) -> None:
+        for key, value in initial or ():
+            if key == "x-mlsdm-version":
+                self.server_version = str(value)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import grpc
 
@@ -14,18 +13,16 @@ from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 from ._common import (
     CHANNEL_OPTIONS,
+    ClientCore,
     RetryPolicy,
-    call_metadata,
     event_request,
     generate_request,
     stream_request,
 )
-from .errors import DeadlineExceededError, MlsdmError, from_rpc_error
-
-T = TypeVar("T")
+from .errors import MlsdmError, from_rpc_error
 
 
-class AsyncClient:
+class AsyncClient(ClientCore):
     """One channel to a server; safe to share between tasks.
 
     `timeout` is the per-call budget in seconds, retries included; `tenant`,
@@ -50,12 +47,7 @@ class AsyncClient:
             else grpc.aio.insecure_channel(target, options=options)
         )
         self._stub = pb_grpc.CognitiveServiceStub(self._channel)
-        self._api_key = api_key
-        self._tenant = tenant
-        self._priority = priority
-        self._timeout = timeout
-        self._retry = retry or RetryPolicy()
-        self.server_version = ""
+        super().__init__(api_key, tenant, priority, timeout, retry)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -66,11 +58,6 @@ class AsyncClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    def _metadata(self, tenant: str | None, priority: str | None) -> tuple[tuple[str, str], ...]:
-        return call_metadata(
-            self._api_key, tenant or self._tenant, priority or self._priority, None
-        )
-
     async def _unary(
         self,
         method: Callable[..., Any],
@@ -78,37 +65,18 @@ class AsyncClient:
         timeout: float | None,
         metadata: Sequence[tuple[str, str]],
     ) -> Any:
-        budget = self._timeout if timeout is None else timeout
-        deadline = time.monotonic() + budget
+        deadline = self._deadline(timeout)
         attempt = 0
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineExceededError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "client timeout spent on retries"
-                )
-            call = method(request, timeout=remaining, metadata=metadata)
+            call = method(request, timeout=self._remaining(deadline), metadata=metadata)
             try:
                 response = await call
-                await self._note_version(call)
-                return response
             except grpc.aio.AioRpcError as exc:
-                error = from_rpc_error(exc)
-            attempt += 1
-            wait = self._retry.delay(attempt - 1, error.retry_after)
-            if (
-                not error.retryable
-                or attempt >= self._retry.max_attempts
-                or time.monotonic() + wait >= deadline
-            ):
-                raise error
-            await asyncio.sleep(wait)
-
-    async def _note_version(self, call: Awaitable[Any]) -> None:
-        initial = await call.initial_metadata()  # type: ignore[attr-defined]
-        for key, value in initial or ():
-            if key == "x-mlsdm-version":
-                self.server_version = str(value)
+                attempt += 1
+                await asyncio.sleep(self._wait_before_retry(from_rpc_error(exc), attempt, deadline))
+                continue
+            self._note_version(await call.initial_metadata())
+            return response
 
     async def generate(
         self,

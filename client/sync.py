@@ -13,16 +13,16 @@ from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 from ._common import (
     CHANNEL_OPTIONS,
+    ClientCore,
     RetryPolicy,
-    call_metadata,
     event_request,
     generate_request,
     stream_request,
 )
-from .errors import DeadlineExceededError, from_rpc_error
+from .errors import from_rpc_error
 
 
-class Client:
+class Client(ClientCore):
     """The blocking twin of AsyncClient, with the same arguments and behaviour."""
 
     def __init__(
@@ -43,12 +43,7 @@ class Client:
             else grpc.insecure_channel(target, options=options)
         )
         self._stub = pb_grpc.CognitiveServiceStub(self._channel)
-        self._api_key = api_key
-        self._tenant = tenant
-        self._priority = priority
-        self._timeout = timeout
-        self._retry = retry or RetryPolicy()
-        self.server_version = ""
+        super().__init__(api_key, tenant, priority, timeout, retry)
 
     def __enter__(self) -> Client:
         return self
@@ -59,11 +54,6 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def _metadata(self, tenant: str | None, priority: str | None) -> tuple[tuple[str, str], ...]:
-        return call_metadata(
-            self._api_key, tenant or self._tenant, priority or self._priority, None
-        )
-
     def _unary(
         self,
         method: Any,
@@ -71,35 +61,18 @@ class Client:
         timeout: float | None,
         metadata: Sequence[tuple[str, str]],
     ) -> Any:
-        budget = self._timeout if timeout is None else timeout
-        deadline = time.monotonic() + budget
+        deadline = self._deadline(timeout)
         attempt = 0
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineExceededError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "client timeout spent on retries"
-                )
+            remaining = self._remaining(deadline)
             try:
                 response, call = method.with_call(request, timeout=remaining, metadata=metadata)
-                self._note_version(call.initial_metadata())
-                return response
             except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            attempt += 1
-            wait = self._retry.delay(attempt - 1, error.retry_after)
-            if (
-                not error.retryable
-                or attempt >= self._retry.max_attempts
-                or time.monotonic() + wait >= deadline
-            ):
-                raise error
-            time.sleep(wait)
-
-    def _note_version(self, initial: Any) -> None:
-        for key, value in initial or ():
-            if key == "x-mlsdm-version":
-                self.server_version = str(value)
+                attempt += 1
+                time.sleep(self._wait_before_retry(from_rpc_error(exc), attempt, deadline))
+                continue
+            self._note_version(call.initial_metadata())
+            return response
 
     def generate(
         self,
