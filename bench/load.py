@@ -35,6 +35,7 @@ from load_procs import (
     scratch_dir,
 )
 from load_report import (
+    BASELINES,
     TABLE_MARK,
     Cell,
     console_table,
@@ -140,10 +141,12 @@ def run(args: argparse.Namespace) -> int:
         gen = sizes["Generate"]
         print(f"wire sizes (bytes): {json.dumps(sizes)}", flush=True)
         echo_extra = ["--echo-request-bytes", str(gen["request"])]
-        with echo_server(cpus[0], work, gen["response"]) as echo:
+        baselines = ["echo", *(["echo-stream"] if "StreamGenerate" in rpcs else [])]
+        with echo_server(cpus[0], work, sizes) as echo:
             print("echo (bare grpc.aio, bytes in/out):", flush=True)
-            for c in concurrencies:
-                sweep.cell(echo, "echo", "closed", c, echo_extra)
+            for base in baselines:
+                for c in concurrencies:
+                    sweep.cell(echo, base, "closed", c, echo_extra)
         with chain_server(cpus[0], work) as server:
             print("full chain (mlsdm-grpc serve):", flush=True)
             for rpc in rpcs:
@@ -153,8 +156,9 @@ def run(args: argparse.Namespace) -> int:
         rate = _open_rate(sweep.cells, args)
         if rate > 0:
             print(f"open loop at {rate:,.0f} calls/s:", flush=True)
-            with echo_server(cpus[0], work, gen["response"]) as echo:
-                sweep.cell(echo, "echo", "open", rate, echo_extra)
+            with echo_server(cpus[0], work, sizes) as echo:
+                for base in baselines:
+                    sweep.cell(echo, base, "open", rate, echo_extra)
             with chain_server(cpus[0], work) as server:
                 for rpc in rpcs:
                     sweep.cell(server, rpc, "open", rate, [])
@@ -200,7 +204,7 @@ def _open_rate(cells: list[Cell], args: argparse.Namespace) -> float:
         return 0.0
     # Half the slowest RPC's throughput at the middle concurrency: every RPC
     # (and echo) is then offered the same load, well inside its capacity.
-    closed = [c for c in cells if c.mode == "closed" and c.rpc != "echo"]
+    closed = [c for c in cells if c.mode == "closed" and c.rpc not in BASELINES]
     loads = sorted({c.load for c in closed})
     mid = loads[len(loads) // 2]
     slowest = min(c.rps for c in closed if c.load == mid)
@@ -230,7 +234,8 @@ def _results_body(
         "each call's scheduled start. Echo replies "
         f"{gen['response']} bytes to {gen['request']}-byte requests (the wire sizes of "
         "Generate); StreamGenerate sends "
-        f"{st['messages']} messages ({st['response']} bytes) per call, RPS counts whole "
+        f"{st['messages']} messages ({st['response']} bytes) per call and is compared with "
+        "echo-stream, which sends as many messages of the same mean size; RPS counts whole "
         "streams. CPU columns are the share of one core used in the measured window. "
         f"Access-log lines written: {access_lines:,}.",
         "",
@@ -261,7 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", default=str(BENCH / "load.png"), help="PNG ('' to skip)")
     parser.add_argument("--json", help="also dump every cell as JSON here")
     parser.add_argument(
-        "--quick", action="store_true", help="CI smoke: concurrency 1,4, 0.2 s warm-up, 0.5 s cells"
+        "--quick", action="store_true", help="CI smoke: concurrency 2, 0.1 s warm-up, 0.3 s cells"
     )
     parser.add_argument("--soak", action="store_true", help="soak instead (see load_soak.py)")
     parser.add_argument("--soak-seconds", type=float, default=600.0)

@@ -37,10 +37,11 @@ import uvloop
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
-RPCS = ("echo", "GetState", "ProcessEvent", "Generate", "StreamGenerate")
+RPCS = ("echo", "echo-stream", "GetState", "ProcessEvent", "Generate", "StreamGenerate")
 # The soak's mix: reads, writes, and both kinds of generation.
 MIX = {"GetState": 0.3, "ProcessEvent": 0.3, "Generate": 0.3, "StreamGenerate": 0.1}
 ECHO_METHOD = "/bench.Echo/Echo"
+ECHO_STREAM_METHOD = "/bench.Echo/EchoStream"
 PROMPTS = (
     "Summarise what the memory keeps and why it matters for the next answer.",
     "Explain in two sentences how the wake and sleep phases change what is stored.",
@@ -74,6 +75,7 @@ class Calls:
     def __init__(self, channel: grpc.aio.Channel, args: argparse.Namespace) -> None:
         self._stub = pb_grpc.CognitiveServiceStub(channel)
         self._echo = channel.unary_unary(ECHO_METHOD)
+        self._echo_stream = channel.unary_stream(ECHO_STREAM_METHOD)
         self._echo_request = b"q" * args.echo_request_bytes
         self._events = [event_request(args.dim, seed) for seed in range(16)]
         self._generates = [generate_request(i) for i in range(len(PROMPTS))]
@@ -121,6 +123,14 @@ class Calls:
                 await echo(payload, timeout=CALL_TIMEOUT_S)
 
             return call_echo
+        if rpc == "echo-stream":
+            echo_stream, payload = self._echo_stream, self._echo_request
+
+            async def call_echo_stream() -> None:
+                async for _ in echo_stream(payload, timeout=CALL_TIMEOUT_S):
+                    pass
+
+            return call_echo_stream
         if rpc == "GetState":
             request = pb.GetStateRequest()
 

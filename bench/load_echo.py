@@ -1,11 +1,13 @@
 """The ceiling: a bare grpc.aio server with no interceptors, no protobuf and no work.
 
-One unary method, `/bench.Echo/Echo`, that answers every request with the same
-pre-built payload of `--reply-bytes` bytes. The load generator sends a request
-of the size of a serialized GenerateRequest and the runner sets the reply to the
-size of a serialized GenerateResponse, so the bytes on the wire match a Generate
-call while everything our service adds on top (interceptors, proto
-(de)serialization, the engine, the LLM stub) is absent. Same transport options
+`/bench.Echo/Echo` answers every request with the same pre-built payload of
+`--reply-bytes` bytes; `/bench.Echo/EchoStream` answers with
+`--stream-messages` messages of `--stream-reply-bytes` each. The runner sizes
+them from one real call of each RPC: the unary request and reply as a
+serialized GenerateRequest / GenerateResponse, the stream as StreamGenerate's
+message count and mean message size. So the bytes on the wire match ours while
+everything our service adds on top (interceptors, proto (de)serialization, the
+engine, the LLM stub) is absent. Same transport options
 family as the real server: defaults, uvloop, one process.
 
 Run by bench/load.py; standalone: `python bench/load_echo.py --port 0 --port-file F`.
@@ -26,13 +28,13 @@ ECHO_METHOD = "/bench.Echo/Echo"
 ECHO_STREAM_METHOD = "/bench.Echo/EchoStream"
 
 
-def _handlers(reply: bytes, stream_messages: int) -> grpc.GenericRpcHandler:
+def _handlers(reply: bytes, stream_reply: bytes, stream_messages: int) -> grpc.GenericRpcHandler:
     async def echo(request: bytes, context: Any) -> bytes:
         return reply
 
     async def echo_stream(request: bytes, context: Any) -> Any:
         for _ in range(stream_messages):
-            yield reply
+            yield stream_reply
 
     # No (de)serializers: bytes in, bytes out, so protobuf costs nothing here.
     return grpc.method_handlers_generic_handler(
@@ -44,9 +46,12 @@ def _handlers(reply: bytes, stream_messages: int) -> grpc.GenericRpcHandler:
     )
 
 
-async def serve(port: int, port_file: Path | None, reply_bytes: int, stream_messages: int) -> None:
+async def serve(
+    port: int, port_file: Path | None, reply_bytes: int, stream_reply_bytes: int, messages: int
+) -> None:
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((_handlers(b"x" * reply_bytes, stream_messages),))
+    handlers = _handlers(b"x" * reply_bytes, b"y" * stream_reply_bytes, messages)
+    server.add_generic_rpc_handlers((handlers,))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     if port_file is not None:
@@ -65,9 +70,18 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path)
     parser.add_argument("--reply-bytes", type=int, default=256)
-    parser.add_argument("--stream-messages", type=int, default=1)
+    parser.add_argument("--stream-reply-bytes", type=int, default=16)
+    parser.add_argument("--stream-messages", type=int, default=32)
     args = parser.parse_args()
-    uvloop.run(serve(args.port, args.port_file, args.reply_bytes, args.stream_messages))
+    uvloop.run(
+        serve(
+            args.port,
+            args.port_file,
+            args.reply_bytes,
+            args.stream_reply_bytes,
+            args.stream_messages,
+        )
+    )
     return 0
 
 

@@ -100,17 +100,23 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def echo_server(cpu: int | None, workdir: Path, reply_bytes: int) -> Iterator[Server]:
+def echo_server(
+    cpu: int | None, workdir: Path, sizes: dict[str, dict[str, int]] | None = None
+) -> Iterator[Server]:
+    """The bare echo server, its replies sized like ours (`sizes` from the probe)."""
     port_file, log = workdir / "echo.port", workdir / "echo.log"
     port_file.unlink(missing_ok=True)
-    cmd = [
-        sys.executable,
-        str(BENCH / "load_echo.py"),
-        "--port-file",
-        str(port_file),
-        "--reply-bytes",
-        str(reply_bytes),
-    ]
+    cmd = [sys.executable, str(BENCH / "load_echo.py"), "--port-file", str(port_file)]
+    if sizes is not None:
+        stream = sizes["StreamGenerate"]
+        cmd += [
+            "--reply-bytes",
+            str(sizes["Generate"]["response"]),
+            "--stream-messages",
+            str(stream["messages"]),
+            "--stream-reply-bytes",
+            str(stream["response"] // max(1, stream["messages"])),
+        ]
     with log.open("w") as out:
         proc = spawn(cmd, cpu, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -154,8 +160,10 @@ def chain_settings(workdir: Path, extra: dict[str, Any] | None = None) -> dict[s
 def chain_server(
     cpu: int | None, workdir: Path, extra: dict[str, Any] | None = None
 ) -> Iterator[Server]:
-    settings = chain_settings(workdir, extra)
-    api_key = write_keys_file(Path(settings["auth.api_keys_file"]))
+    # An extra value of None drops that setting (e.g. auth.api_keys_file to measure without auth).
+    settings = {k: v for k, v in chain_settings(workdir, extra).items() if v is not None}
+    keys = settings.get("auth.api_keys_file")
+    api_key = write_keys_file(Path(keys)) if keys is not None else ""
     port_file, log = Path(settings["server.port_file"]), workdir / "mlsdm.log"
     port_file.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "mlsdm.server", "serve", "--port", "0"]

@@ -21,6 +21,9 @@ SOAK_MARK = "load-soak"
 RPS_GOALS = {"GetState": 0.8, "ProcessEvent": 0.6, "Generate": 0.6}
 GOAL_CONCURRENCY = 16
 P99_GOAL = 2.0
+# Each RPC is compared with the bare-grpc baseline of its shape.
+BASELINES = ("echo", "echo-stream")
+BASELINE_OF = {"StreamGenerate": "echo-stream", "echo-stream": "echo-stream"}
 
 
 @dataclass
@@ -45,8 +48,9 @@ class Cell:
 
 
 def _echo_for(cells: list[Cell], cell: Cell) -> Cell | None:
+    base = BASELINE_OF.get(cell.rpc, "echo")
     for other in cells:
-        if other.rpc == "echo" and other.mode == cell.mode and other.load == cell.load:
+        if other.rpc == base and other.mode == cell.mode and other.load == cell.load:
             return other
     return None
 
@@ -154,7 +158,7 @@ def goals(cells: list[Cell]) -> list[str]:
         )
     for cell in cells:
         echo = _echo_for(cells, cell)
-        if cell.rpc == "echo" or echo is None:
+        if cell.rpc in BASELINES or echo is None:
             continue
         ratio = _ratio(cell.p("p99"), echo.p("p99"))
         if not ratio <= P99_GOAL:
@@ -162,7 +166,7 @@ def goals(cells: list[Cell]) -> list[str]:
                 f"{cell.rpc} p99 at {cell.label}: {ratio:.2f}x echo (goal ≤ {P99_GOAL}x): NOT met"
             )
     p99_misses = sum(1 for line in out if " p99 " in line)
-    p99_cells = sum(1 for c in cells if c.rpc != "echo" and _echo_for(cells, c) is not None)
+    p99_cells = sum(1 for c in cells if c.rpc not in BASELINES and _echo_for(cells, c) is not None)
     out.append(f"p99 ≤ {P99_GOAL}x echo p99: met in {p99_cells - p99_misses} of {p99_cells} cells")
     return out
 
@@ -220,8 +224,9 @@ def plot(cells: list[Cell], path: Path, title: str) -> None:
         xs = [j + (i - (len(rpcs) - 1) / 2) * width for j in range(len(loads))]
         ys = [by_load[x].rps if x in by_load else 0.0 for x in loads]
         bars = rps_ax.bar(xs, ys, width, color=colors[rpc], label=rpc)
-        if rpc != "echo":
-            echo = {c.load: c.rps for c in closed if c.rpc == "echo"}
+        if rpc not in BASELINES:
+            base = BASELINE_OF.get(rpc, "echo")
+            echo = {c.load: c.rps for c in closed if c.rpc == base}
             for bar, x in zip(bars, loads, strict=True):
                 if echo.get(x) and x in by_load:
                     rps_ax.annotate(
@@ -233,7 +238,7 @@ def plot(cells: list[Cell], path: Path, title: str) -> None:
                     )
     rps_ax.set_xticks(range(len(loads)), [f"c={int(x)}" for x in loads])
     rps_ax.set_ylabel("calls per second")
-    rps_ax.set_title("RPS (labels: ratio to echo at the same concurrency)")
+    rps_ax.set_title("RPS (labels: ratio to its echo baseline at the same concurrency)")
     rps_ax.grid(True, axis="y", alpha=0.3)
     rps_ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)

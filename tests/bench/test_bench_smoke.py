@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RPCS = ("echo", "GetState", "ProcessEvent", "Generate", "StreamGenerate")
+RPCS = ("echo", "echo-stream", "GetState", "ProcessEvent", "Generate", "StreamGenerate")
 # Generous bound on the whole smoke for a loaded CI machine; it usually takes ~15 s.
 LIMIT_S = 300
 
