@@ -74,7 +74,7 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
 
-def _wait_port(proc: subprocess.Popen[str], port_file: Path, log: Path) -> int:
+def wait_port(proc: subprocess.Popen[str], port_file: Path, log: Path) -> int:
     limit = time.monotonic() + STARTUP_LIMIT_S
     while time.monotonic() < limit:
         if proc.poll() is not None:
@@ -89,7 +89,7 @@ def _tail(log: Path, lines: int = 20) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -120,9 +120,9 @@ def echo_server(
     with log.open("w") as out:
         proc = spawn(cmd, cpu, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield Server(proc, _wait_port(proc, port_file, log), log)
+        yield Server(proc, wait_port(proc, port_file, log), log)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def write_keys_file(path: Path) -> str:
@@ -172,9 +172,9 @@ def chain_server(
     with log.open("w") as out:
         proc = spawn(cmd, cpu, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield Server(proc, _wait_port(proc, port_file, log), log, api_key)
+        yield Server(proc, wait_port(proc, port_file, log), log, api_key)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def access_log_lines(log: Path) -> int:
