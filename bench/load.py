@@ -44,6 +44,7 @@ from load_report import (
     plot,
     update_results,
 )
+from load_soak import SAMPLE_EVERY_S, soak
 
 BENCH = Path(__file__).resolve().parent
 RPCS = ("GetState", "ProcessEvent", "Generate", "StreamGenerate")
@@ -276,6 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="calls per second (default: half the measured mixed capacity)",
     )
     parser.add_argument("--soak-tenants", type=int, default=100)
+    parser.add_argument(
+        "--soak-sample-seconds", type=float, default=SAMPLE_EVERY_S, help="RSS sampling interval"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.concurrency, args.warmup, args.duration = "2", 0.1, 0.3
@@ -285,8 +289,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.soak:
-        from load_soak import soak
-
         return soak(args)
     return run(args)
 

@@ -87,7 +87,7 @@ def _capacity(server: Server, cpu: int | None, tenants: int) -> float:
 
 
 def _sample(
-    server: Server, client: subprocess.Popen[str], seconds: float, started: float
+    server: Server, client: subprocess.Popen[str], seconds: float, started: float, every: float
 ) -> list[tuple[float, int]]:
     samples: list[tuple[float, int]] = []
     deadline = started + seconds + 60.0
@@ -98,7 +98,7 @@ def _sample(
             rss = rss_bytes(server.proc.pid)
             samples.append((now - started, rss))
             print(f"  t={now - started:5.0f} s  RSS {rss / MiB:7.1f} MiB", flush=True)
-            next_at += SAMPLE_EVERY_S
+            next_at += every
         time.sleep(min(1.0, max(0.05, next_at - time.monotonic())))
     return samples
 
@@ -107,12 +107,13 @@ def soak(args: argparse.Namespace) -> int:
     server_cpu, client_cpu = cpu_plan()
     seconds, tenants = args.soak_seconds, args.soak_tenants
     warmup = warmup_for(seconds)
+    every = args.soak_sample_seconds
     extra = {"engine.capacity": SOAK_CAPACITY, "tenants.max_resident": max(128, tenants)}
     with scratch_dir() as tmp, chain_server(server_cpu, Path(tmp), extra) as server:
         rate = args.soak_rate or round(0.5 * _capacity(server, client_cpu, tenants), -1)
         print(
             f"soak: {seconds:.0f} s open loop at {rate:,.0f} calls/s, mixed RPCs, {tenants} "
-            f"tenants, ring capacity {SOAK_CAPACITY}; RSS every {SAMPLE_EVERY_S:.0f} s, "
+            f"tenants, ring capacity {SOAK_CAPACITY}; RSS every {every:g} s, "
             f"fit after {warmup:.0f} s",
             flush=True,
         )
@@ -136,7 +137,7 @@ def soak(args: argparse.Namespace) -> int:
         client = spawn(cmd, client_cpu, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         started = time.monotonic()
         try:
-            samples = _sample(server, client, seconds, started)
+            samples = _sample(server, client, seconds, started, every)
             out, _ = client.communicate(timeout=120)
         finally:
             if client.poll() is None:

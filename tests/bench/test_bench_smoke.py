@@ -75,3 +75,36 @@ def test_quick_run_produces_every_row(tmp_path: Path) -> None:
     for rpc in RPCS:
         assert f"| {rpc} | c=2 |" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_short_soak_reports_rss_slope(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            "--soak",
+            "--soak-seconds",
+            "3",
+            "--soak-sample-seconds",
+            "0.5",
+            "--soak-rate",
+            "50",
+            "--soak-tenants",
+            "5",
+            "--results",
+            str(results),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    # Sampled several times, fitted, and every call answered.
+    assert len(re.findall(r"^  t=\s*\d+ s  RSS\s+[\d.]+ MiB$", done.stdout, re.M)) >= 4
+    summary = re.search(r"slope ([+-][\d.]+) MiB/min, growth ([+-][\d.]+)%", done.stdout)
+    assert summary is not None, done.stdout
+    assert re.search(r"\(\d+ served, 0 errors\)", done.stdout), done.stdout
+    assert "<!-- load-soak: begin" in results.read_text()
