@@ -147,10 +147,13 @@ def soak(args: argparse.Namespace) -> int:
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     stats = fit(samples, warmup)
     errors = sum(result["errors"].values())
+    # Which errors, by status code (or client-side cause), so a non-zero count can be read.
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(result["errors"].items()))
     verdict = "flat" if stats["growth"] < GROWTH_GOAL else "NOT flat"
     summary = (
         f"soak {seconds:.0f} s at {rate:,.0f} calls/s offered ({result['rps']:,.0f} served, "
-        f"{errors} errors), p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms; "
+        f"{errors} errors{': ' + kinds if kinds else ''}), "
+        f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms; "
         f"RSS after {warmup:.0f} s warm-up: {stats.get('first_mib', 0):.1f} -> "
         f"{stats.get('last_mib', 0):.1f} MiB, slope {stats['slope_mib_per_min']:+.3f} MiB/min, "
         f"growth {stats['growth']:+.2%} over the fitted span ({verdict}; goal < "

@@ -16,75 +16,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import grpc
 import numpy as np
+from load_procs import chain_server
 
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 DIM = 384
 POLICIES = ("off", "interval", "always")
-STARTUP_LIMIT_S = 60.0
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("mlsdm-grpc")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mlsdm.server"]
-
-
-def start_server(workdir: Path, policy: str) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = workdir / "port"
-    args = [
-        *_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--set",
-        f"server.port_file={port_file}",
-        "--set",
-        "observability.metrics.port=0",
-        "--set",
-        "observability.logging.level=WARNING",
-        "--set",
-        "rate_limit.enabled=false",
-        "--set",
-        "admission.enabled=false",
-        "--set",
-        f"tenants.data_dir={workdir / 'data'}",
-        "--set",
-        f"tenants.fsync={policy}",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSDM_")}
-    log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    limit = time.monotonic() + STARTUP_LIMIT_S
-    while time.monotonic() < limit:
-        if proc.poll() is not None:
-            raise RuntimeError((workdir / "server.log").read_text())
-        text = port_file.read_text().strip() if port_file.exists() else ""
-        if text:
-            return proc, int(text)
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STARTUP_LIMIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+# The chain_server launcher of the load bench, with everything but the
+# server's own path switched off: no auth, no rate limit, no admission, no
+# access log, so the engine, the event log and fsync are what is measured.
+def _settings(workdir: Path, policy: str) -> dict[str, object | None]:
+    return {
+        "auth.api_keys_file": None,
+        "rate_limit.enabled": "false",
+        "admission.enabled": "false",
+        "observability.logging.level": "WARNING",
+        "observability.logging.access_log": "false",
+        "tenants.data_dir": workdir / "data",
+        "tenants.fsync": policy,
+    }
 
 
 async def load(port: int, concurrency: int, warmup: float, seconds: float) -> tuple[int, float]:
@@ -131,12 +89,11 @@ def main() -> int:
     for policy in POLICIES:
         best = 0.0
         for _ in range(rounds):
-            with tempfile.TemporaryDirectory(prefix="mlsdm-bench-") as tmp:
-                proc, port = start_server(Path(tmp), policy)
-                try:
-                    calls, span = asyncio.run(load(port, args.concurrency, warmup, seconds))
-                finally:
-                    stop_server(proc)
+            with (
+                tempfile.TemporaryDirectory(prefix="mlsdm-bench-") as tmp,
+                chain_server(None, Path(tmp), _settings(Path(tmp), policy)) as server,
+            ):
+                calls, span = asyncio.run(load(server.port, args.concurrency, warmup, seconds))
             best = max(best, calls / span)
         results[policy] = best
     off = results["off"]
