@@ -47,10 +47,13 @@ class EngineRunner:
         self._executor = executor
         self._offload_min_store = offload_min_store
 
+    def offloads(self, engine: CognitiveEngine) -> bool:
+        return engine.store.size >= self._offload_min_store
+
     async def run(
         self, engine: CognitiveEngine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        if engine.store.size < self._offload_min_store:
+        if not self.offloads(engine):
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))

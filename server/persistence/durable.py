@@ -41,12 +41,17 @@ log = logging.getLogger("mlsdm.persistence")
 class EngineCaller(Protocol):
     """Runs an engine call inline or in a worker thread (generation.EngineRunner)."""
 
+    def offloads(self, engine: CognitiveEngine) -> bool: ...
+
     async def run(
         self, engine: CognitiveEngine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T: ...
 
 
 class InlineCaller:
+    def offloads(self, engine: CognitiveEngine) -> bool:
+        return False
+
     async def run(
         self, engine: CognitiveEngine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -194,12 +199,34 @@ class DurableTenant:
             if self._closed:
                 raise TenantClosed(f"tenant {self.name!r} is closed")
             self._clock.now = time.time()
-            result = await self._caller.run(self.engine, fn, *args)
+            result, cancelled = await self._run_whole(fn, *args)
             seq = self._append(lambda s, now: encode(s, now, result))
+            if cancelled:
+                raise asyncio.CancelledError
         dur = self._durability
         if wait and dur is not None and seq is not None:
             await dur.syncer.durable(dur.log, seq)
         return result
+
+    async def _run_whole(self, fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
+        """Runs one engine call to completion; True when this task was cancelled meanwhile.
+
+        An offloaded call keeps running in its thread even if the RPC is
+        cancelled, so its record must still be appended (replay would diverge
+        from the engine otherwise); the cancellation is re-raised after that.
+        An inline call has no suspension point and cannot be interrupted.
+        """
+        if not self._caller.offloads(self.engine):
+            return await self._caller.run(self.engine, fn, *args), False
+        work = asyncio.ensure_future(self._caller.run(self.engine, fn, *args))
+        cancelled = False
+        while True:
+            try:
+                return await asyncio.shield(work), cancelled
+            except asyncio.CancelledError:
+                if work.done():
+                    raise
+                cancelled = True
 
     def _append(self, encode: Callable[[int, float], bytes]) -> int | None:
         dur = self._durability
