@@ -68,7 +68,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if not self._tenants.durable:
             raise ServiceError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "INVALID_ARGUMENT",
+                "PERSISTENCE_DISABLED",
                 "this server keeps tenants in memory only (tenants.data_dir is not set)",
                 {"tenant": tenant},
             )

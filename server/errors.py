@@ -20,8 +20,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from mlsdm.engine import ValidationError
 
 from .llm.base import BackendError, BackendTimeoutError, BackendUnavailableError
+from .persistence.durable import TenantClosed
+from .persistence.log import LogError
 
 ERROR_DOMAIN = "mlsdm.io"
+# Retry delay suggested after a transient backend or tenant failure.
+BACKEND_RETRY_S = 1.0
 
 
 class ServiceError(Exception):
@@ -163,8 +167,16 @@ def internal(request_id: str) -> ServiceError:
     )
 
 
-def from_exception(exc: BaseException, request_id: str) -> ServiceError | None:
-    """The ServiceError for a known exception; None for an unexpected one."""
+def from_exception(
+    exc: BaseException, request_id: str, remaining: float | None = None
+) -> ServiceError | None:
+    """The ServiceError for a known exception; None for an unexpected one.
+
+    `remaining` is the call's remaining deadline in seconds (None: unbounded):
+    a backend timeout is the caller's DEADLINE_EXCEEDED only when the caller's
+    own deadline has passed; otherwise the backend was too slow, which is
+    UNAVAILABLE like any other backend failure.
+    """
     if isinstance(exc, ServiceError):
         return exc
     if isinstance(exc, ValidationError):
@@ -174,7 +186,22 @@ def from_exception(exc: BaseException, request_id: str) -> ServiceError | None:
             "BACKEND_UNAVAILABLE", f"LLM backend unavailable: {exc}", exc.retry_after
         )
     if isinstance(exc, BackendTimeoutError):
+        if remaining is None or remaining > 0:
+            return unavailable(
+                "BACKEND_UNAVAILABLE", "the LLM backend did not answer in time", BACKEND_RETRY_S
+            )
         return deadline_expired()
     if isinstance(exc, BackendError):
-        return unavailable("BACKEND_UNAVAILABLE", f"LLM backend failed: {exc}")
+        return ServiceError(
+            grpc.StatusCode.INTERNAL,
+            "BACKEND_ERROR",
+            f"the LLM backend rejected the request; request id {request_id}",
+            {"request_id": request_id},
+        )
+    if isinstance(exc, TenantClosed | LogError):
+        return unavailable(
+            "TENANT_UNAVAILABLE",
+            "the tenant was unloaded or its log failed while the call ran; retry",
+            BACKEND_RETRY_S,
+        )
     return None

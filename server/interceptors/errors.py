@@ -116,7 +116,7 @@ class ErrorInterceptor(HandlerInterceptor):
     async def _fail(
         self, call: CallInfo, context: grpc.aio.ServicerContext[Any, Any], exc: Exception
     ) -> None:
-        error = from_exception(exc, call.request_id)
+        error = from_exception(exc, call.request_id, call.remaining())
         if error is None:
             log.error(
                 "unexpected error in %s (request id %s)",

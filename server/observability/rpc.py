@@ -73,7 +73,12 @@ def _as_code(value: object) -> grpc.StatusCode | None:
     return None
 
 
-def status_of(exc: BaseException | None, context: Context, request_id: str) -> grpc.StatusCode:
+def status_of(
+    exc: BaseException | None,
+    context: Context,
+    request_id: str,
+    remaining: float | None = None,
+) -> grpc.StatusCode:
     """The status code the client will see for a call that ended this way."""
     if exc is None or isinstance(exc, grpc.aio.AbortError):
         # A handler may set a code without raising; an abort always sets it.
@@ -86,7 +91,7 @@ def status_of(exc: BaseException | None, context: Context, request_id: str) -> g
             return grpc.StatusCode.DEADLINE_EXCEEDED
         return grpc.StatusCode.CANCELLED
     if isinstance(exc, Exception):
-        error = from_exception(exc, request_id)
+        error = from_exception(exc, request_id, remaining)
         return error.code if error is not None else grpc.StatusCode.INTERNAL
     return grpc.StatusCode.INTERNAL
 
@@ -191,10 +196,11 @@ class Rpc:
         self.response = response
 
     def end(self, exc: BaseException | None, context: Context) -> None:
-        code = status_of(exc, context, self.call.request_id)
+        remaining = self.call.remaining()
+        code = status_of(exc, context, self.call.request_id, remaining)
         reason = ""
         if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
-            error = from_exception(exc, self.call.request_id)
+            error = from_exception(exc, self.call.request_id, remaining)
             reason = error.reason if error is not None else "INTERNAL"
             if error is None:
                 self.span.record_exception(exc)

@@ -17,6 +17,7 @@ from mlsdm_testkit import ServerThread, server_thread
 from rich_status import rich
 
 from mlsdm.server.llm.base import (
+    BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
     Completion,
@@ -158,16 +159,34 @@ def test_backend_unavailable_carries_retry_info(
     assert retry.retry_delay.ToMilliseconds() == 2500  # type: ignore[attr-defined]
 
 
-def test_backend_timeout_is_deadline_exceeded(
+def test_backend_timeout_with_time_left_is_unavailable(
     scripted: tuple[ServerThread, ScriptedBackend], stub_s: pb_grpc.CognitiveServiceStub
 ) -> None:
+    # The backend gave up (its own request timeout) while the caller still had
+    # time: that is the backend failing, not the caller's deadline.
     scripted[1].failure = BackendTimeoutError("too slow")
+    try:
+        status = _fail(
+            stub_s.Generate, pb.GenerateRequest(prompt="hello", moral_value=0.95), timeout=30
+        )
+    finally:
+        scripted[1].failure = None
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    assert status.reason == "BACKEND_UNAVAILABLE"
+    assert "RetryInfo" in status.details
+
+
+def test_backend_rejection_is_internal_without_retry(
+    scripted: tuple[ServerThread, ScriptedBackend], stub_s: pb_grpc.CognitiveServiceStub
+) -> None:
+    scripted[1].failure = BackendError("upstream said 400: bad model name")
     try:
         status = _fail(stub_s.Generate, pb.GenerateRequest(prompt="hello", moral_value=0.95))
     finally:
         scripted[1].failure = None
-    assert status.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert status.reason == "DEADLINE_EXPIRED"
+    assert status.code == grpc.StatusCode.INTERNAL
+    assert status.reason == "BACKEND_ERROR"
+    assert "bad model" not in status.message and "RetryInfo" not in status.details
 
 
 def test_unexpected_error_is_generic_internal(

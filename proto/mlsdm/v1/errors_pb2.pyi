@@ -78,6 +78,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_EMERGENCY_SHUTDOWN: _ErrorReason.ValueType  # 24
     """UNAVAILABLE: the tenant or process is in emergency shutdown."""
+    ERROR_REASON_TENANT_UNAVAILABLE: _ErrorReason.ValueType  # 25
+    """UNAVAILABLE: the tenant was deleted or unloaded while the call ran, or its
+    event log failed; the next call reloads it. RetryInfo attached.
+    """
     ERROR_REASON_DEADLINE_TOO_SHORT: _ErrorReason.ValueType  # 30
     """DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
     (metadata: minimum_ms, remaining_ms).
@@ -88,9 +92,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_TENANT_NOT_FOUND: _ErrorReason.ValueType  # 40
     """NOT_FOUND: the tenant does not exist (admin RPCs)."""
+    ERROR_REASON_PERSISTENCE_DISABLED: _ErrorReason.ValueType  # 41
+    """FAILED_PRECONDITION: the server keeps tenants in memory only
+    (tenants.data_dir is not set), so there is nothing to snapshot.
+    """
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 50
     """INTERNAL: an unexpected failure; details are in the server log only,
     under the request id.
+    """
+    ERROR_REASON_BACKEND_ERROR: _ErrorReason.ValueType  # 51
+    """INTERNAL: the LLM backend rejected the request (for example a 400 from
+    an OpenAI-compatible server: a configuration problem, not worth a retry).
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -158,6 +170,10 @@ RetryInfo attached.
 """
 ERROR_REASON_EMERGENCY_SHUTDOWN: ErrorReason.ValueType  # 24
 """UNAVAILABLE: the tenant or process is in emergency shutdown."""
+ERROR_REASON_TENANT_UNAVAILABLE: ErrorReason.ValueType  # 25
+"""UNAVAILABLE: the tenant was deleted or unloaded while the call ran, or its
+event log failed; the next call reloads it. RetryInfo attached.
+"""
 ERROR_REASON_DEADLINE_TOO_SHORT: ErrorReason.ValueType  # 30
 """DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
 (metadata: minimum_ms, remaining_ms).
@@ -168,8 +184,16 @@ queued.
 """
 ERROR_REASON_TENANT_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND: the tenant does not exist (admin RPCs)."""
+ERROR_REASON_PERSISTENCE_DISABLED: ErrorReason.ValueType  # 41
+"""FAILED_PRECONDITION: the server keeps tenants in memory only
+(tenants.data_dir is not set), so there is nothing to snapshot.
+"""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 50
 """INTERNAL: an unexpected failure; details are in the server log only,
 under the request id.
+"""
+ERROR_REASON_BACKEND_ERROR: ErrorReason.ValueType  # 51
+"""INTERNAL: the LLM backend rejected the request (for example a 400 from
+an OpenAI-compatible server: a configuration problem, not worth a retry).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -78,6 +78,9 @@ const (
 	ErrorReason_ERROR_REASON_BACKEND_UNAVAILABLE ErrorReason = 23
 	// UNAVAILABLE: the tenant or process is in emergency shutdown.
 	ErrorReason_ERROR_REASON_EMERGENCY_SHUTDOWN ErrorReason = 24
+	// UNAVAILABLE: the tenant was deleted or unloaded while the call ran, or its
+	// event log failed; the next call reloads it. RetryInfo attached.
+	ErrorReason_ERROR_REASON_TENANT_UNAVAILABLE ErrorReason = 25
 	// DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
 	// (metadata: minimum_ms, remaining_ms).
 	ErrorReason_ERROR_REASON_DEADLINE_TOO_SHORT ErrorReason = 30
@@ -86,9 +89,15 @@ const (
 	ErrorReason_ERROR_REASON_DEADLINE_EXPIRED ErrorReason = 31
 	// NOT_FOUND: the tenant does not exist (admin RPCs).
 	ErrorReason_ERROR_REASON_TENANT_NOT_FOUND ErrorReason = 40
+	// FAILED_PRECONDITION: the server keeps tenants in memory only
+	// (tenants.data_dir is not set), so there is nothing to snapshot.
+	ErrorReason_ERROR_REASON_PERSISTENCE_DISABLED ErrorReason = 41
 	// INTERNAL: an unexpected failure; details are in the server log only,
 	// under the request id.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 50
+	// INTERNAL: the LLM backend rejected the request (for example a 400 from
+	// an OpenAI-compatible server: a configuration problem, not worth a retry).
+	ErrorReason_ERROR_REASON_BACKEND_ERROR ErrorReason = 51
 )
 
 // Enum value maps for ErrorReason.
@@ -114,36 +123,42 @@ var (
 		22: "ERROR_REASON_DRAINING",
 		23: "ERROR_REASON_BACKEND_UNAVAILABLE",
 		24: "ERROR_REASON_EMERGENCY_SHUTDOWN",
+		25: "ERROR_REASON_TENANT_UNAVAILABLE",
 		30: "ERROR_REASON_DEADLINE_TOO_SHORT",
 		31: "ERROR_REASON_DEADLINE_EXPIRED",
 		40: "ERROR_REASON_TENANT_NOT_FOUND",
+		41: "ERROR_REASON_PERSISTENCE_DISABLED",
 		50: "ERROR_REASON_INTERNAL",
+		51: "ERROR_REASON_BACKEND_ERROR",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":         0,
-		"ERROR_REASON_INVALID_ARGUMENT":    1,
-		"ERROR_REASON_DIMENSION_MISMATCH":  2,
-		"ERROR_REASON_NON_FINITE_VALUE":    3,
-		"ERROR_REASON_MALFORMED_REQUEST":   4,
-		"ERROR_REASON_INVALID_METADATA":    5,
-		"ERROR_REASON_OUT_OF_RANGE":        6,
-		"ERROR_REASON_MISSING_FIELD":       7,
-		"ERROR_REASON_EMPTY_PROMPT":        8,
-		"ERROR_REASON_PROMPT_TOO_LONG":     9,
-		"ERROR_REASON_ZERO_NORM":           15,
-		"ERROR_REASON_CREDENTIALS_MISSING": 10,
-		"ERROR_REASON_CREDENTIALS_INVALID": 11,
-		"ERROR_REASON_CREDENTIALS_EXPIRED": 12,
-		"ERROR_REASON_PERMISSION_DENIED":   13,
-		"ERROR_REASON_RATE_LIMITED":        20,
-		"ERROR_REASON_OVERLOADED":          21,
-		"ERROR_REASON_DRAINING":            22,
-		"ERROR_REASON_BACKEND_UNAVAILABLE": 23,
-		"ERROR_REASON_EMERGENCY_SHUTDOWN":  24,
-		"ERROR_REASON_DEADLINE_TOO_SHORT":  30,
-		"ERROR_REASON_DEADLINE_EXPIRED":    31,
-		"ERROR_REASON_TENANT_NOT_FOUND":    40,
-		"ERROR_REASON_INTERNAL":            50,
+		"ERROR_REASON_UNSPECIFIED":          0,
+		"ERROR_REASON_INVALID_ARGUMENT":     1,
+		"ERROR_REASON_DIMENSION_MISMATCH":   2,
+		"ERROR_REASON_NON_FINITE_VALUE":     3,
+		"ERROR_REASON_MALFORMED_REQUEST":    4,
+		"ERROR_REASON_INVALID_METADATA":     5,
+		"ERROR_REASON_OUT_OF_RANGE":         6,
+		"ERROR_REASON_MISSING_FIELD":        7,
+		"ERROR_REASON_EMPTY_PROMPT":         8,
+		"ERROR_REASON_PROMPT_TOO_LONG":      9,
+		"ERROR_REASON_ZERO_NORM":            15,
+		"ERROR_REASON_CREDENTIALS_MISSING":  10,
+		"ERROR_REASON_CREDENTIALS_INVALID":  11,
+		"ERROR_REASON_CREDENTIALS_EXPIRED":  12,
+		"ERROR_REASON_PERMISSION_DENIED":    13,
+		"ERROR_REASON_RATE_LIMITED":         20,
+		"ERROR_REASON_OVERLOADED":           21,
+		"ERROR_REASON_DRAINING":             22,
+		"ERROR_REASON_BACKEND_UNAVAILABLE":  23,
+		"ERROR_REASON_EMERGENCY_SHUTDOWN":   24,
+		"ERROR_REASON_TENANT_UNAVAILABLE":   25,
+		"ERROR_REASON_DEADLINE_TOO_SHORT":   30,
+		"ERROR_REASON_DEADLINE_EXPIRED":     31,
+		"ERROR_REASON_TENANT_NOT_FOUND":     40,
+		"ERROR_REASON_PERSISTENCE_DISABLED": 41,
+		"ERROR_REASON_INTERNAL":             50,
+		"ERROR_REASON_BACKEND_ERROR":        51,
 	}
 )
 
@@ -178,7 +193,7 @@ var File_mlsdm_v1_errors_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xb7\x06\n" +
+	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xa3\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12#\n" +
@@ -201,10 +216,13 @@ const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\x15ERROR_REASON_DRAINING\x10\x16\x12$\n" +
 	" ERROR_REASON_BACKEND_UNAVAILABLE\x10\x17\x12#\n" +
 	"\x1fERROR_REASON_EMERGENCY_SHUTDOWN\x10\x18\x12#\n" +
+	"\x1fERROR_REASON_TENANT_UNAVAILABLE\x10\x19\x12#\n" +
 	"\x1fERROR_REASON_DEADLINE_TOO_SHORT\x10\x1e\x12!\n" +
 	"\x1dERROR_REASON_DEADLINE_EXPIRED\x10\x1f\x12!\n" +
-	"\x1dERROR_REASON_TENANT_NOT_FOUND\x10(\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x102BY\n" +
+	"\x1dERROR_REASON_TENANT_NOT_FOUND\x10(\x12%\n" +
+	"!ERROR_REASON_PERSISTENCE_DISABLED\x10)\x12\x19\n" +
+	"\x15ERROR_REASON_INTERNAL\x102\x12\x1e\n" +
+	"\x1aERROR_REASON_BACKEND_ERROR\x103BY\n" +
 	"\x10io.mlsdm.grpc.v1B\vErrorsProtoP\x01Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1b\x06proto3"
 
 var (
