@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import numpy as np
 from google.protobuf import duration_pb2
 
 from mlsdm.engine import EngineStateView, Outcome, Phase, RefusalReason
@@ -90,9 +89,8 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         if not request.HasField("moral_value"):
             raise invalid_argument("moral_value", "MISSING_FIELD", "moral_value is required")
         call = current_call()
-        vector = np.array(request.vector, dtype=np.float32)
         async with self._tenants.use(call.tenant) as tenant:
-            outcome = await tenant.process_event(vector, request.moral_value)
+            outcome = await tenant.process_event(request.vector, request.moral_value)
         return pb.ProcessEventResponse(
             accepted=outcome.accepted,
             refusal_reason=_REFUSALS[outcome.reason],

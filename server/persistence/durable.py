@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -116,7 +116,10 @@ class DurableTenant:
 
     # governed operations
 
-    async def process_event(self, vector: NDArray[np.floating], moral_value: float) -> Outcome:
+    async def process_event(
+        self, vector: Sequence[float] | NDArray[np.floating], moral_value: float
+    ) -> Outcome:
+        """Applies and logs one event; `vector` may be the request's repeated field as is."""
         arr = np.asarray(vector)
         if arr.dtype.kind == "f" and arr.dtype != np.float32:
             arr = arr.astype(np.float32)
