@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -160,6 +161,7 @@ class MlsdmServer:
         self.metrics_port = 0
         self._monitor: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._stopping = False
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         # Outermost first, as architecture.md orders them.
@@ -187,7 +189,12 @@ class MlsdmServer:
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         await self.tenants.start()
-        await self.server.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            # The tenants' snapshot ticker and fsync thread are already running.
+            await self.tenants.close()
+            raise
         self.metrics_port = self.observability.start(
             self.tenants.resident,
             self._breaker_state,
@@ -196,7 +203,10 @@ class MlsdmServer:
         await self.health.start()
         self._monitor = asyncio.create_task(self._watch_emergency(), name="mlsdm-health")
         if s.port_file is not None:
-            s.port_file.write_text(f"{self.port}\n", encoding="utf-8")
+            # Written whole, then renamed: a reader never sees a partial port.
+            partial = s.port_file.with_name(s.port_file.name + ".tmp")
+            partial.write_text(f"{self.port}\n", encoding="utf-8")
+            os.replace(partial, s.port_file)
         log.info("serving", extra={"port": self.port, "host": s.host})
         if self.authenticator.open:
             log.warning(
@@ -221,8 +231,10 @@ class MlsdmServer:
     async def stop(self, grace: float | None = None) -> None:
         """Drains: readiness NOT_SERVING and new calls refused first, then in-flight
         calls get up to `grace` seconds, then the listener closes."""
-        if self._stopped.is_set():
+        if self._stopping:
+            await self._stopped.wait()
             return
+        self._stopping = True
         grace = self.settings.server.grace_period_s if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
