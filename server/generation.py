@@ -28,7 +28,14 @@ from mlsdm.engine import (
     detect_aphasia,
 )
 
-from .llm.base import Completion, LLMBackend, LLMRequest, StreamDelta, StreamEnd
+from .llm.base import (
+    Completion,
+    LLMBackend,
+    LLMRequest,
+    StreamDelta,
+    StreamEnd,
+    close_stream,
+)
 from .persistence.durable import DurableTenant
 
 P = ParamSpec("P")
@@ -240,9 +247,7 @@ class GovernedGenerator:
                     async for event in events:
                         if isinstance(event, StreamDelta):
                             if generation.timings.first_token is None:
-                                generation.timings.first_token = (
-                                    time.perf_counter() - llm_started
-                                )
+                                generation.timings.first_token = time.perf_counter() - llm_started
                             pieces.append(event.text)
                             yield event.text
                         elif isinstance(event, StreamEnd):
@@ -251,9 +256,7 @@ class GovernedGenerator:
                 finally:
                     # Closing the backend's iterator releases its upstream connection
                     # at once when the client goes away mid-stream.
-                    aclose = getattr(events, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
+                    await close_stream(events)
             generation.timings.llm = time.perf_counter() - llm_started
             generation.text = "".join(pieces)
             generation.aphasia = detect_aphasia(generation.text)

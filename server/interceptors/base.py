@@ -81,3 +81,14 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         return behavior
+
+
+async def close_responses(responses: AsyncIterator[Any]) -> None:
+    """Closes the inner handler's response stream now, so its `finally` blocks
+    (and the LLM stream under them) run when the call ends, not at GC.
+
+    Handlers are typed as AsyncIterator, which has no aclose(); async generators have.
+    """
+    aclose = getattr(responses, "aclose", None)
+    if aclose is not None:
+        await aclose()

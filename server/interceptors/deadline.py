@@ -21,7 +21,7 @@ from ..call import current_call
 from ..errors import deadline_expired
 from ..policy.deadlines import MethodBudget, budget_for
 from ..policy.settings import DeadlineSettings
-from .base import HandlerInterceptor, StreamBehavior, UnaryBehavior
+from .base import HandlerInterceptor, StreamBehavior, UnaryBehavior, close_responses
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -77,8 +77,6 @@ class DeadlineInterceptor(HandlerInterceptor):
                         raise
                     yield response
             finally:
-                aclose = getattr(responses, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await close_responses(responses)
 
         return stream

@@ -18,7 +18,7 @@ import grpc
 from ..call import CallInfo, current_call
 from ..errors import ServiceError
 from ..observability.rpc import RpcLabels, RpcTelemetry
-from .base import HandlerInterceptor, StreamBehavior, UnaryBehavior
+from .base import HandlerInterceptor, StreamBehavior, UnaryBehavior, close_responses
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -80,8 +80,6 @@ class TelemetryInterceptor(HandlerInterceptor):
 
 
 async def _close(responses: AsyncIterator[Any]) -> None:
-    aclose = getattr(responses, "aclose", None)
-    if aclose is not None:
-        # The exception that ended the call is what gets reported, not this one.
-        with contextlib.suppress(Exception):
-            await aclose()
+    # The exception that ended the call is what gets reported, not this one.
+    with contextlib.suppress(Exception):
+        await close_responses(responses)
