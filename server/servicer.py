@@ -104,6 +104,10 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
 
     async def GetState(self, request: pb.GetStateRequest, context: Context) -> pb.GetStateResponse:
         call = current_call()
+        if not self._tenants.exists(call.tenant):
+            # A read creates nothing: an unknown tenant reads as a fresh one.
+            pristine = self._tenants.pristine_state()
+            return state_response(call.tenant, pristine, self._tenants.config.dim)
         async with self._tenants.use(call.tenant) as tenant:
             return state_response(call.tenant, tenant.engine.state(), tenant.engine.config.dim)
 

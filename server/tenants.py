@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlsdm.engine import CognitiveEngine, Embedder, EngineConfig
+from mlsdm.engine import CognitiveEngine, Embedder, EngineConfig, EngineStateView
 
 from .persistence import snapshots
 from .persistence.clock import PinnedClock
@@ -67,6 +67,7 @@ class TenantRegistry:
         config.validate()
         self._config = config
         self._embedder = embedder
+        self._pristine: EngineStateView | None = None
         self._max_resident = max_resident
         self._settings = settings if settings is not None else TenantSettings()
         self._caller = caller if caller is not None else InlineCaller()
@@ -288,6 +289,13 @@ class TenantRegistry:
                     log.exception("periodic snapshot failed", extra={"tenant": tenant.name})
 
     # administration
+
+    def pristine_state(self) -> EngineStateView:
+        """The state every tenant starts from, without creating one: reads of an
+        unknown tenant must not cost a directory, a log and an fsync each."""
+        if self._pristine is None:
+            self._pristine = CognitiveEngine(self._config, self._embedder).state()
+        return self._pristine
 
     def exists(self, tenant: str) -> bool:
         with self._lock:
