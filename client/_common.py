@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -59,21 +59,19 @@ def call_metadata(
     return tuple(md)
 
 
-def generate_request(
-    prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int
-) -> pb.GenerateRequest:
-    request = pb.GenerateRequest(prompt=prompt, max_tokens=max_tokens, context_top_k=context_top_k)
-    if moral_value is not None:
-        request.moral_value = moral_value
-    return request
+GenerationRequest = TypeVar("GenerationRequest", pb.GenerateRequest, pb.StreamGenerateRequest)
 
 
-def stream_request(
-    prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int
-) -> pb.StreamGenerateRequest:
-    request = pb.StreamGenerateRequest(
-        prompt=prompt, max_tokens=max_tokens, context_top_k=context_top_k
-    )
+def generation_request(
+    kind: type[GenerationRequest],
+    prompt: str,
+    moral_value: float | None,
+    max_tokens: int,
+    context_top_k: int,
+) -> GenerationRequest:
+    """A Generate or StreamGenerate request; an unset moral value stays unset
+    (the server then scores the prompt), rather than becoming 0."""
+    request = kind(prompt=prompt, max_tokens=max_tokens, context_top_k=context_top_k)
     if moral_value is not None:
         request.moral_value = moral_value
     return request

@@ -16,8 +16,7 @@ from ._common import (
     ClientCore,
     RetryPolicy,
     event_request,
-    generate_request,
-    stream_request,
+    generation_request,
 )
 from .errors import MlsdmError, from_rpc_error
 
@@ -90,7 +89,9 @@ class AsyncClient(ClientCore):
         priority: str | None = None,
     ) -> pb.GenerateResponse:
         """Governed generation. A refusal is a response with accepted=False."""
-        request = generate_request(prompt, moral_value, max_tokens, context_top_k)
+        request = generation_request(
+            pb.GenerateRequest, prompt, moral_value, max_tokens, context_top_k
+        )
         response: pb.GenerateResponse = await self._unary(
             self._stub.Generate, request, timeout, self._metadata(tenant, priority)
         )
@@ -109,7 +110,9 @@ class AsyncClient(ClientCore):
     ) -> AsyncIterator[pb.StreamGenerateResponse]:
         """Yields text deltas then the result message. Not retried: text may
         already have been delivered. Breaking out of the loop cancels the call."""
-        request = stream_request(prompt, moral_value, max_tokens, context_top_k)
+        request = generation_request(
+            pb.StreamGenerateRequest, prompt, moral_value, max_tokens, context_top_k
+        )
         call = self._stub.StreamGenerate(
             request,
             timeout=self._timeout if timeout is None else timeout,

@@ -16,8 +16,7 @@ from ._common import (
     ClientCore,
     RetryPolicy,
     event_request,
-    generate_request,
-    stream_request,
+    generation_request,
 )
 from .errors import from_rpc_error
 
@@ -85,7 +84,9 @@ class Client(ClientCore):
         tenant: str | None = None,
         priority: str | None = None,
     ) -> pb.GenerateResponse:
-        request = generate_request(prompt, moral_value, max_tokens, context_top_k)
+        request = generation_request(
+            pb.GenerateRequest, prompt, moral_value, max_tokens, context_top_k
+        )
         response: pb.GenerateResponse = self._unary(
             self._stub.Generate, request, timeout, self._metadata(tenant, priority)
         )
@@ -102,7 +103,9 @@ class Client(ClientCore):
         tenant: str | None = None,
         priority: str | None = None,
     ) -> Iterator[pb.StreamGenerateResponse]:
-        request = stream_request(prompt, moral_value, max_tokens, context_top_k)
+        request = generation_request(
+            pb.StreamGenerateRequest, prompt, moral_value, max_tokens, context_top_k
+        )
         call = self._stub.StreamGenerate(
             request,
             timeout=self._timeout if timeout is None else timeout,

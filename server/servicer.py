@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2
 
-from mlsdm.engine import EngineStateView, Outcome, Phase, RefusalReason
+from mlsdm.engine import EngineStateView, Phase, RefusalReason
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 from mlsdm.v1 import types_pb2
@@ -158,10 +158,6 @@ def _timings(t: Timings) -> types_pb2.Timings:
     )
 
 
-def _outcome_note(outcome: Outcome) -> str:
-    return _NOTES[outcome.reason]
-
-
 def _generate_response(generation: Generation, include_text: bool) -> pb.GenerateResponse:
     admission = generation.admission
     outcome = admission.outcome
@@ -171,7 +167,7 @@ def _generate_response(generation: Generation, include_text: bool) -> pb.Generat
         refusal_reason=_REFUSALS[outcome.reason],
         phase=_PHASES[outcome.phase],
         step=outcome.step,
-        note=_outcome_note(outcome),
+        note=_NOTES[outcome.reason],
         moral_threshold=outcome.moral_threshold,
         moral_value=admission.moral_value,
         context_items=[
