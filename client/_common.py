@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -118,8 +119,9 @@ class ClientCore:
         self.server_version = ""
 
     def _metadata(self, tenant: str | None, priority: str | None) -> tuple[tuple[str, str], ...]:
+        # One request id per logical call, so its retries share it in the server's logs.
         return call_metadata(
-            self._api_key, tenant or self._tenant, priority or self._priority, None
+            self._api_key, tenant or self._tenant, priority or self._priority, uuid.uuid4().hex
         )
 
     def _deadline(self, timeout: float | None) -> float:
