@@ -208,7 +208,13 @@ class DurableTenant:
                 raise asyncio.CancelledError
         dur = self._durability
         if wait and dur is not None and seq is not None:
-            await dur.syncer.durable(dur.log, seq)
+            try:
+                await dur.syncer.durable(dur.log, seq)
+            except OSError as exc:
+                # After a failed fsync the page cache cannot be trusted to match
+                # the disk: stop serving this state, reload from disk next call.
+                self._break("fsync failed")
+                raise LogError(f"fsync failed: {exc}") from exc
         return result
 
     async def _run_whole(self, fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
@@ -242,18 +248,22 @@ class DurableTenant:
             # The engine holds an operation the log does not: this state must
             # not be served or snapshotted. Drop it; the next call reloads
             # the tenant from what is on disk.
-            log.exception(
-                "event log append failed; dropping the tenant", extra={"tenant": self.name}
-            )
-            self._closed = True
-            if self._on_broken is not None:
-                self._on_broken(self)
+            self._break("event log append failed", exc_info=True)
             raise
         self._seq = seq
         self.since_snapshot += 1
         if self.since_snapshot == self._snapshot_every:
             self._spawn(self._snapshot_quietly())
         return seq
+
+    def _break(self, why: str, exc_info: bool = False) -> None:
+        """The engine may hold what the disk does not: never serve or snapshot it again."""
+        if self._closed:
+            return
+        log.error("%s; dropping the tenant", why, exc_info=exc_info, extra={"tenant": self.name})
+        self._closed = True
+        if self._on_broken is not None:
+            self._on_broken(self)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -133,8 +133,15 @@ class EventLog:
             self.durable_seq = self.written_seq
             if self._size == 0:
                 return  # the current segment already starts after the last record
-            os.close(self._fd)
-            self._fd, self._size = self._create(self.written_seq + 1), 0
+            # The new segment first: if it cannot be made, the old descriptor is
+            # still ours, never a closed number the OS may hand to another file.
+            try:
+                fd = self._create(self.written_seq + 1)
+            except OSError as exc:
+                self._broken = True
+                raise LogError(f"cannot start a new log segment: {exc}") from exc
+            old, self._fd, self._size = self._fd, fd, 0
+            os.close(old)
 
     def close(self, flush: bool = True) -> None:
         with self._fd_lock:
