@@ -125,27 +125,6 @@ class TenantRegistry:
 
     # readers (any thread)
 
-    def get(self, tenant: str) -> CognitiveEngine:
-        """The tenant's engine, loading it synchronously if needed (tools and tests;
-        calls go through `use`). Bypasses the event log: do not mutate through it
-        when the registry is durable."""
-        with self._lock:
-            found = self._tenants.get(tenant)
-            if found is not None:
-                self._tenants.move_to_end(tenant)
-                return found.engine
-        if tenant in self._busy:
-            raise RuntimeError(f"tenant {tenant!r} is being loaded or evicted")
-        loaded = self._load(tenant)
-        self._install(loaded)
-        return loaded.engine
-
-    def peek(self, tenant: str) -> CognitiveEngine | None:
-        """The tenant's engine if resident, without creating it or touching LRU order."""
-        with self._lock:
-            found = self._tenants.get(tenant)
-            return None if found is None else found.engine
-
     def resident(self) -> list[tuple[str, CognitiveEngine]]:
         with self._lock:
             return [(name, t.engine) for name, t in self._tenants.items()]
