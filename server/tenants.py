@@ -9,8 +9,8 @@ be exceeded by the number of tenants busy at the same moment.
 
 Without a data directory, a dropped tenant starts afresh on its next call.
 
-Calls use tenants through `use()`; `get`, `peek` and `resident` give the bare
-engines to readers (health monitor, metrics) and are safe from any thread.
+Calls use tenants through `use()`; `resident()` gives the bare engines to
+readers (health monitor, metrics) and is safe from any thread.
 """
 
 from __future__ import annotations
