@@ -187,11 +187,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+def merge_settings_data(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """`top` laid over `base`, section by section (nested mappings merge, values replace)."""
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_settings_data(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -228,8 +229,8 @@ def load_settings(
     if config_file is None and env.get(CONFIG_ENV):
         config_file = Path(env[CONFIG_ENV])
     data: dict[str, Any] = _read_file(config_file) if config_file else {}
-    data = _merge(data, _from_env(env))
-    data = _merge(data, overrides or {})
+    data = merge_settings_data(data, _from_env(env))
+    data = merge_settings_data(data, overrides or {})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

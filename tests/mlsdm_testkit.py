@@ -23,21 +23,11 @@ import grpc
 
 from mlsdm.server.app import MlsdmServer
 from mlsdm.server.llm.base import LLMBackend
-from mlsdm.server.settings import Settings, load_settings
+from mlsdm.server.settings import Settings, load_settings, merge_settings_data
 
 T = TypeVar("T")
 # Upper bound on waiting for a server to come up; generous for a loaded CI machine.
 STARTUP_LIMIT_S = 60.0
-
-
-def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def test_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -49,7 +39,7 @@ def test_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         "observability": {"metrics": {"port": 0}},
         "rate_limit": {"enabled": False},
     }
-    return load_settings(env={}, overrides=_deep_merge(base, overrides or {}))
+    return load_settings(env={}, overrides=merge_settings_data(base, overrides or {}))
 
 
 class ServerThread:
