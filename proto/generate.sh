@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every checked-in file derived from proto/mlsdm/v1/*.proto:
-# Python (next to the protos), Go (client/go/mlsdm/v1) and TypeScript
+# Python (client/src/mlsdm/v1), Go (client/go/mlsdm/v1) and TypeScript
 # (client/node/src/gen). Java stubs are generated at build time by Maven.
 # Needs the dev install (`pip install -e '.[dev]'`) on PATH, Go and npm. The Go
 # and Node plugins are installed at pinned versions when missing (from the Go
@@ -28,7 +28,7 @@ if [[ ! -x client/node/node_modules/.bin/protoc-gen-es ]]; then
   (cd client/node && npm ci --no-audit --no-fund)
 fi
 
-rm -f proto/mlsdm/v1/*_pb2*.py proto/mlsdm/v1/*_pb2*.pyi
+rm -f client/src/mlsdm/v1/*_pb2*.py client/src/mlsdm/v1/*_pb2*.pyi
 rm -rf client/go/mlsdm/v1 client/node/src/gen
 buf generate
 

@@ -23,7 +23,12 @@ const (
 
 // Request of ListTenants.
 type ListTenantsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most tenants to return; 0 means the server default (100); values above
+	// the maximum (1000) are lowered to it; negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -58,6 +63,20 @@ func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
 	return file_mlsdm_v1_admin_service_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *ListTenantsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTenantsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // One tenant in ListTenantsResponse.
 type TenantInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -71,8 +90,10 @@ type TenantInfo struct {
 	StoreUsed int64 `protobuf:"varint,4,opt,name=store_used,json=storeUsed,proto3" json:"store_used,omitempty"`
 	// Bytes the tenant's state holds in memory (0 when not resident).
 	MemoryBytes int64 `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	// Bytes on disk (snapshot plus event log).
-	DiskBytes     int64 `protobuf:"varint,6,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	// Bytes in the store (snapshot plus events), as far as the store can tell.
+	DiskBytes int64 `protobuf:"varint,6,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	// Replica holding the tenant's lease (PostgreSQL store); empty when none.
+	LeaseOwner    string `protobuf:"bytes,7,opt,name=lease_owner,json=leaseOwner,proto3" json:"lease_owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -149,11 +170,20 @@ func (x *TenantInfo) GetDiskBytes() int64 {
 	return 0
 }
 
+func (x *TenantInfo) GetLeaseOwner() string {
+	if x != nil {
+		return x.LeaseOwner
+	}
+	return ""
+}
+
 // Response of ListTenants.
 type ListTenantsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Tenants, sorted by id.
-	Tenants       []*TenantInfo `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	Tenants []*TenantInfo `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -193,6 +223,13 @@ func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
 		return x.Tenants
 	}
 	return nil
+}
+
+func (x *ListTenantsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // Request of SnapshotTenant.
@@ -246,7 +283,7 @@ type SnapshotTenantResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Step the snapshot was taken at.
 	Step int64 `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
-	// Size of the snapshot file in bytes.
+	// Size of the snapshot in bytes.
 	Bytes         int64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -480,12 +517,125 @@ func (x *ResetEmergencyResponse) GetWasActive() bool {
 	return false
 }
 
+// Request of RepairTenant.
+type RepairTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant id; required.
+	Tenant        string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepairTenantRequest) Reset() {
+	*x = RepairTenantRequest{}
+	mi := &file_mlsdm_v1_admin_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepairTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepairTenantRequest) ProtoMessage() {}
+
+func (x *RepairTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mlsdm_v1_admin_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepairTenantRequest.ProtoReflect.Descriptor instead.
+func (*RepairTenantRequest) Descriptor() ([]byte, []int) {
+	return file_mlsdm_v1_admin_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RepairTenantRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// Response of RepairTenant.
+type RepairTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Step counter of the rebuilt state.
+	Step int64 `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	// Events replayed on top of the snapshot.
+	EventsReplayed int64 `protobuf:"varint,2,opt,name=events_replayed,json=eventsReplayed,proto3" json:"events_replayed,omitempty"`
+	// Snapshots and events that could not be read, set aside.
+	RowsQuarantined int64 `protobuf:"varint,3,opt,name=rows_quarantined,json=rowsQuarantined,proto3" json:"rows_quarantined,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RepairTenantResponse) Reset() {
+	*x = RepairTenantResponse{}
+	mi := &file_mlsdm_v1_admin_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepairTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepairTenantResponse) ProtoMessage() {}
+
+func (x *RepairTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mlsdm_v1_admin_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepairTenantResponse.ProtoReflect.Descriptor instead.
+func (*RepairTenantResponse) Descriptor() ([]byte, []int) {
+	return file_mlsdm_v1_admin_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RepairTenantResponse) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *RepairTenantResponse) GetEventsReplayed() int64 {
+	if x != nil {
+		return x.EventsReplayed
+	}
+	return 0
+}
+
+func (x *RepairTenantResponse) GetRowsQuarantined() int64 {
+	if x != nil {
+		return x.RowsQuarantined
+	}
+	return 0
+}
+
 var File_mlsdm_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmlsdm/v1/admin_service.proto\x12\bmlsdm.v1\"\x14\n" +
-	"\x12ListTenantsRequest\"\xb5\x01\n" +
+	"\x1cmlsdm/v1/admin_service.proto\x12\bmlsdm.v1\"P\n" +
+	"\x12ListTenantsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\xd6\x01\n" +
 	"\n" +
 	"TenantInfo\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1a\n" +
@@ -495,9 +645,12 @@ const file_mlsdm_v1_admin_service_proto_rawDesc = "" +
 	"store_used\x18\x04 \x01(\x03R\tstoreUsed\x12!\n" +
 	"\fmemory_bytes\x18\x05 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x06 \x01(\x03R\tdiskBytes\"E\n" +
+	"disk_bytes\x18\x06 \x01(\x03R\tdiskBytes\x12\x1f\n" +
+	"\vlease_owner\x18\a \x01(\tR\n" +
+	"leaseOwner\"m\n" +
 	"\x13ListTenantsResponse\x12.\n" +
-	"\atenants\x18\x01 \x03(\v2\x14.mlsdm.v1.TenantInfoR\atenants\"/\n" +
+	"\atenants\x18\x01 \x03(\v2\x14.mlsdm.v1.TenantInfoR\atenants\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n" +
 	"\x15SnapshotTenantRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"B\n" +
 	"\x16SnapshotTenantResponse\x12\x12\n" +
@@ -511,12 +664,19 @@ const file_mlsdm_v1_admin_service_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"7\n" +
 	"\x16ResetEmergencyResponse\x12\x1d\n" +
 	"\n" +
-	"was_active\x18\x01 \x01(\bR\twasActive2\xd3\x02\n" +
+	"was_active\x18\x01 \x01(\bR\twasActive\"-\n" +
+	"\x13RepairTenantRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"~\n" +
+	"\x14RepairTenantResponse\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\x03R\x04step\x12'\n" +
+	"\x0fevents_replayed\x18\x02 \x01(\x03R\x0eeventsReplayed\x12)\n" +
+	"\x10rows_quarantined\x18\x03 \x01(\x03R\x0frowsQuarantined2\xa2\x03\n" +
 	"\fAdminService\x12J\n" +
 	"\vListTenants\x12\x1c.mlsdm.v1.ListTenantsRequest\x1a\x1d.mlsdm.v1.ListTenantsResponse\x12S\n" +
 	"\x0eSnapshotTenant\x12\x1f.mlsdm.v1.SnapshotTenantRequest\x1a .mlsdm.v1.SnapshotTenantResponse\x12M\n" +
 	"\fDeleteTenant\x12\x1d.mlsdm.v1.DeleteTenantRequest\x1a\x1e.mlsdm.v1.DeleteTenantResponse\x12S\n" +
-	"\x0eResetEmergency\x12\x1f.mlsdm.v1.ResetEmergencyRequest\x1a .mlsdm.v1.ResetEmergencyResponseB_\n" +
+	"\x0eResetEmergency\x12\x1f.mlsdm.v1.ResetEmergencyRequest\x1a .mlsdm.v1.ResetEmergencyResponse\x12M\n" +
+	"\fRepairTenant\x12\x1d.mlsdm.v1.RepairTenantRequest\x1a\x1e.mlsdm.v1.RepairTenantResponseB_\n" +
 	"\x10io.mlsdm.grpc.v1B\x11AdminServiceProtoP\x01Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1b\x06proto3"
 
 var (
@@ -531,7 +691,7 @@ func file_mlsdm_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_mlsdm_v1_admin_service_proto_rawDescData
 }
 
-var file_mlsdm_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mlsdm_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mlsdm_v1_admin_service_proto_goTypes = []any{
 	(*ListTenantsRequest)(nil),     // 0: mlsdm.v1.ListTenantsRequest
 	(*TenantInfo)(nil),             // 1: mlsdm.v1.TenantInfo
@@ -542,22 +702,26 @@ var file_mlsdm_v1_admin_service_proto_goTypes = []any{
 	(*DeleteTenantResponse)(nil),   // 6: mlsdm.v1.DeleteTenantResponse
 	(*ResetEmergencyRequest)(nil),  // 7: mlsdm.v1.ResetEmergencyRequest
 	(*ResetEmergencyResponse)(nil), // 8: mlsdm.v1.ResetEmergencyResponse
+	(*RepairTenantRequest)(nil),    // 9: mlsdm.v1.RepairTenantRequest
+	(*RepairTenantResponse)(nil),   // 10: mlsdm.v1.RepairTenantResponse
 }
 var file_mlsdm_v1_admin_service_proto_depIdxs = []int32{
-	1, // 0: mlsdm.v1.ListTenantsResponse.tenants:type_name -> mlsdm.v1.TenantInfo
-	0, // 1: mlsdm.v1.AdminService.ListTenants:input_type -> mlsdm.v1.ListTenantsRequest
-	3, // 2: mlsdm.v1.AdminService.SnapshotTenant:input_type -> mlsdm.v1.SnapshotTenantRequest
-	5, // 3: mlsdm.v1.AdminService.DeleteTenant:input_type -> mlsdm.v1.DeleteTenantRequest
-	7, // 4: mlsdm.v1.AdminService.ResetEmergency:input_type -> mlsdm.v1.ResetEmergencyRequest
-	2, // 5: mlsdm.v1.AdminService.ListTenants:output_type -> mlsdm.v1.ListTenantsResponse
-	4, // 6: mlsdm.v1.AdminService.SnapshotTenant:output_type -> mlsdm.v1.SnapshotTenantResponse
-	6, // 7: mlsdm.v1.AdminService.DeleteTenant:output_type -> mlsdm.v1.DeleteTenantResponse
-	8, // 8: mlsdm.v1.AdminService.ResetEmergency:output_type -> mlsdm.v1.ResetEmergencyResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1,  // 0: mlsdm.v1.ListTenantsResponse.tenants:type_name -> mlsdm.v1.TenantInfo
+	0,  // 1: mlsdm.v1.AdminService.ListTenants:input_type -> mlsdm.v1.ListTenantsRequest
+	3,  // 2: mlsdm.v1.AdminService.SnapshotTenant:input_type -> mlsdm.v1.SnapshotTenantRequest
+	5,  // 3: mlsdm.v1.AdminService.DeleteTenant:input_type -> mlsdm.v1.DeleteTenantRequest
+	7,  // 4: mlsdm.v1.AdminService.ResetEmergency:input_type -> mlsdm.v1.ResetEmergencyRequest
+	9,  // 5: mlsdm.v1.AdminService.RepairTenant:input_type -> mlsdm.v1.RepairTenantRequest
+	2,  // 6: mlsdm.v1.AdminService.ListTenants:output_type -> mlsdm.v1.ListTenantsResponse
+	4,  // 7: mlsdm.v1.AdminService.SnapshotTenant:output_type -> mlsdm.v1.SnapshotTenantResponse
+	6,  // 8: mlsdm.v1.AdminService.DeleteTenant:output_type -> mlsdm.v1.DeleteTenantResponse
+	8,  // 9: mlsdm.v1.AdminService.ResetEmergency:output_type -> mlsdm.v1.ResetEmergencyResponse
+	10, // 10: mlsdm.v1.AdminService.RepairTenant:output_type -> mlsdm.v1.RepairTenantResponse
+	6,  // [6:11] is the sub-list for method output_type
+	1,  // [1:6] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_mlsdm_v1_admin_service_proto_init() }
@@ -571,7 +735,7 @@ func file_mlsdm_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mlsdm_v1_admin_service_proto_rawDesc), len(file_mlsdm_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

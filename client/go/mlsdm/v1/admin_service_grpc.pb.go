@@ -23,6 +23,7 @@ const (
 	AdminService_SnapshotTenant_FullMethodName = "/mlsdm.v1.AdminService/SnapshotTenant"
 	AdminService_DeleteTenant_FullMethodName   = "/mlsdm.v1.AdminService/DeleteTenant"
 	AdminService_ResetEmergency_FullMethodName = "/mlsdm.v1.AdminService/ResetEmergency"
+	AdminService_RepairTenant_FullMethodName   = "/mlsdm.v1.AdminService/RepairTenant"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -31,14 +32,22 @@ const (
 //
 // Operations on tenants. Every RPC needs the `admin` role.
 type AdminServiceClient interface {
-	// Lists the tenants known to this server, resident or on disk.
+	// Lists the tenants in the store, resident or not, one page at a time,
+	// sorted by id (AIP-158 paging).
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
-	// Writes a snapshot of a tenant now and truncates its event log.
+	// Writes a snapshot of a tenant now; events before it are no longer needed
+	// for recovery.
 	SnapshotTenant(ctx context.Context, in *SnapshotTenantRequest, opts ...grpc.CallOption) (*SnapshotTenantResponse, error)
-	// Deletes a tenant's state, in memory and on disk.
+	// Deletes a tenant's state, in memory and in the store.
 	DeleteTenant(ctx context.Context, in *DeleteTenantRequest, opts ...grpc.CallOption) (*DeleteTenantResponse, error)
 	// Clears a tenant's emergency shutdown.
 	ResetEmergency(ctx context.Context, in *ResetEmergencyRequest, opts ...grpc.CallOption) (*ResetEmergencyResponse, error)
+	// Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+	// TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+	// snapshot and the readable events after it, up to the first unreadable
+	// one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+	// never deleted.
+	RepairTenant(ctx context.Context, in *RepairTenantRequest, opts ...grpc.CallOption) (*RepairTenantResponse, error)
 }
 
 type adminServiceClient struct {
@@ -89,20 +98,38 @@ func (c *adminServiceClient) ResetEmergency(ctx context.Context, in *ResetEmerge
 	return out, nil
 }
 
+func (c *adminServiceClient) RepairTenant(ctx context.Context, in *RepairTenantRequest, opts ...grpc.CallOption) (*RepairTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RepairTenantResponse)
+	err := c.cc.Invoke(ctx, AdminService_RepairTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
 // Operations on tenants. Every RPC needs the `admin` role.
 type AdminServiceServer interface {
-	// Lists the tenants known to this server, resident or on disk.
+	// Lists the tenants in the store, resident or not, one page at a time,
+	// sorted by id (AIP-158 paging).
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
-	// Writes a snapshot of a tenant now and truncates its event log.
+	// Writes a snapshot of a tenant now; events before it are no longer needed
+	// for recovery.
 	SnapshotTenant(context.Context, *SnapshotTenantRequest) (*SnapshotTenantResponse, error)
-	// Deletes a tenant's state, in memory and on disk.
+	// Deletes a tenant's state, in memory and in the store.
 	DeleteTenant(context.Context, *DeleteTenantRequest) (*DeleteTenantResponse, error)
 	// Clears a tenant's emergency shutdown.
 	ResetEmergency(context.Context, *ResetEmergencyRequest) (*ResetEmergencyResponse, error)
+	// Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+	// TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+	// snapshot and the readable events after it, up to the first unreadable
+	// one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+	// never deleted.
+	RepairTenant(context.Context, *RepairTenantRequest) (*RepairTenantResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -124,6 +151,9 @@ func (UnimplementedAdminServiceServer) DeleteTenant(context.Context, *DeleteTena
 }
 func (UnimplementedAdminServiceServer) ResetEmergency(context.Context, *ResetEmergencyRequest) (*ResetEmergencyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetEmergency not implemented")
+}
+func (UnimplementedAdminServiceServer) RepairTenant(context.Context, *RepairTenantRequest) (*RepairTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RepairTenant not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -218,6 +248,24 @@ func _AdminService_ResetEmergency_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_RepairTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RepairTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RepairTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RepairTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RepairTenant(ctx, req.(*RepairTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +288,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetEmergency",
 			Handler:    _AdminService_ResetEmergency_Handler,
+		},
+		{
+			MethodName: "RepairTenant",
+			Handler:    _AdminService_RepairTenant_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

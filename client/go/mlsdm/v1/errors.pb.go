@@ -57,6 +57,9 @@ const (
 	// INVALID_ARGUMENT: the event vector is all zeros (norm at most 1e-9), so
 	// it has no direction to store.
 	ErrorReason_ERROR_REASON_ZERO_NORM ErrorReason = 15
+	// INVALID_ARGUMENT: the event vector's numbers are not floating point
+	// (metadata: field, dtype).
+	ErrorReason_ERROR_REASON_INVALID_DTYPE ErrorReason = 16
 	// UNAUTHENTICATED: no credentials were sent.
 	ErrorReason_ERROR_REASON_CREDENTIALS_MISSING ErrorReason = 10
 	// UNAUTHENTICATED: the credentials are not valid.
@@ -66,6 +69,16 @@ const (
 	// PERMISSION_DENIED: the principal lacks the role the method needs
 	// (metadata: required_role).
 	ErrorReason_ERROR_REASON_PERMISSION_DENIED ErrorReason = 13
+	// PERMISSION_DENIED: the tenant is not one the caller's key or token is
+	// bound to (metadata: tenant, principal). Nothing of the tenant was read.
+	ErrorReason_ERROR_REASON_TENANT_FORBIDDEN ErrorReason = 14
+	// RESOURCE_EXHAUSTED: too many failed authentications from this peer
+	// address; checked before any credential is verified. RetryInfo attached.
+	ErrorReason_ERROR_REASON_AUTH_THROTTLED ErrorReason = 17
+	// UNAVAILABLE: the server cannot currently verify credentials (its keys
+	// file vanished or stopped parsing and the server fails closed).
+	// RetryInfo attached.
+	ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE ErrorReason = 18
 	// RESOURCE_EXHAUSTED: the caller is over its rate limit; QuotaFailure and
 	// RetryInfo are attached.
 	ErrorReason_ERROR_REASON_RATE_LIMITED ErrorReason = 20
@@ -81,6 +94,15 @@ const (
 	// UNAVAILABLE: the tenant was deleted or unloaded while the call ran, or its
 	// event log failed; the next call reloads it. RetryInfo attached.
 	ErrorReason_ERROR_REASON_TENANT_UNAVAILABLE ErrorReason = 25
+	// UNAVAILABLE: the tenant store cannot commit (disk full, I/O error,
+	// database unreachable); nothing of the call was applied. RetryInfo attached.
+	ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE ErrorReason = 26
+	// UNAVAILABLE: the tenant is served by another replica that has not handed
+	// it over within the wait (metadata: tenant, owner). RetryInfo attached.
+	ErrorReason_ERROR_REASON_TENANT_MOVING ErrorReason = 27
+	// RESOURCE_EXHAUSTED: the principal already uses as many tenants as its
+	// quota allows; QuotaFailure attached (metadata: principal, limit).
+	ErrorReason_ERROR_REASON_TENANT_QUOTA ErrorReason = 28
 	// DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
 	// (metadata: minimum_ms, remaining_ms).
 	ErrorReason_ERROR_REASON_DEADLINE_TOO_SHORT ErrorReason = 30
@@ -90,8 +112,14 @@ const (
 	// NOT_FOUND: the tenant does not exist (admin RPCs).
 	ErrorReason_ERROR_REASON_TENANT_NOT_FOUND ErrorReason = 40
 	// FAILED_PRECONDITION: the server keeps tenants in memory only
-	// (tenants.data_dir is not set), so there is nothing to snapshot.
+	// (tenants.store is `memory`), so there is nothing to snapshot.
 	ErrorReason_ERROR_REASON_PERSISTENCE_DISABLED ErrorReason = 41
+	// INVALID_ARGUMENT: a ListTenants page_token is not one this server issued.
+	ErrorReason_ERROR_REASON_INVALID_PAGE_TOKEN ErrorReason = 42
+	// DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
+	// rebuilt (metadata: tenant). Other tenants are unaffected; an operator
+	// repairs it with AdminService.RepairTenant or `mlsdm-grpc tenants`.
+	ErrorReason_ERROR_REASON_TENANT_DATA_CORRUPT ErrorReason = 45
 	// INTERNAL: an unexpected failure; details are in the server log only,
 	// under the request id.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 50
@@ -114,51 +142,69 @@ var (
 		8:  "ERROR_REASON_EMPTY_PROMPT",
 		9:  "ERROR_REASON_PROMPT_TOO_LONG",
 		15: "ERROR_REASON_ZERO_NORM",
+		16: "ERROR_REASON_INVALID_DTYPE",
 		10: "ERROR_REASON_CREDENTIALS_MISSING",
 		11: "ERROR_REASON_CREDENTIALS_INVALID",
 		12: "ERROR_REASON_CREDENTIALS_EXPIRED",
 		13: "ERROR_REASON_PERMISSION_DENIED",
+		14: "ERROR_REASON_TENANT_FORBIDDEN",
+		17: "ERROR_REASON_AUTH_THROTTLED",
+		18: "ERROR_REASON_CREDENTIALS_UNAVAILABLE",
 		20: "ERROR_REASON_RATE_LIMITED",
 		21: "ERROR_REASON_OVERLOADED",
 		22: "ERROR_REASON_DRAINING",
 		23: "ERROR_REASON_BACKEND_UNAVAILABLE",
 		24: "ERROR_REASON_EMERGENCY_SHUTDOWN",
 		25: "ERROR_REASON_TENANT_UNAVAILABLE",
+		26: "ERROR_REASON_STORAGE_UNAVAILABLE",
+		27: "ERROR_REASON_TENANT_MOVING",
+		28: "ERROR_REASON_TENANT_QUOTA",
 		30: "ERROR_REASON_DEADLINE_TOO_SHORT",
 		31: "ERROR_REASON_DEADLINE_EXPIRED",
 		40: "ERROR_REASON_TENANT_NOT_FOUND",
 		41: "ERROR_REASON_PERSISTENCE_DISABLED",
+		42: "ERROR_REASON_INVALID_PAGE_TOKEN",
+		45: "ERROR_REASON_TENANT_DATA_CORRUPT",
 		50: "ERROR_REASON_INTERNAL",
 		51: "ERROR_REASON_BACKEND_ERROR",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":          0,
-		"ERROR_REASON_INVALID_ARGUMENT":     1,
-		"ERROR_REASON_DIMENSION_MISMATCH":   2,
-		"ERROR_REASON_NON_FINITE_VALUE":     3,
-		"ERROR_REASON_MALFORMED_REQUEST":    4,
-		"ERROR_REASON_INVALID_METADATA":     5,
-		"ERROR_REASON_OUT_OF_RANGE":         6,
-		"ERROR_REASON_MISSING_FIELD":        7,
-		"ERROR_REASON_EMPTY_PROMPT":         8,
-		"ERROR_REASON_PROMPT_TOO_LONG":      9,
-		"ERROR_REASON_ZERO_NORM":            15,
-		"ERROR_REASON_CREDENTIALS_MISSING":  10,
-		"ERROR_REASON_CREDENTIALS_INVALID":  11,
-		"ERROR_REASON_CREDENTIALS_EXPIRED":  12,
-		"ERROR_REASON_PERMISSION_DENIED":    13,
-		"ERROR_REASON_RATE_LIMITED":         20,
-		"ERROR_REASON_OVERLOADED":           21,
-		"ERROR_REASON_DRAINING":             22,
-		"ERROR_REASON_BACKEND_UNAVAILABLE":  23,
-		"ERROR_REASON_EMERGENCY_SHUTDOWN":   24,
-		"ERROR_REASON_TENANT_UNAVAILABLE":   25,
-		"ERROR_REASON_DEADLINE_TOO_SHORT":   30,
-		"ERROR_REASON_DEADLINE_EXPIRED":     31,
-		"ERROR_REASON_TENANT_NOT_FOUND":     40,
-		"ERROR_REASON_PERSISTENCE_DISABLED": 41,
-		"ERROR_REASON_INTERNAL":             50,
-		"ERROR_REASON_BACKEND_ERROR":        51,
+		"ERROR_REASON_UNSPECIFIED":             0,
+		"ERROR_REASON_INVALID_ARGUMENT":        1,
+		"ERROR_REASON_DIMENSION_MISMATCH":      2,
+		"ERROR_REASON_NON_FINITE_VALUE":        3,
+		"ERROR_REASON_MALFORMED_REQUEST":       4,
+		"ERROR_REASON_INVALID_METADATA":        5,
+		"ERROR_REASON_OUT_OF_RANGE":            6,
+		"ERROR_REASON_MISSING_FIELD":           7,
+		"ERROR_REASON_EMPTY_PROMPT":            8,
+		"ERROR_REASON_PROMPT_TOO_LONG":         9,
+		"ERROR_REASON_ZERO_NORM":               15,
+		"ERROR_REASON_INVALID_DTYPE":           16,
+		"ERROR_REASON_CREDENTIALS_MISSING":     10,
+		"ERROR_REASON_CREDENTIALS_INVALID":     11,
+		"ERROR_REASON_CREDENTIALS_EXPIRED":     12,
+		"ERROR_REASON_PERMISSION_DENIED":       13,
+		"ERROR_REASON_TENANT_FORBIDDEN":        14,
+		"ERROR_REASON_AUTH_THROTTLED":          17,
+		"ERROR_REASON_CREDENTIALS_UNAVAILABLE": 18,
+		"ERROR_REASON_RATE_LIMITED":            20,
+		"ERROR_REASON_OVERLOADED":              21,
+		"ERROR_REASON_DRAINING":                22,
+		"ERROR_REASON_BACKEND_UNAVAILABLE":     23,
+		"ERROR_REASON_EMERGENCY_SHUTDOWN":      24,
+		"ERROR_REASON_TENANT_UNAVAILABLE":      25,
+		"ERROR_REASON_STORAGE_UNAVAILABLE":     26,
+		"ERROR_REASON_TENANT_MOVING":           27,
+		"ERROR_REASON_TENANT_QUOTA":            28,
+		"ERROR_REASON_DEADLINE_TOO_SHORT":      30,
+		"ERROR_REASON_DEADLINE_EXPIRED":        31,
+		"ERROR_REASON_TENANT_NOT_FOUND":        40,
+		"ERROR_REASON_PERSISTENCE_DISABLED":    41,
+		"ERROR_REASON_INVALID_PAGE_TOKEN":      42,
+		"ERROR_REASON_TENANT_DATA_CORRUPT":     45,
+		"ERROR_REASON_INTERNAL":                50,
+		"ERROR_REASON_BACKEND_ERROR":           51,
 	}
 )
 
@@ -193,7 +239,7 @@ var File_mlsdm_v1_errors_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xa3\a\n" +
+	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xe1\t\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12#\n" +
@@ -205,22 +251,31 @@ const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\x1aERROR_REASON_MISSING_FIELD\x10\a\x12\x1d\n" +
 	"\x19ERROR_REASON_EMPTY_PROMPT\x10\b\x12 \n" +
 	"\x1cERROR_REASON_PROMPT_TOO_LONG\x10\t\x12\x1a\n" +
-	"\x16ERROR_REASON_ZERO_NORM\x10\x0f\x12$\n" +
+	"\x16ERROR_REASON_ZERO_NORM\x10\x0f\x12\x1e\n" +
+	"\x1aERROR_REASON_INVALID_DTYPE\x10\x10\x12$\n" +
 	" ERROR_REASON_CREDENTIALS_MISSING\x10\n" +
 	"\x12$\n" +
 	" ERROR_REASON_CREDENTIALS_INVALID\x10\v\x12$\n" +
 	" ERROR_REASON_CREDENTIALS_EXPIRED\x10\f\x12\"\n" +
-	"\x1eERROR_REASON_PERMISSION_DENIED\x10\r\x12\x1d\n" +
+	"\x1eERROR_REASON_PERMISSION_DENIED\x10\r\x12!\n" +
+	"\x1dERROR_REASON_TENANT_FORBIDDEN\x10\x0e\x12\x1f\n" +
+	"\x1bERROR_REASON_AUTH_THROTTLED\x10\x11\x12(\n" +
+	"$ERROR_REASON_CREDENTIALS_UNAVAILABLE\x10\x12\x12\x1d\n" +
 	"\x19ERROR_REASON_RATE_LIMITED\x10\x14\x12\x1b\n" +
 	"\x17ERROR_REASON_OVERLOADED\x10\x15\x12\x19\n" +
 	"\x15ERROR_REASON_DRAINING\x10\x16\x12$\n" +
 	" ERROR_REASON_BACKEND_UNAVAILABLE\x10\x17\x12#\n" +
 	"\x1fERROR_REASON_EMERGENCY_SHUTDOWN\x10\x18\x12#\n" +
-	"\x1fERROR_REASON_TENANT_UNAVAILABLE\x10\x19\x12#\n" +
+	"\x1fERROR_REASON_TENANT_UNAVAILABLE\x10\x19\x12$\n" +
+	" ERROR_REASON_STORAGE_UNAVAILABLE\x10\x1a\x12\x1e\n" +
+	"\x1aERROR_REASON_TENANT_MOVING\x10\x1b\x12\x1d\n" +
+	"\x19ERROR_REASON_TENANT_QUOTA\x10\x1c\x12#\n" +
 	"\x1fERROR_REASON_DEADLINE_TOO_SHORT\x10\x1e\x12!\n" +
 	"\x1dERROR_REASON_DEADLINE_EXPIRED\x10\x1f\x12!\n" +
 	"\x1dERROR_REASON_TENANT_NOT_FOUND\x10(\x12%\n" +
-	"!ERROR_REASON_PERSISTENCE_DISABLED\x10)\x12\x19\n" +
+	"!ERROR_REASON_PERSISTENCE_DISABLED\x10)\x12#\n" +
+	"\x1fERROR_REASON_INVALID_PAGE_TOKEN\x10*\x12$\n" +
+	" ERROR_REASON_TENANT_DATA_CORRUPT\x10-\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x102\x12\x1e\n" +
 	"\x1aERROR_REASON_BACKEND_ERROR\x103BY\n" +
 	"\x10io.mlsdm.grpc.v1B\vErrorsProtoP\x01Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1b\x06proto3"

@@ -194,16 +194,29 @@ func (AphasiaFlag) EnumDescriptor() ([]byte, []int) {
 }
 
 // A memory retrieved from the tenant's vector store and given to the LLM as
-// context.
+// context: one earlier exchange, what the caller said and the answer that
+// followed.
 type ContextItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The stored text (the prompt that was accepted when the memory was written).
+	// Deprecated: the same text as `response`. Read `prompt` and `response`.
+	//
+	// Deprecated: Marked as deprecated in mlsdm/v1/types.proto.
 	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	// Cosine similarity to the prompt, in [-1, 1]; items are sorted by it,
 	// best first.
 	Score float64 `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
-	// Phase value the memory was stored with: 0.1 (wake) or 0.9 (sleep replay).
-	PhaseValue    float64 `protobuf:"fixed64,3,opt,name=phase_value,json=phaseValue,proto3" json:"phase_value,omitempty"`
+	// Phase value the memory is retrieved under: 0.1 (wake).
+	PhaseValue float64 `protobuf:"fixed64,3,opt,name=phase_value,json=phaseValue,proto3" json:"phase_value,omitempty"`
+	// What the caller said (the accepted prompt, or for a ProcessEvent memory
+	// an empty string).
+	Prompt string `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	// The answer that followed the prompt (empty for ProcessEvent memories).
+	Response string `protobuf:"bytes,5,opt,name=response,proto3" json:"response,omitempty"`
+	// The tenant's step counter when the memory was stored (>= 1).
+	Step int64 `protobuf:"varint,6,opt,name=step,proto3" json:"step,omitempty"`
+	// Steps since the memory was stored: the tenant's step now minus `step`
+	// (>= 0).
+	AgeSteps      int64 `protobuf:"varint,7,opt,name=age_steps,json=ageSteps,proto3" json:"age_steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +251,7 @@ func (*ContextItem) Descriptor() ([]byte, []int) {
 	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{0}
 }
 
+// Deprecated: Marked as deprecated in mlsdm/v1/types.proto.
 func (x *ContextItem) GetText() string {
 	if x != nil {
 		return x.Text
@@ -255,6 +269,34 @@ func (x *ContextItem) GetScore() float64 {
 func (x *ContextItem) GetPhaseValue() float64 {
 	if x != nil {
 		return x.PhaseValue
+	}
+	return 0
+}
+
+func (x *ContextItem) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
+func (x *ContextItem) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
+}
+
+func (x *ContextItem) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *ContextItem) GetAgeSteps() int64 {
+	if x != nil {
+		return x.AgeSteps
 	}
 	return 0
 }
@@ -779,12 +821,16 @@ var File_mlsdm_v1_types_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x14mlsdm/v1/types.proto\x12\bmlsdm.v1\x1a\x1egoogle/protobuf/duration.proto\"X\n" +
-	"\vContextItem\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\x12\x14\n" +
+	"\x14mlsdm/v1/types.proto\x12\bmlsdm.v1\x1a\x1egoogle/protobuf/duration.proto\"\xc1\x01\n" +
+	"\vContextItem\x12\x16\n" +
+	"\x04text\x18\x01 \x01(\tB\x02\x18\x01R\x04text\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1f\n" +
 	"\vphase_value\x18\x03 \x01(\x01R\n" +
-	"phaseValue\"|\n" +
+	"phaseValue\x12\x16\n" +
+	"\x06prompt\x18\x04 \x01(\tR\x06prompt\x12\x1a\n" +
+	"\bresponse\x18\x05 \x01(\tR\bresponse\x12\x12\n" +
+	"\x04step\x18\x06 \x01(\x03R\x04step\x12\x1b\n" +
+	"\tage_steps\x18\a \x01(\x03R\bageSteps\"|\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12!\n" +

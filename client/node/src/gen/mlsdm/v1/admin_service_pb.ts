@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mlsdm/v1/admin_service.proto.
  */
 export const file_mlsdm_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxtbHNkbS92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghtbHNkbS52MSIUChJMaXN0VGVuYW50c1JlcXVlc3QiegoKVGVuYW50SW5mbxIOCgZ0ZW5hbnQYASABKAkSEAoIcmVzaWRlbnQYAiABKAgSDAoEc3RlcBgDIAEoAxISCgpzdG9yZV91c2VkGAQgASgDEhQKDG1lbW9yeV9ieXRlcxgFIAEoAxISCgpkaXNrX2J5dGVzGAYgASgDIjwKE0xpc3RUZW5hbnRzUmVzcG9uc2USJQoHdGVuYW50cxgBIAMoCzIULm1sc2RtLnYxLlRlbmFudEluZm8iJwoVU25hcHNob3RUZW5hbnRSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCSI1ChZTbmFwc2hvdFRlbmFudFJlc3BvbnNlEgwKBHN0ZXAYASABKAMSDQoFYnl0ZXMYAiABKAMiJQoTRGVsZXRlVGVuYW50UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiJwoURGVsZXRlVGVuYW50UmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCInChVSZXNldEVtZXJnZW5jeVJlcXVlc3QSDgoGdGVuYW50GAEgASgJIiwKFlJlc2V0RW1lcmdlbmN5UmVzcG9uc2USEgoKd2FzX2FjdGl2ZRgBIAEoCDLTAgoMQWRtaW5TZXJ2aWNlEkoKC0xpc3RUZW5hbnRzEhwubWxzZG0udjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh0ubWxzZG0udjEuTGlzdFRlbmFudHNSZXNwb25zZRJTCg5TbmFwc2hvdFRlbmFudBIfLm1sc2RtLnYxLlNuYXBzaG90VGVuYW50UmVxdWVzdBogLm1sc2RtLnYxLlNuYXBzaG90VGVuYW50UmVzcG9uc2USTQoMRGVsZXRlVGVuYW50Eh0ubWxzZG0udjEuRGVsZXRlVGVuYW50UmVxdWVzdBoeLm1sc2RtLnYxLkRlbGV0ZVRlbmFudFJlc3BvbnNlElMKDlJlc2V0RW1lcmdlbmN5Eh8ubWxzZG0udjEuUmVzZXRFbWVyZ2VuY3lSZXF1ZXN0GiAubWxzZG0udjEuUmVzZXRFbWVyZ2VuY3lSZXNwb25zZUJfChBpby5tbHNkbS5ncnBjLnYxQhFBZG1pblNlcnZpY2VQcm90b1ABWjZnaXRodWIuY29tL21sc2RtL21sc2RtLWdycGMvY2xpZW50L2dvL21sc2RtL3YxO21sc2RtdjFiBnByb3RvMw");
+  fileDesc("ChxtbHNkbS92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghtbHNkbS52MSI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkijwEKClRlbmFudEluZm8SDgoGdGVuYW50GAEgASgJEhAKCHJlc2lkZW50GAIgASgIEgwKBHN0ZXAYAyABKAMSEgoKc3RvcmVfdXNlZBgEIAEoAxIUCgxtZW1vcnlfYnl0ZXMYBSABKAMSEgoKZGlza19ieXRlcxgGIAEoAxITCgtsZWFzZV9vd25lchgHIAEoCSJVChNMaXN0VGVuYW50c1Jlc3BvbnNlEiUKB3RlbmFudHMYASADKAsyFC5tbHNkbS52MS5UZW5hbnRJbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChVTbmFwc2hvdFRlbmFudFJlcXVlc3QSDgoGdGVuYW50GAEgASgJIjUKFlNuYXBzaG90VGVuYW50UmVzcG9uc2USDAoEc3RlcBgBIAEoAxINCgVieXRlcxgCIAEoAyIlChNEZWxldGVUZW5hbnRSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCSInChREZWxldGVUZW5hbnRSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIicKFVJlc2V0RW1lcmdlbmN5UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiLAoWUmVzZXRFbWVyZ2VuY3lSZXNwb25zZRISCgp3YXNfYWN0aXZlGAEgASgIIiUKE1JlcGFpclRlbmFudFJlcXVlc3QSDgoGdGVuYW50GAEgASgJIlcKFFJlcGFpclRlbmFudFJlc3BvbnNlEgwKBHN0ZXAYASABKAMSFwoPZXZlbnRzX3JlcGxheWVkGAIgASgDEhgKEHJvd3NfcXVhcmFudGluZWQYAyABKAMyogMKDEFkbWluU2VydmljZRJKCgtMaXN0VGVuYW50cxIcLm1sc2RtLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBodLm1sc2RtLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USUwoOU25hcHNob3RUZW5hbnQSHy5tbHNkbS52MS5TbmFwc2hvdFRlbmFudFJlcXVlc3QaIC5tbHNkbS52MS5TbmFwc2hvdFRlbmFudFJlc3BvbnNlEk0KDERlbGV0ZVRlbmFudBIdLm1sc2RtLnYxLkRlbGV0ZVRlbmFudFJlcXVlc3QaHi5tbHNkbS52MS5EZWxldGVUZW5hbnRSZXNwb25zZRJTCg5SZXNldEVtZXJnZW5jeRIfLm1sc2RtLnYxLlJlc2V0RW1lcmdlbmN5UmVxdWVzdBogLm1sc2RtLnYxLlJlc2V0RW1lcmdlbmN5UmVzcG9uc2USTQoMUmVwYWlyVGVuYW50Eh0ubWxzZG0udjEuUmVwYWlyVGVuYW50UmVxdWVzdBoeLm1sc2RtLnYxLlJlcGFpclRlbmFudFJlc3BvbnNlQl8KEGlvLm1sc2RtLmdycGMudjFCEUFkbWluU2VydmljZVByb3RvUAFaNmdpdGh1Yi5jb20vbWxzZG0vbWxzZG0tZ3JwYy9jbGllbnQvZ28vbWxzZG0vdjE7bWxzZG12MWIGcHJvdG8z");
 
 /**
  * Request of ListTenants.
@@ -18,6 +18,20 @@ export const file_mlsdm_v1_admin_service: GenFile = /*@__PURE__*/
  * @generated from message mlsdm.v1.ListTenantsRequest
  */
 export type ListTenantsRequest = Message<"mlsdm.v1.ListTenantsRequest"> & {
+  /**
+   * Most tenants to return; 0 means the server default (100); values above
+   * the maximum (1000) are lowered to it; negative is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -69,11 +83,18 @@ export type TenantInfo = Message<"mlsdm.v1.TenantInfo"> & {
   memoryBytes: bigint;
 
   /**
-   * Bytes on disk (snapshot plus event log).
+   * Bytes in the store (snapshot plus events), as far as the store can tell.
    *
    * @generated from field: int64 disk_bytes = 6;
    */
   diskBytes: bigint;
+
+  /**
+   * Replica holding the tenant's lease (PostgreSQL store); empty when none.
+   *
+   * @generated from field: string lease_owner = 7;
+   */
+  leaseOwner: string;
 };
 
 /**
@@ -95,6 +116,13 @@ export type ListTenantsResponse = Message<"mlsdm.v1.ListTenantsResponse"> & {
    * @generated from field: repeated mlsdm.v1.TenantInfo tenants = 1;
    */
   tenants: TenantInfo[];
+
+  /**
+   * Token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -139,7 +167,7 @@ export type SnapshotTenantResponse = Message<"mlsdm.v1.SnapshotTenantResponse"> 
   step: bigint;
 
   /**
-   * Size of the snapshot file in bytes.
+   * Size of the snapshot in bytes.
    *
    * @generated from field: int64 bytes = 2;
    */
@@ -238,13 +266,70 @@ export const ResetEmergencyResponseSchema: GenMessage<ResetEmergencyResponse> = 
   messageDesc(file_mlsdm_v1_admin_service, 8);
 
 /**
+ * Request of RepairTenant.
+ *
+ * @generated from message mlsdm.v1.RepairTenantRequest
+ */
+export type RepairTenantRequest = Message<"mlsdm.v1.RepairTenantRequest"> & {
+  /**
+   * Tenant id; required.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message mlsdm.v1.RepairTenantRequest.
+ * Use `create(RepairTenantRequestSchema)` to create a new message.
+ */
+export const RepairTenantRequestSchema: GenMessage<RepairTenantRequest> = /*@__PURE__*/
+  messageDesc(file_mlsdm_v1_admin_service, 9);
+
+/**
+ * Response of RepairTenant.
+ *
+ * @generated from message mlsdm.v1.RepairTenantResponse
+ */
+export type RepairTenantResponse = Message<"mlsdm.v1.RepairTenantResponse"> & {
+  /**
+   * Step counter of the rebuilt state.
+   *
+   * @generated from field: int64 step = 1;
+   */
+  step: bigint;
+
+  /**
+   * Events replayed on top of the snapshot.
+   *
+   * @generated from field: int64 events_replayed = 2;
+   */
+  eventsReplayed: bigint;
+
+  /**
+   * Snapshots and events that could not be read, set aside.
+   *
+   * @generated from field: int64 rows_quarantined = 3;
+   */
+  rowsQuarantined: bigint;
+};
+
+/**
+ * Describes the message mlsdm.v1.RepairTenantResponse.
+ * Use `create(RepairTenantResponseSchema)` to create a new message.
+ */
+export const RepairTenantResponseSchema: GenMessage<RepairTenantResponse> = /*@__PURE__*/
+  messageDesc(file_mlsdm_v1_admin_service, 10);
+
+/**
  * Operations on tenants. Every RPC needs the `admin` role.
  *
  * @generated from service mlsdm.v1.AdminService
  */
 export const AdminService: GenService<{
   /**
-   * Lists the tenants known to this server, resident or on disk.
+   * Lists the tenants in the store, resident or not, one page at a time,
+   * sorted by id (AIP-158 paging).
    *
    * @generated from rpc mlsdm.v1.AdminService.ListTenants
    */
@@ -254,7 +339,8 @@ export const AdminService: GenService<{
     output: typeof ListTenantsResponseSchema;
   },
   /**
-   * Writes a snapshot of a tenant now and truncates its event log.
+   * Writes a snapshot of a tenant now; events before it are no longer needed
+   * for recovery.
    *
    * @generated from rpc mlsdm.v1.AdminService.SnapshotTenant
    */
@@ -264,7 +350,7 @@ export const AdminService: GenService<{
     output: typeof SnapshotTenantResponseSchema;
   },
   /**
-   * Deletes a tenant's state, in memory and on disk.
+   * Deletes a tenant's state, in memory and in the store.
    *
    * @generated from rpc mlsdm.v1.AdminService.DeleteTenant
    */
@@ -282,6 +368,20 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ResetEmergencyRequestSchema;
     output: typeof ResetEmergencyResponseSchema;
+  },
+  /**
+   * Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+   * TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+   * snapshot and the readable events after it, up to the first unreadable
+   * one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+   * never deleted.
+   *
+   * @generated from rpc mlsdm.v1.AdminService.RepairTenant
+   */
+  repairTenant: {
+    methodKind: "unary";
+    input: typeof RepairTenantRequestSchema;
+    output: typeof RepairTenantResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mlsdm_v1_admin_service, 0);

@@ -9,7 +9,7 @@ import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
  * Describes the file mlsdm/v1/errors.proto.
  */
 export const file_mlsdm_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChVtbHNkbS92MS9lcnJvcnMucHJvdG8SCG1sc2RtLnYxKqMHCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1FUlJPUl9SRUFTT05fSU5WQUxJRF9BUkdVTUVOVBABEiMKH0VSUk9SX1JFQVNPTl9ESU1FTlNJT05fTUlTTUFUQ0gQAhIhCh1FUlJPUl9SRUFTT05fTk9OX0ZJTklURV9WQUxVRRADEiIKHkVSUk9SX1JFQVNPTl9NQUxGT1JNRURfUkVRVUVTVBAEEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX01FVEFEQVRBEAUSHQoZRVJST1JfUkVBU09OX09VVF9PRl9SQU5HRRAGEh4KGkVSUk9SX1JFQVNPTl9NSVNTSU5HX0ZJRUxEEAcSHQoZRVJST1JfUkVBU09OX0VNUFRZX1BST01QVBAIEiAKHEVSUk9SX1JFQVNPTl9QUk9NUFRfVE9PX0xPTkcQCRIaChZFUlJPUl9SRUFTT05fWkVST19OT1JNEA8SJAogRVJST1JfUkVBU09OX0NSRURFTlRJQUxTX01JU1NJTkcQChIkCiBFUlJPUl9SRUFTT05fQ1JFREVOVElBTFNfSU5WQUxJRBALEiQKIEVSUk9SX1JFQVNPTl9DUkVERU5USUFMU19FWFBJUkVEEAwSIgoeRVJST1JfUkVBU09OX1BFUk1JU1NJT05fREVOSUVEEA0SHQoZRVJST1JfUkVBU09OX1JBVEVfTElNSVRFRBAUEhsKF0VSUk9SX1JFQVNPTl9PVkVSTE9BREVEEBUSGQoVRVJST1JfUkVBU09OX0RSQUlOSU5HEBYSJAogRVJST1JfUkVBU09OX0JBQ0tFTkRfVU5BVkFJTEFCTEUQFxIjCh9FUlJPUl9SRUFTT05fRU1FUkdFTkNZX1NIVVRET1dOEBgSIwofRVJST1JfUkVBU09OX1RFTkFOVF9VTkFWQUlMQUJMRRAZEiMKH0VSUk9SX1JFQVNPTl9ERUFETElORV9UT09fU0hPUlQQHhIhCh1FUlJPUl9SRUFTT05fREVBRExJTkVfRVhQSVJFRBAfEiEKHUVSUk9SX1JFQVNPTl9URU5BTlRfTk9UX0ZPVU5EECgSJQohRVJST1JfUkVBU09OX1BFUlNJU1RFTkNFX0RJU0FCTEVEECkSGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEDISHgoaRVJST1JfUkVBU09OX0JBQ0tFTkRfRVJST1IQM0JZChBpby5tbHNkbS5ncnBjLnYxQgtFcnJvcnNQcm90b1ABWjZnaXRodWIuY29tL21sc2RtL21sc2RtLWdycGMvY2xpZW50L2dvL21sc2RtL3YxO21sc2RtdjFiBnByb3RvMw");
+  fileDesc("ChVtbHNkbS92MS9lcnJvcnMucHJvdG8SCG1sc2RtLnYxKuEJCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1FUlJPUl9SRUFTT05fSU5WQUxJRF9BUkdVTUVOVBABEiMKH0VSUk9SX1JFQVNPTl9ESU1FTlNJT05fTUlTTUFUQ0gQAhIhCh1FUlJPUl9SRUFTT05fTk9OX0ZJTklURV9WQUxVRRADEiIKHkVSUk9SX1JFQVNPTl9NQUxGT1JNRURfUkVRVUVTVBAEEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX01FVEFEQVRBEAUSHQoZRVJST1JfUkVBU09OX09VVF9PRl9SQU5HRRAGEh4KGkVSUk9SX1JFQVNPTl9NSVNTSU5HX0ZJRUxEEAcSHQoZRVJST1JfUkVBU09OX0VNUFRZX1BST01QVBAIEiAKHEVSUk9SX1JFQVNPTl9QUk9NUFRfVE9PX0xPTkcQCRIaChZFUlJPUl9SRUFTT05fWkVST19OT1JNEA8SHgoaRVJST1JfUkVBU09OX0lOVkFMSURfRFRZUEUQEBIkCiBFUlJPUl9SRUFTT05fQ1JFREVOVElBTFNfTUlTU0lORxAKEiQKIEVSUk9SX1JFQVNPTl9DUkVERU5USUFMU19JTlZBTElEEAsSJAogRVJST1JfUkVBU09OX0NSRURFTlRJQUxTX0VYUElSRUQQDBIiCh5FUlJPUl9SRUFTT05fUEVSTUlTU0lPTl9ERU5JRUQQDRIhCh1FUlJPUl9SRUFTT05fVEVOQU5UX0ZPUkJJRERFThAOEh8KG0VSUk9SX1JFQVNPTl9BVVRIX1RIUk9UVExFRBAREigKJEVSUk9SX1JFQVNPTl9DUkVERU5USUFMU19VTkFWQUlMQUJMRRASEh0KGUVSUk9SX1JFQVNPTl9SQVRFX0xJTUlURUQQFBIbChdFUlJPUl9SRUFTT05fT1ZFUkxPQURFRBAVEhkKFUVSUk9SX1JFQVNPTl9EUkFJTklORxAWEiQKIEVSUk9SX1JFQVNPTl9CQUNLRU5EX1VOQVZBSUxBQkxFEBcSIwofRVJST1JfUkVBU09OX0VNRVJHRU5DWV9TSFVURE9XThAYEiMKH0VSUk9SX1JFQVNPTl9URU5BTlRfVU5BVkFJTEFCTEUQGRIkCiBFUlJPUl9SRUFTT05fU1RPUkFHRV9VTkFWQUlMQUJMRRAaEh4KGkVSUk9SX1JFQVNPTl9URU5BTlRfTU9WSU5HEBsSHQoZRVJST1JfUkVBU09OX1RFTkFOVF9RVU9UQRAcEiMKH0VSUk9SX1JFQVNPTl9ERUFETElORV9UT09fU0hPUlQQHhIhCh1FUlJPUl9SRUFTT05fREVBRExJTkVfRVhQSVJFRBAfEiEKHUVSUk9SX1JFQVNPTl9URU5BTlRfTk9UX0ZPVU5EECgSJQohRVJST1JfUkVBU09OX1BFUlNJU1RFTkNFX0RJU0FCTEVEECkSIwofRVJST1JfUkVBU09OX0lOVkFMSURfUEFHRV9UT0tFThAqEiQKIEVSUk9SX1JFQVNPTl9URU5BTlRfREFUQV9DT1JSVVBUEC0SGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEDISHgoaRVJST1JfUkVBU09OX0JBQ0tFTkRfRVJST1IQM0JZChBpby5tbHNkbS5ncnBjLnYxQgtFcnJvcnNQcm90b1ABWjZnaXRodWIuY29tL21sc2RtL21sc2RtLWdycGMvY2xpZW50L2dvL21sc2RtL3YxO21sc2RtdjFiBnByb3RvMw");
 
 /**
  * Stable reasons carried by google.rpc.ErrorInfo in the details of every
@@ -105,6 +105,14 @@ export enum ErrorReason {
   ZERO_NORM = 15,
 
   /**
+   * INVALID_ARGUMENT: the event vector's numbers are not floating point
+   * (metadata: field, dtype).
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_DTYPE = 16;
+   */
+  INVALID_DTYPE = 16,
+
+  /**
    * UNAUTHENTICATED: no credentials were sent.
    *
    * @generated from enum value: ERROR_REASON_CREDENTIALS_MISSING = 10;
@@ -132,6 +140,31 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_PERMISSION_DENIED = 13;
    */
   PERMISSION_DENIED = 13,
+
+  /**
+   * PERMISSION_DENIED: the tenant is not one the caller's key or token is
+   * bound to (metadata: tenant, principal). Nothing of the tenant was read.
+   *
+   * @generated from enum value: ERROR_REASON_TENANT_FORBIDDEN = 14;
+   */
+  TENANT_FORBIDDEN = 14,
+
+  /**
+   * RESOURCE_EXHAUSTED: too many failed authentications from this peer
+   * address; checked before any credential is verified. RetryInfo attached.
+   *
+   * @generated from enum value: ERROR_REASON_AUTH_THROTTLED = 17;
+   */
+  AUTH_THROTTLED = 17,
+
+  /**
+   * UNAVAILABLE: the server cannot currently verify credentials (its keys
+   * file vanished or stopped parsing and the server fails closed).
+   * RetryInfo attached.
+   *
+   * @generated from enum value: ERROR_REASON_CREDENTIALS_UNAVAILABLE = 18;
+   */
+  CREDENTIALS_UNAVAILABLE = 18,
 
   /**
    * RESOURCE_EXHAUSTED: the caller is over its rate limit; QuotaFailure and
@@ -179,6 +212,30 @@ export enum ErrorReason {
   TENANT_UNAVAILABLE = 25,
 
   /**
+   * UNAVAILABLE: the tenant store cannot commit (disk full, I/O error,
+   * database unreachable); nothing of the call was applied. RetryInfo attached.
+   *
+   * @generated from enum value: ERROR_REASON_STORAGE_UNAVAILABLE = 26;
+   */
+  STORAGE_UNAVAILABLE = 26,
+
+  /**
+   * UNAVAILABLE: the tenant is served by another replica that has not handed
+   * it over within the wait (metadata: tenant, owner). RetryInfo attached.
+   *
+   * @generated from enum value: ERROR_REASON_TENANT_MOVING = 27;
+   */
+  TENANT_MOVING = 27,
+
+  /**
+   * RESOURCE_EXHAUSTED: the principal already uses as many tenants as its
+   * quota allows; QuotaFailure attached (metadata: principal, limit).
+   *
+   * @generated from enum value: ERROR_REASON_TENANT_QUOTA = 28;
+   */
+  TENANT_QUOTA = 28,
+
+  /**
    * DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
    * (metadata: minimum_ms, remaining_ms).
    *
@@ -203,11 +260,27 @@ export enum ErrorReason {
 
   /**
    * FAILED_PRECONDITION: the server keeps tenants in memory only
-   * (tenants.data_dir is not set), so there is nothing to snapshot.
+   * (tenants.store is `memory`), so there is nothing to snapshot.
    *
    * @generated from enum value: ERROR_REASON_PERSISTENCE_DISABLED = 41;
    */
   PERSISTENCE_DISABLED = 41,
+
+  /**
+   * INVALID_ARGUMENT: a ListTenants page_token is not one this server issued.
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_PAGE_TOKEN = 42;
+   */
+  INVALID_PAGE_TOKEN = 42,
+
+  /**
+   * DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
+   * rebuilt (metadata: tenant). Other tenants are unaffected; an operator
+   * repairs it with AdminService.RepairTenant or `mlsdm-grpc tenants`.
+   *
+   * @generated from enum value: ERROR_REASON_TENANT_DATA_CORRUPT = 45;
+   */
+  TENANT_DATA_CORRUPT = 45,
 
   /**
    * INTERNAL: an unexpected failure; details are in the server log only,

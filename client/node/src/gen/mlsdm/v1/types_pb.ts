@@ -12,19 +12,21 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mlsdm/v1/types.proto.
  */
 export const file_mlsdm_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChRtbHNkbS92MS90eXBlcy5wcm90bxIIbWxzZG0udjEiPwoLQ29udGV4dEl0ZW0SDAoEdGV4dBgBIAEoCRINCgVzY29yZRgCIAEoARITCgtwaGFzZV92YWx1ZRgDIAEoASJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgFEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgFEhQKDHRvdGFsX3Rva2VucxgDIAEoBSLgAQoHVGltaW5ncxIoCgVhZG1pdBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNsbG0YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZmlyc3RfdG9rZW4YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKQoGY29tbWl0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEigKBXRvdGFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoQBCg1BcGhhc2lhUmVwb3J0Eg8KB2FwaGFzaWMYASABKAgSEAoIc2V2ZXJpdHkYAiABKAESJAoFZmxhZ3MYAyADKA4yFS5tbHNkbS52MS5BcGhhc2lhRmxhZxIYChByZXBhaXJfYXR0ZW1wdGVkGAQgASgIEhAKCHJlcGFpcmVkGAUgASgIIkMKDlN5bmFwdGljTWVtb3J5Eg8KB2wxX25vcm0YASABKAESDwoHbDJfbm9ybRgCIAEoARIPCgdsM19ub3JtGAMgASgBIjsKClN0b3JlVXNhZ2USDAoEdXNlZBgBIAEoAxIQCghjYXBhY2l0eRgCIAEoAxINCgVieXRlcxgDIAEoAyJhCg5FbWVyZ2VuY3lTdGF0ZRIOCgZhY3RpdmUYASABKAgSDgoGcmVhc29uGAIgASgJEhQKDGVudGVyZWRfc3RlcBgDIAEoAxIZChFyZWNvdmVyeV9hdHRlbXB0cxgEIAEoBSKAAQoIQ291bnRlcnMSEAoIYWNjZXB0ZWQYASABKAMSFgoOcmVqZWN0ZWRfbW9yYWwYAiABKAMSFgoOcmVqZWN0ZWRfc2xlZXAYAyABKAMSGgoScmVqZWN0ZWRfZW1lcmdlbmN5GAQgASgDEhYKDmNvbnNvbGlkYXRpb25zGAUgASgDKj8KBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASDgoKUEhBU0VfV0FLRRABEg8KC1BIQVNFX1NMRUVQEAIqgQEKDVJlZnVzYWxSZWFzb24SHgoaUkVGVVNBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIYChRSRUZVU0FMX1JFQVNPTl9NT1JBTBABEhgKFFJFRlVTQUxfUkVBU09OX1NMRUVQEAISHAoYUkVGVVNBTF9SRUFTT05fRU1FUkdFTkNZEAMqjgEKC0FwaGFzaWFGbGFnEhwKGEFQSEFTSUFfRkxBR19VTlNQRUNJRklFRBAAEiAKHEFQSEFTSUFfRkxBR19TSE9SVF9TRU5URU5DRVMQARIjCh9BUEhBU0lBX0ZMQUdfTE9XX0ZVTkNUSU9OX1dPUkRTEAISGgoWQVBIQVNJQV9GTEFHX0ZSQUdNRU5UUxADQlgKEGlvLm1sc2RtLmdycGMudjFCClR5cGVzUHJvdG9QAVo2Z2l0aHViLmNvbS9tbHNkbS9tbHNkbS1ncnBjL2NsaWVudC9nby9tbHNkbS92MTttbHNkbXYxYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("ChRtbHNkbS92MS90eXBlcy5wcm90bxIIbWxzZG0udjEihgEKC0NvbnRleHRJdGVtEhAKBHRleHQYASABKAlCAhgBEg0KBXNjb3JlGAIgASgBEhMKC3BoYXNlX3ZhbHVlGAMgASgBEg4KBnByb21wdBgEIAEoCRIQCghyZXNwb25zZRgFIAEoCRIMCgRzdGVwGAYgASgDEhEKCWFnZV9zdGVwcxgHIAEoAyJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgFEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgFEhQKDHRvdGFsX3Rva2VucxgDIAEoBSLgAQoHVGltaW5ncxIoCgVhZG1pdBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNsbG0YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZmlyc3RfdG9rZW4YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKQoGY29tbWl0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEigKBXRvdGFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoQBCg1BcGhhc2lhUmVwb3J0Eg8KB2FwaGFzaWMYASABKAgSEAoIc2V2ZXJpdHkYAiABKAESJAoFZmxhZ3MYAyADKA4yFS5tbHNkbS52MS5BcGhhc2lhRmxhZxIYChByZXBhaXJfYXR0ZW1wdGVkGAQgASgIEhAKCHJlcGFpcmVkGAUgASgIIkMKDlN5bmFwdGljTWVtb3J5Eg8KB2wxX25vcm0YASABKAESDwoHbDJfbm9ybRgCIAEoARIPCgdsM19ub3JtGAMgASgBIjsKClN0b3JlVXNhZ2USDAoEdXNlZBgBIAEoAxIQCghjYXBhY2l0eRgCIAEoAxINCgVieXRlcxgDIAEoAyJhCg5FbWVyZ2VuY3lTdGF0ZRIOCgZhY3RpdmUYASABKAgSDgoGcmVhc29uGAIgASgJEhQKDGVudGVyZWRfc3RlcBgDIAEoAxIZChFyZWNvdmVyeV9hdHRlbXB0cxgEIAEoBSKAAQoIQ291bnRlcnMSEAoIYWNjZXB0ZWQYASABKAMSFgoOcmVqZWN0ZWRfbW9yYWwYAiABKAMSFgoOcmVqZWN0ZWRfc2xlZXAYAyABKAMSGgoScmVqZWN0ZWRfZW1lcmdlbmN5GAQgASgDEhYKDmNvbnNvbGlkYXRpb25zGAUgASgDKj8KBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASDgoKUEhBU0VfV0FLRRABEg8KC1BIQVNFX1NMRUVQEAIqgQEKDVJlZnVzYWxSZWFzb24SHgoaUkVGVVNBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIYChRSRUZVU0FMX1JFQVNPTl9NT1JBTBABEhgKFFJFRlVTQUxfUkVBU09OX1NMRUVQEAISHAoYUkVGVVNBTF9SRUFTT05fRU1FUkdFTkNZEAMqjgEKC0FwaGFzaWFGbGFnEhwKGEFQSEFTSUFfRkxBR19VTlNQRUNJRklFRBAAEiAKHEFQSEFTSUFfRkxBR19TSE9SVF9TRU5URU5DRVMQARIjCh9BUEhBU0lBX0ZMQUdfTE9XX0ZVTkNUSU9OX1dPUkRTEAISGgoWQVBIQVNJQV9GTEFHX0ZSQUdNRU5UUxADQlgKEGlvLm1sc2RtLmdycGMudjFCClR5cGVzUHJvdG9QAVo2Z2l0aHViLmNvbS9tbHNkbS9tbHNkbS1ncnBjL2NsaWVudC9nby9tbHNkbS92MTttbHNkbXYxYgZwcm90bzM", [file_google_protobuf_duration]);
 
 /**
  * A memory retrieved from the tenant's vector store and given to the LLM as
- * context.
+ * context: one earlier exchange, what the caller said and the answer that
+ * followed.
  *
  * @generated from message mlsdm.v1.ContextItem
  */
 export type ContextItem = Message<"mlsdm.v1.ContextItem"> & {
   /**
-   * The stored text (the prompt that was accepted when the memory was written).
+   * Deprecated: the same text as `response`. Read `prompt` and `response`.
    *
-   * @generated from field: string text = 1;
+   * @generated from field: string text = 1 [deprecated = true];
+   * @deprecated
    */
   text: string;
 
@@ -37,11 +39,41 @@ export type ContextItem = Message<"mlsdm.v1.ContextItem"> & {
   score: number;
 
   /**
-   * Phase value the memory was stored with: 0.1 (wake) or 0.9 (sleep replay).
+   * Phase value the memory is retrieved under: 0.1 (wake).
    *
    * @generated from field: double phase_value = 3;
    */
   phaseValue: number;
+
+  /**
+   * What the caller said (the accepted prompt, or for a ProcessEvent memory
+   * an empty string).
+   *
+   * @generated from field: string prompt = 4;
+   */
+  prompt: string;
+
+  /**
+   * The answer that followed the prompt (empty for ProcessEvent memories).
+   *
+   * @generated from field: string response = 5;
+   */
+  response: string;
+
+  /**
+   * The tenant's step counter when the memory was stored (>= 1).
+   *
+   * @generated from field: int64 step = 6;
+   */
+  step: bigint;
+
+  /**
+   * Steps since the memory was stored: the tenant's step now minus `step`
+   * (>= 0).
+   *
+   * @generated from field: int64 age_steps = 7;
+   */
+  ageSteps: bigint;
 };
 
 /**

@@ -34,13 +34,24 @@ class AdminServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
     ListTenants: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListTenantsRequest, _admin_service_pb2.ListTenantsResponse]
-    """Lists the tenants known to this server, resident or on disk."""
+    """Lists the tenants in the store, resident or not, one page at a time,
+    sorted by id (AIP-158 paging).
+    """
     SnapshotTenant: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SnapshotTenantRequest, _admin_service_pb2.SnapshotTenantResponse]
-    """Writes a snapshot of a tenant now and truncates its event log."""
+    """Writes a snapshot of a tenant now; events before it are no longer needed
+    for recovery.
+    """
     DeleteTenant: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteTenantRequest, _admin_service_pb2.DeleteTenantResponse]
-    """Deletes a tenant's state, in memory and on disk."""
+    """Deletes a tenant's state, in memory and in the store."""
     ResetEmergency: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ResetEmergencyRequest, _admin_service_pb2.ResetEmergencyResponse]
     """Clears a tenant's emergency shutdown."""
+    RepairTenant: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RepairTenantRequest, _admin_service_pb2.RepairTenantResponse]
+    """Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+    TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+    snapshot and the readable events after it, up to the first unreadable
+    one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+    never deleted.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -48,13 +59,24 @@ class AdminServiceAsyncStub(AdminServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListTenants: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListTenantsRequest, _admin_service_pb2.ListTenantsResponse]  # type: ignore[assignment]
-    """Lists the tenants known to this server, resident or on disk."""
+    """Lists the tenants in the store, resident or not, one page at a time,
+    sorted by id (AIP-158 paging).
+    """
     SnapshotTenant: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SnapshotTenantRequest, _admin_service_pb2.SnapshotTenantResponse]  # type: ignore[assignment]
-    """Writes a snapshot of a tenant now and truncates its event log."""
+    """Writes a snapshot of a tenant now; events before it are no longer needed
+    for recovery.
+    """
     DeleteTenant: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteTenantRequest, _admin_service_pb2.DeleteTenantResponse]  # type: ignore[assignment]
-    """Deletes a tenant's state, in memory and on disk."""
+    """Deletes a tenant's state, in memory and in the store."""
     ResetEmergency: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ResetEmergencyRequest, _admin_service_pb2.ResetEmergencyResponse]  # type: ignore[assignment]
     """Clears a tenant's emergency shutdown."""
+    RepairTenant: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RepairTenantRequest, _admin_service_pb2.RepairTenantResponse]  # type: ignore[assignment]
+    """Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+    TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+    snapshot and the readable events after it, up to the first unreadable
+    one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+    never deleted.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operations on tenants. Every RPC needs the `admin` role."""
@@ -65,7 +87,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListTenantsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListTenantsResponse, _abc.Awaitable[_admin_service_pb2.ListTenantsResponse]]:
-        """Lists the tenants known to this server, resident or on disk."""
+        """Lists the tenants in the store, resident or not, one page at a time,
+        sorted by id (AIP-158 paging).
+        """
 
     @_abc_1.abstractmethod
     def SnapshotTenant(
@@ -73,7 +97,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.SnapshotTenantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.SnapshotTenantResponse, _abc.Awaitable[_admin_service_pb2.SnapshotTenantResponse]]:
-        """Writes a snapshot of a tenant now and truncates its event log."""
+        """Writes a snapshot of a tenant now; events before it are no longer needed
+        for recovery.
+        """
 
     @_abc_1.abstractmethod
     def DeleteTenant(
@@ -81,7 +107,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.DeleteTenantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.DeleteTenantResponse, _abc.Awaitable[_admin_service_pb2.DeleteTenantResponse]]:
-        """Deletes a tenant's state, in memory and on disk."""
+        """Deletes a tenant's state, in memory and in the store."""
 
     @_abc_1.abstractmethod
     def ResetEmergency(
@@ -90,5 +116,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ResetEmergencyResponse, _abc.Awaitable[_admin_service_pb2.ResetEmergencyResponse]]:
         """Clears a tenant's emergency shutdown."""
+
+    @_abc_1.abstractmethod
+    def RepairTenant(
+        self,
+        request: _admin_service_pb2.RepairTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RepairTenantResponse, _abc.Awaitable[_admin_service_pb2.RepairTenantResponse]]:
+        """Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+        TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+        snapshot and the readable events after it, up to the first unreadable
+        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        never deleted.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -55,6 +55,11 @@ class AdminServiceStub:
                 request_serializer=mlsdm_dot_v1_dot_admin__service__pb2.ResetEmergencyRequest.SerializeToString,
                 response_deserializer=mlsdm_dot_v1_dot_admin__service__pb2.ResetEmergencyResponse.FromString,
                 _registered_method=True)
+        self.RepairTenant = channel.unary_unary(
+                '/mlsdm.v1.AdminService/RepairTenant',
+                request_serializer=mlsdm_dot_v1_dot_admin__service__pb2.RepairTenantRequest.SerializeToString,
+                response_deserializer=mlsdm_dot_v1_dot_admin__service__pb2.RepairTenantResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -62,21 +67,23 @@ class AdminServiceServicer:
     """
 
     def ListTenants(self, request, context):
-        """Lists the tenants known to this server, resident or on disk.
+        """Lists the tenants in the store, resident or not, one page at a time,
+        sorted by id (AIP-158 paging).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SnapshotTenant(self, request, context):
-        """Writes a snapshot of a tenant now and truncates its event log.
+        """Writes a snapshot of a tenant now; events before it are no longer needed
+        for recovery.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteTenant(self, request, context):
-        """Deletes a tenant's state, in memory and on disk.
+        """Deletes a tenant's state, in memory and in the store.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +91,17 @@ class AdminServiceServicer:
 
     def ResetEmergency(self, request, context):
         """Clears a tenant's emergency shutdown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepairTenant(self, request, context):
+        """Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
+        TENANT_DATA_CORRUPT) from what is still readable: the newest readable
+        snapshot and the readable events after it, up to the first unreadable
+        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        never deleted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +129,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ResetEmergency,
                     request_deserializer=mlsdm_dot_v1_dot_admin__service__pb2.ResetEmergencyRequest.FromString,
                     response_serializer=mlsdm_dot_v1_dot_admin__service__pb2.ResetEmergencyResponse.SerializeToString,
+            ),
+            'RepairTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepairTenant,
+                    request_deserializer=mlsdm_dot_v1_dot_admin__service__pb2.RepairTenantRequest.FromString,
+                    response_serializer=mlsdm_dot_v1_dot_admin__service__pb2.RepairTenantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +245,33 @@ class AdminService:
             '/mlsdm.v1.AdminService/ResetEmergency',
             mlsdm_dot_v1_dot_admin__service__pb2.ResetEmergencyRequest.SerializeToString,
             mlsdm_dot_v1_dot_admin__service__pb2.ResetEmergencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepairTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlsdm.v1.AdminService/RepairTenant',
+            mlsdm_dot_v1_dot_admin__service__pb2.RepairTenantRequest.SerializeToString,
+            mlsdm_dot_v1_dot_admin__service__pb2.RepairTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,

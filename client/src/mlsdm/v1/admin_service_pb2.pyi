@@ -24,12 +24,23 @@ class ListTenantsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most tenants to return; 0 means the server default (100); values above
+    the maximum (1000) are lowered to it; negative is INVALID_ARGUMENT.
+    """
+    page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page."""
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -47,6 +58,7 @@ class TenantInfo(_message.Message):
     STORE_USED_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     DISK_BYTES_FIELD_NUMBER: _builtins.int
+    LEASE_OWNER_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """Tenant id."""
     resident: _builtins.bool
@@ -58,7 +70,9 @@ class TenantInfo(_message.Message):
     memory_bytes: _builtins.int
     """Bytes the tenant's state holds in memory (0 when not resident)."""
     disk_bytes: _builtins.int
-    """Bytes on disk (snapshot plus event log)."""
+    """Bytes in the store (snapshot plus events), as far as the store can tell."""
+    lease_owner: _builtins.str
+    """Replica holding the tenant's lease (PostgreSQL store); empty when none."""
     def __init__(
         self,
         *,
@@ -68,10 +82,11 @@ class TenantInfo(_message.Message):
         store_used: _builtins.int = ...,
         memory_bytes: _builtins.int = ...,
         disk_bytes: _builtins.int = ...,
+        lease_owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disk_bytes", b"disk_bytes", "memory_bytes", b"memory_bytes", "resident", b"resident", "step", b"step", "store_used", b"store_used", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disk_bytes", b"disk_bytes", "lease_owner", b"lease_owner", "memory_bytes", b"memory_bytes", "resident", b"resident", "step", b"step", "store_used", b"store_used", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -84,6 +99,9 @@ class ListTenantsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
     def tenants(self) -> _containers.RepeatedCompositeFieldContainer[Global___TenantInfo]:
         """Tenants, sorted by id."""
@@ -92,10 +110,11 @@ class ListTenantsResponse(_message.Message):
         self,
         *,
         tenants: _abc.Iterable[Global___TenantInfo] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenants", b"tenants"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "tenants", b"tenants"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -134,7 +153,7 @@ class SnapshotTenantResponse(_message.Message):
     step: _builtins.int
     """Step the snapshot was taken at."""
     bytes: _builtins.int
-    """Size of the snapshot file in bytes."""
+    """Size of the snapshot in bytes."""
     def __init__(
         self,
         *,
@@ -236,3 +255,55 @@ class ResetEmergencyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResetEmergencyResponse: _TypeAlias = ResetEmergencyResponse  # noqa: Y015
+
+@_typing.final
+class RepairTenantRequest(_message.Message):
+    """Request of RepairTenant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Tenant id; required."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RepairTenantRequest: _TypeAlias = RepairTenantRequest  # noqa: Y015
+
+@_typing.final
+class RepairTenantResponse(_message.Message):
+    """Response of RepairTenant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    EVENTS_REPLAYED_FIELD_NUMBER: _builtins.int
+    ROWS_QUARANTINED_FIELD_NUMBER: _builtins.int
+    step: _builtins.int
+    """Step counter of the rebuilt state."""
+    events_replayed: _builtins.int
+    """Events replayed on top of the snapshot."""
+    rows_quarantined: _builtins.int
+    """Snapshots and events that could not be read, set aside."""
+    def __init__(
+        self,
+        *,
+        step: _builtins.int = ...,
+        events_replayed: _builtins.int = ...,
+        rows_quarantined: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_replayed", b"events_replayed", "rows_quarantined", b"rows_quarantined", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RepairTenantResponse: _TypeAlias = RepairTenantResponse  # noqa: Y015

@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Phase:
@@ -112,7 +117,8 @@ Global___AphasiaFlag: _TypeAlias = AphasiaFlag  # noqa: Y015
 @_typing.final
 class ContextItem(_message.Message):
     """A memory retrieved from the tenant's vector store and given to the LLM as
-    context.
+    context: one earlier exchange, what the caller said and the answer that
+    followed.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -120,24 +126,52 @@ class ContextItem(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     PHASE_VALUE_FIELD_NUMBER: _builtins.int
-    text: _builtins.str
-    """The stored text (the prompt that was accepted when the memory was written)."""
+    PROMPT_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    AGE_STEPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def text(self) -> _builtins.str:
+        """Deprecated: the same text as `response`. Read `prompt` and `response`."""
+
+    @text.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def text(self, value: _builtins.str) -> None:
+        """Deprecated: the same text as `response`. Read `prompt` and `response`."""
+
     score: _builtins.float
     """Cosine similarity to the prompt, in [-1, 1]; items are sorted by it,
     best first.
     """
     phase_value: _builtins.float
-    """Phase value the memory was stored with: 0.1 (wake) or 0.9 (sleep replay)."""
+    """Phase value the memory is retrieved under: 0.1 (wake)."""
+    prompt: _builtins.str
+    """What the caller said (the accepted prompt, or for a ProcessEvent memory
+    an empty string).
+    """
+    response: _builtins.str
+    """The answer that followed the prompt (empty for ProcessEvent memories)."""
+    step: _builtins.int
+    """The tenant's step counter when the memory was stored (>= 1)."""
+    age_steps: _builtins.int
+    """Steps since the memory was stored: the tenant's step now minus `step`
+    (>= 0).
+    """
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         score: _builtins.float = ...,
         phase_value: _builtins.float = ...,
+        prompt: _builtins.str = ...,
+        response: _builtins.str = ...,
+        step: _builtins.int = ...,
+        age_steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["phase_value", b"phase_value", "score", b"score", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_steps", b"age_steps", "phase_value", b"phase_value", "prompt", b"prompt", "response", b"response", "score", b"score", "step", b"step", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,6 +54,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: the event vector is all zeros (norm at most 1e-9), so
     it has no direction to store.
     """
+    ERROR_REASON_INVALID_DTYPE: _ErrorReason.ValueType  # 16
+    """INVALID_ARGUMENT: the event vector's numbers are not floating point
+    (metadata: field, dtype).
+    """
     ERROR_REASON_CREDENTIALS_MISSING: _ErrorReason.ValueType  # 10
     """UNAUTHENTICATED: no credentials were sent."""
     ERROR_REASON_CREDENTIALS_INVALID: _ErrorReason.ValueType  # 11
@@ -63,6 +67,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 13
     """PERMISSION_DENIED: the principal lacks the role the method needs
     (metadata: required_role).
+    """
+    ERROR_REASON_TENANT_FORBIDDEN: _ErrorReason.ValueType  # 14
+    """PERMISSION_DENIED: the tenant is not one the caller's key or token is
+    bound to (metadata: tenant, principal). Nothing of the tenant was read.
+    """
+    ERROR_REASON_AUTH_THROTTLED: _ErrorReason.ValueType  # 17
+    """RESOURCE_EXHAUSTED: too many failed authentications from this peer
+    address; checked before any credential is verified. RetryInfo attached.
+    """
+    ERROR_REASON_CREDENTIALS_UNAVAILABLE: _ErrorReason.ValueType  # 18
+    """UNAVAILABLE: the server cannot currently verify credentials (its keys
+    file vanished or stopped parsing and the server fails closed).
+    RetryInfo attached.
     """
     ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 20
     """RESOURCE_EXHAUSTED: the caller is over its rate limit; QuotaFailure and
@@ -82,6 +99,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: the tenant was deleted or unloaded while the call ran, or its
     event log failed; the next call reloads it. RetryInfo attached.
     """
+    ERROR_REASON_STORAGE_UNAVAILABLE: _ErrorReason.ValueType  # 26
+    """UNAVAILABLE: the tenant store cannot commit (disk full, I/O error,
+    database unreachable); nothing of the call was applied. RetryInfo attached.
+    """
+    ERROR_REASON_TENANT_MOVING: _ErrorReason.ValueType  # 27
+    """UNAVAILABLE: the tenant is served by another replica that has not handed
+    it over within the wait (metadata: tenant, owner). RetryInfo attached.
+    """
+    ERROR_REASON_TENANT_QUOTA: _ErrorReason.ValueType  # 28
+    """RESOURCE_EXHAUSTED: the principal already uses as many tenants as its
+    quota allows; QuotaFailure attached (metadata: principal, limit).
+    """
     ERROR_REASON_DEADLINE_TOO_SHORT: _ErrorReason.ValueType  # 30
     """DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
     (metadata: minimum_ms, remaining_ms).
@@ -94,7 +123,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """NOT_FOUND: the tenant does not exist (admin RPCs)."""
     ERROR_REASON_PERSISTENCE_DISABLED: _ErrorReason.ValueType  # 41
     """FAILED_PRECONDITION: the server keeps tenants in memory only
-    (tenants.data_dir is not set), so there is nothing to snapshot.
+    (tenants.store is `memory`), so there is nothing to snapshot.
+    """
+    ERROR_REASON_INVALID_PAGE_TOKEN: _ErrorReason.ValueType  # 42
+    """INVALID_ARGUMENT: a ListTenants page_token is not one this server issued."""
+    ERROR_REASON_TENANT_DATA_CORRUPT: _ErrorReason.ValueType  # 45
+    """DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
+    rebuilt (metadata: tenant). Other tenants are unaffected; an operator
+    repairs it with AdminService.RepairTenant or `mlsdm-grpc tenants`.
     """
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 50
     """INTERNAL: an unexpected failure; details are in the server log only,
@@ -146,6 +182,10 @@ ERROR_REASON_ZERO_NORM: ErrorReason.ValueType  # 15
 """INVALID_ARGUMENT: the event vector is all zeros (norm at most 1e-9), so
 it has no direction to store.
 """
+ERROR_REASON_INVALID_DTYPE: ErrorReason.ValueType  # 16
+"""INVALID_ARGUMENT: the event vector's numbers are not floating point
+(metadata: field, dtype).
+"""
 ERROR_REASON_CREDENTIALS_MISSING: ErrorReason.ValueType  # 10
 """UNAUTHENTICATED: no credentials were sent."""
 ERROR_REASON_CREDENTIALS_INVALID: ErrorReason.ValueType  # 11
@@ -155,6 +195,19 @@ ERROR_REASON_CREDENTIALS_EXPIRED: ErrorReason.ValueType  # 12
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 13
 """PERMISSION_DENIED: the principal lacks the role the method needs
 (metadata: required_role).
+"""
+ERROR_REASON_TENANT_FORBIDDEN: ErrorReason.ValueType  # 14
+"""PERMISSION_DENIED: the tenant is not one the caller's key or token is
+bound to (metadata: tenant, principal). Nothing of the tenant was read.
+"""
+ERROR_REASON_AUTH_THROTTLED: ErrorReason.ValueType  # 17
+"""RESOURCE_EXHAUSTED: too many failed authentications from this peer
+address; checked before any credential is verified. RetryInfo attached.
+"""
+ERROR_REASON_CREDENTIALS_UNAVAILABLE: ErrorReason.ValueType  # 18
+"""UNAVAILABLE: the server cannot currently verify credentials (its keys
+file vanished or stopped parsing and the server fails closed).
+RetryInfo attached.
 """
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 20
 """RESOURCE_EXHAUSTED: the caller is over its rate limit; QuotaFailure and
@@ -174,6 +227,18 @@ ERROR_REASON_TENANT_UNAVAILABLE: ErrorReason.ValueType  # 25
 """UNAVAILABLE: the tenant was deleted or unloaded while the call ran, or its
 event log failed; the next call reloads it. RetryInfo attached.
 """
+ERROR_REASON_STORAGE_UNAVAILABLE: ErrorReason.ValueType  # 26
+"""UNAVAILABLE: the tenant store cannot commit (disk full, I/O error,
+database unreachable); nothing of the call was applied. RetryInfo attached.
+"""
+ERROR_REASON_TENANT_MOVING: ErrorReason.ValueType  # 27
+"""UNAVAILABLE: the tenant is served by another replica that has not handed
+it over within the wait (metadata: tenant, owner). RetryInfo attached.
+"""
+ERROR_REASON_TENANT_QUOTA: ErrorReason.ValueType  # 28
+"""RESOURCE_EXHAUSTED: the principal already uses as many tenants as its
+quota allows; QuotaFailure attached (metadata: principal, limit).
+"""
 ERROR_REASON_DEADLINE_TOO_SHORT: ErrorReason.ValueType  # 30
 """DEADLINE_EXCEEDED: the remaining deadline is below the method's minimum
 (metadata: minimum_ms, remaining_ms).
@@ -186,7 +251,14 @@ ERROR_REASON_TENANT_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND: the tenant does not exist (admin RPCs)."""
 ERROR_REASON_PERSISTENCE_DISABLED: ErrorReason.ValueType  # 41
 """FAILED_PRECONDITION: the server keeps tenants in memory only
-(tenants.data_dir is not set), so there is nothing to snapshot.
+(tenants.store is `memory`), so there is nothing to snapshot.
+"""
+ERROR_REASON_INVALID_PAGE_TOKEN: ErrorReason.ValueType  # 42
+"""INVALID_ARGUMENT: a ListTenants page_token is not one this server issued."""
+ERROR_REASON_TENANT_DATA_CORRUPT: ErrorReason.ValueType  # 45
+"""DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
+rebuilt (metadata: tenant). Other tenants are unaffected; an operator
+repairs it with AdminService.RepairTenant or `mlsdm-grpc tenants`.
 """
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 50
 """INTERNAL: an unexpected failure; details are in the server log only,
