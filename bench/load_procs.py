@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlsdm.server.security.keys import KeyEntry, hash_key, new_key
+from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key
 
 BENCH = Path(__file__).resolve().parent
 STARTUP_LIMIT_S = 60.0

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from mlsdm.server.app import MlsdmServer
-from mlsdm.server.llm.base import LLMBackend
+from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.settings import Settings, load_settings, merge_settings_data
+from mlsdm.server.transport.app import MlsdmServer
 
 T = TypeVar("T")
 # Upper bound on waiting for a server to come up; generous for a loaded CI machine.

@@ -31,8 +31,8 @@ import yaml
 from deploy_testkit import DEPLOY, REPO, unavailable
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mlsdm.server.health import HEALTH_SERVICES
-from mlsdm.server.security.keys import KeyEntry, hash_key, new_key
+from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key
+from mlsdm.server.transport.health import HEALTH_SERVICES
 from mlsdm.v1 import cognitive_service_pb2, cognitive_service_pb2_grpc
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from deploy_testkit import DEPLOY, REPO, kinds, one
 
-from mlsdm.server.health import HEALTH_SERVICES, LIVENESS, READINESS
-from mlsdm.server.security.keys import parse_keys
+from mlsdm.server.service.security.keys import parse_keys
 from mlsdm.server.settings import Settings, load_settings
+from mlsdm.server.transport.health import HEALTH_SERVICES, LIVENESS, READINESS
 
 Objects = list[dict[str, Any]]
 Rendered = dict[str, Objects]

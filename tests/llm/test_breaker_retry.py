@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 from fake_openai import FakeOpenAI, Reply, tokens_for
 
-from mlsdm.server.llm import (
+from mlsdm.server.service.llm import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
@@ -25,7 +25,7 @@ from mlsdm.server.llm import (
     StreamEnd,
     StreamEvent,
 )
-from mlsdm.server.llm.settings import BreakerSettings, OpenAISettings, RetrySettings
+from mlsdm.server.service.llm.settings import BreakerSettings, OpenAISettings, RetrySettings
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, Reply
 
-from mlsdm.server.llm import (
+from mlsdm.server.service.llm import (
     BackendConfigError,
     BackendError,
     BackendUnavailableError,
@@ -25,7 +25,7 @@ from mlsdm.server.llm import (
     build_backend,
     find_breaker,
 )
-from mlsdm.server.llm.settings import LLMSettings
+from mlsdm.server.service.llm.settings import LLMSettings
 from mlsdm.server.settings import SettingsError, load_settings, settings_json
 
 

@@ -33,7 +33,7 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def embedder():  # type: ignore[no-untyped-def]
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from mlsdm.server.embeddings import MiniLMEmbedder
+    from mlsdm.server.service.embeddings import MiniLMEmbedder
 
     return MiniLMEmbedder()
 

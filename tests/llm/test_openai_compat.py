@@ -11,7 +11,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, tokens_for
 from pydantic import SecretStr
 
-from mlsdm.server.llm import (
+from mlsdm.server.service.llm import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
@@ -21,7 +21,7 @@ from mlsdm.server.llm import (
     StreamEnd,
     StreamEvent,
 )
-from mlsdm.server.llm.settings import OpenAISettings
+from mlsdm.server.service.llm.settings import OpenAISettings
 
 T = TypeVar("T")
 

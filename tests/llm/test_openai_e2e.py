@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 from mlsdm_testkit import ServerThread
 from mlsdm_testkit import test_settings as make_settings
 
-from mlsdm.server.llm import build_backend
+from mlsdm.server.service.llm import build_backend
 from mlsdm.v1 import cognitive_service_pb2, cognitive_service_pb2_grpc
 
 PROMPT = "Please tell me a short story about the calm sea and the bright moon tonight"

@@ -16,9 +16,9 @@ import yaml
 from mlsdm_testkit import server_thread
 from obs_kit import Scrape, scrape
 
-from mlsdm.server.llm.breaker import CircuitBreaker
-from mlsdm.server.llm.settings import BreakerSettings
-from mlsdm.server.llm.stub import StubBackend
+from mlsdm.server.service.llm.breaker import CircuitBreaker
+from mlsdm.server.service.llm.settings import BreakerSettings
+from mlsdm.server.service.llm.stub import StubBackend
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

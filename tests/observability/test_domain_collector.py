@@ -6,7 +6,7 @@ from obs_kit import Scrape
 from prometheus_client import CollectorRegistry, generate_latest
 
 from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
-from mlsdm.server.observability.domain import EngineCollector, Source
+from mlsdm.server.service.observability.domain import EngineCollector, Source
 
 
 def _engine(steps: int) -> CognitiveEngine:

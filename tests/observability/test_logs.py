@@ -12,9 +12,9 @@ import grpc
 import pytest
 from mlsdm_testkit import server_thread
 
-from mlsdm.server.observability.logs import ACCESS_LOGGER, JsonFormatter, configure_logging
-from mlsdm.server.observability.scrub import scrub
-from mlsdm.server.observability.settings import LoggingSettings
+from mlsdm.server.service.observability.logs import ACCESS_LOGGER, JsonFormatter, configure_logging
+from mlsdm.server.service.observability.scrub import scrub
+from mlsdm.server.service.observability.settings import LoggingSettings
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlsdm.server.observability import scrub as scrub_module
+from mlsdm.server.service.observability import scrub as scrub_module
 
 ALWAYS = re.compile(r"")
 # Pieces the patterns look for, so generated text often comes close to matching.

@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from mlsdm.server.observability.settings import TracingSettings
-from mlsdm.server.observability.tracing import TracingConfigError, build_tracer_provider
+from mlsdm.server.service.observability.settings import TracingSettings
+from mlsdm.server.service.observability.tracing import TracingConfigError, build_tracer_provider
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
-from mlsdm.server.persistence import durable
-from mlsdm.server.persistence.recovery import Recovered, recover
-from mlsdm.server.persistence.settings import TenantSettings
-from mlsdm.server.persistence.stats import PersistenceStats
-from mlsdm.server.tenants import TenantRegistry
+from mlsdm.server.service.persistence import durable
+from mlsdm.server.service.persistence.recovery import Recovered, recover
+from mlsdm.server.service.persistence.settings import TenantSettings
+from mlsdm.server.service.persistence.stats import PersistenceStats
+from mlsdm.server.service.tenants import TenantRegistry
 
 T = TypeVar("T")
 DIM = 8

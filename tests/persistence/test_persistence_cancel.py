@@ -17,8 +17,8 @@ import pytest
 from persistence_helpers import CONFIG, DIM, engine_bytes, recover_dir, vector
 
 from mlsdm.engine import CognitiveEngine, HashingEmbedder
-from mlsdm.server.persistence.settings import TenantSettings
-from mlsdm.server.tenants import TenantRegistry
+from mlsdm.server.service.persistence.settings import TenantSettings
+from mlsdm.server.service.tenants import TenantRegistry
 
 T = TypeVar("T")
 GATE_LIMIT_S = 30.0

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from persistence_helpers import recover_dir, registry, run, vector
 
-from mlsdm.server.persistence.log import segments
-from mlsdm.server.persistence.recovery import TenantUnrecoverable
-from mlsdm.server.persistence.snapshots import snapshots
-from mlsdm.server.persistence.stats import PersistenceStats
+from mlsdm.server.service.persistence.log import segments
+from mlsdm.server.service.persistence.recovery import TenantUnrecoverable
+from mlsdm.server.service.persistence.snapshots import snapshots
+from mlsdm.server.service.persistence.stats import PersistenceStats
 
 
 async def _write(data_dir: Path, events: int, snapshot_at: tuple[int, ...] = ()) -> list[bytes]:

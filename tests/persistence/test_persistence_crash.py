@@ -18,8 +18,8 @@ import numpy as np
 from mlsdm_testkit import server_process
 
 from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
-from mlsdm.server.persistence.recovery import recover
-from mlsdm.server.persistence.stats import PersistenceStats
+from mlsdm.server.service.persistence.recovery import recover
+from mlsdm.server.service.persistence.stats import PersistenceStats
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

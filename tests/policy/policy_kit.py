@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from mlsdm.server.security.keys import KeyEntry, hash_key, new_key
+from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key
 
 
 class KeysFile:

@@ -13,11 +13,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlsdm_testkit import server_thread
 from policy_kit import rich, wait_until
 
-from mlsdm.server.call import Priority
-from mlsdm.server.errors import ServiceError
-from mlsdm.server.llm.base import Completion, LLMRequest
-from mlsdm.server.llm.stub import StubBackend
-from mlsdm.server.policy.admission import AdmissionController
+from mlsdm.server.service.llm.base import Completion, LLMRequest
+from mlsdm.server.service.llm.stub import StubBackend
+from mlsdm.server.service.policy.admission import AdmissionController
+from mlsdm.server.transport.call import Priority
+from mlsdm.server.transport.errors import ServiceError
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

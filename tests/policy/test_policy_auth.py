@@ -15,9 +15,9 @@ from mlsdm_testkit import test_settings as make_settings
 from pki import CertificateAuthority
 from policy_kit import Issuer, KeysFile, bearer, failure, rich
 
-from mlsdm.server.app import MlsdmServer
-from mlsdm.server.security.reload import FileLoadError
+from mlsdm.server.service.security.reload import FileLoadError
 from mlsdm.server.settings import SettingsError, load_settings
+from mlsdm.server.transport.app import MlsdmServer
 from mlsdm.v1 import admin_service_pb2, admin_service_pb2_grpc
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc

@@ -10,11 +10,11 @@ import pytest
 from mlsdm_testkit import ServerThread, server_thread
 from policy_kit import failure, rich, wait_until
 
-from mlsdm.server.errors import ServiceError
-from mlsdm.server.llm.base import Completion, LLMRequest, StreamEvent
-from mlsdm.server.llm.stub import StubBackend
-from mlsdm.server.policy.deadlines import MethodBudget, budget_for
-from mlsdm.server.policy.settings import DeadlineSettings
+from mlsdm.server.service.llm.base import Completion, LLMRequest, StreamEvent
+from mlsdm.server.service.llm.stub import StubBackend
+from mlsdm.server.service.policy.deadlines import MethodBudget, budget_for
+from mlsdm.server.service.policy.settings import DeadlineSettings
+from mlsdm.server.transport.errors import ServiceError
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

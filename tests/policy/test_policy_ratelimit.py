@@ -12,7 +12,7 @@ import pytest
 from mlsdm_testkit import server_thread
 from policy_kit import KeysFile, bearer, failure, rich
 
-from mlsdm.server.policy.ratelimit import Limit, RateLimiter
+from mlsdm.server.service.policy.ratelimit import Limit, RateLimiter
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 

@@ -16,14 +16,14 @@ import pytest
 from mlsdm_testkit import ServerThread, server_thread
 from rich_status import rich
 
-from mlsdm.server.llm.base import (
+from mlsdm.server.service.llm.base import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
     Completion,
     LLMRequest,
 )
-from mlsdm.server.llm.stub import StubBackend
+from mlsdm.server.service.llm.stub import StubBackend
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
@@ -195,7 +195,7 @@ def test_unexpected_error_is_generic_internal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     scripted[1].failure = RuntimeError("secret detail: db password is hunter2")
-    caplog.set_level(logging.ERROR, logger="mlsdm.server.errors")
+    caplog.set_level(logging.ERROR, logger="mlsdm.server.transport.errors")
     try:
         status = _fail(
             stub_s.Generate,

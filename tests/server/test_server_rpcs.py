@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlsdm_testkit import ServerThread, server_process
 
-from mlsdm.server.health import HEALTH_SERVICES
+from mlsdm.server.transport.health import HEALTH_SERVICES
 from mlsdm.server.version import VERSION
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc

@@ -1,5 +1,5 @@
 """`python -m mlsdm.server` is the same as the `mlsdm-grpc` console script."""
 
-from .cli import main
+from mlsdm.server.cli import main
 
 raise SystemExit(main())

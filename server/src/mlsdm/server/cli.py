@@ -11,8 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings, SettingsError, load_settings, parse_overrides, settings_json
-from .version import CONTRACT, VERSION
+from mlsdm.server.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_overrides,
+    settings_json,
+)
+from mlsdm.server.version import CONTRACT, VERSION
 
 
 def _settings_args(parser: argparse.ArgumentParser) -> None:
@@ -40,13 +46,13 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from .observability.logs import configure_logging
+    from mlsdm.server.service.observability.logs import configure_logging
 
     configure_logging(settings.observability.logging)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .app import run
+    from mlsdm.server.transport.app import run
 
     settings = _load(args)
     _configure_logging(settings)
@@ -91,7 +97,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from mlsdm.server.demo import run_demo
 
     settings = None if args.target else _load(args)
     return asyncio.run(run_demo(args.target, settings, args.api_key))
@@ -151,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=_cmd_eval)
 
-    from .security.keytool import add_keys_parser
+    from mlsdm.server.service.security.keytool import add_keys_parser
 
     add_keys_parser(sub)
     return parser

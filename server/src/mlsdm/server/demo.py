@@ -9,10 +9,9 @@ from __future__ import annotations
 import uuid
 
 from mlsdm.client import AsyncClient, MlsdmError
+from mlsdm.server.settings import Settings
+from mlsdm.server.transport.app import MlsdmServer
 from mlsdm.v1 import types_pb2
-
-from .app import MlsdmServer
-from .settings import Settings
 
 
 def _phase(value: types_pb2.Phase.ValueType) -> str:

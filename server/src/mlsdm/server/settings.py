@@ -21,12 +21,16 @@ from typing import Any
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
-from ._model import SettingsModel
-from .llm.settings import LLMSettings
-from .observability.settings import ObservabilitySettings
-from .persistence.settings import TenantSettings
-from .policy.settings import AdmissionSettings, DeadlineSettings, RateLimitSettings
-from .security.settings import AuthSettings
+from mlsdm.server._model import SettingsModel
+from mlsdm.server.service.llm.settings import LLMSettings
+from mlsdm.server.service.observability.settings import ObservabilitySettings
+from mlsdm.server.service.persistence.settings import TenantSettings
+from mlsdm.server.service.policy.settings import (
+    AdmissionSettings,
+    DeadlineSettings,
+    RateLimitSettings,
+)
+from mlsdm.server.service.security.settings import AuthSettings
 
 ENV_PREFIX = "MLSDM_"
 CONFIG_ENV = "MLSDM_CONFIG"

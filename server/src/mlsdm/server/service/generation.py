@@ -1,0 +1,274 @@
+"""Governed generation: admit -> LLM -> aphasia check -> commit, with no lock held
+while the LLM runs (engine.md, "Operations").
+
+This module knows the engine and the backend, not gRPC: the servicer turns its
+results into messages. Engine calls go through the tenant (persistence.durable),
+which logs them in order and runs them via an EngineRunner: off the event loop
+when the tenant's store is large enough for a retrieval to block it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from typing import ParamSpec, Protocol, TypeVar
+
+from mlsdm.engine import (
+    APHASIA_REPAIR_INSTRUCTION,
+    Admission,
+    AphasiaReport,
+    CognitiveEngine,
+    ContextItem,
+    choose_less_aphasic,
+    detect_aphasia,
+)
+from mlsdm.server.service.llm.base import (
+    Completion,
+    LLMBackend,
+    LLMRequest,
+    StreamDelta,
+    StreamEnd,
+    close_stream,
+)
+from mlsdm.server.service.persistence.durable import DurableTenant
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SYSTEM_PROMPT = (
+    "You are a careful assistant with a governed long-term memory. "
+    "Use the remembered context when it is relevant and answer in complete sentences."
+)
+
+
+class EngineRunner:
+    """Runs engine calls inline when cheap, in a thread pool when they could block the loop."""
+
+    def __init__(self, executor: Executor, offload_min_store: int) -> None:
+        self._executor = executor
+        self._offload_min_store = offload_min_store
+
+    def offloads(self, engine: CognitiveEngine) -> bool:
+        return engine.store.size >= self._offload_min_store
+
+    async def run(
+        self, engine: CognitiveEngine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if not self.offloads(engine):
+            return fn(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+
+@dataclass(slots=True)
+class Timings:
+    """Seconds spent per stage; None when the stage did not run."""
+
+    admit: float | None = None
+    llm: float | None = None
+    first_token: float | None = None
+    commit: float | None = None
+    total: float | None = None
+
+
+@dataclass(slots=True)
+class Generation:
+    """Everything the servicer reports about one governed generation."""
+
+    admission: Admission
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    aphasia: AphasiaReport | None = None
+    repair_attempted: bool = False
+    repaired: bool = False
+    confidence: float = 0.0
+    stored: bool = False
+    timings: Timings = field(default_factory=Timings)
+
+
+def build_prompt(prompt: str, context: list[ContextItem]) -> str:
+    """The user prompt with the retrieved memories in front of it."""
+    if not context:
+        return prompt
+    memories = "\n".join(f"- {item.text}" for item in context)
+    return f"Relevant memories:\n{memories}\n\nUser: {prompt}"
+
+
+class GenerationObserver(Protocol):
+    """Watches the pipeline (spans, stage histograms) without this module knowing how."""
+
+    def stage(self, name: str) -> AbstractContextManager[object]:
+        """Wraps one stage: "admit", "llm" or "commit"."""
+        ...
+
+    def finished(self, generation: Generation, streaming: bool) -> None:
+        """Called once per generation that ran to its end (accepted or refused)."""
+        ...
+
+
+class _Unobserved:
+    def stage(self, name: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def finished(self, generation: Generation, streaming: bool) -> None:
+        return None
+
+
+class GovernedGenerator:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        runner: EngineRunner,
+        aphasia_repair: bool,
+        observer: GenerationObserver | None = None,
+    ) -> None:
+        self._backend = backend
+        self._runner = runner
+        self._aphasia_repair = aphasia_repair
+        self._observer: GenerationObserver = observer if observer is not None else _Unobserved()
+
+    @property
+    def backend(self) -> LLMBackend:
+        return self._backend
+
+    async def _admit(
+        self,
+        tenant: DurableTenant,
+        prompt: str,
+        moral_value: float | None,
+        max_tokens: int,
+        context_top_k: int,
+    ) -> Generation:
+        started = time.perf_counter()
+        with self._observer.stage("admit"):
+            admission = await tenant.admit(prompt, moral_value, max_tokens, context_top_k)
+        generation = Generation(admission)
+        generation.timings.admit = time.perf_counter() - started
+        return generation
+
+    async def _commit(self, tenant: DurableTenant, generation: Generation) -> None:
+        started = time.perf_counter()
+        with self._observer.stage("commit"):
+            result = await tenant.commit(generation.admission, generation.text)
+        generation.confidence = result.confidence
+        generation.stored = result.stored
+        generation.timings.commit = time.perf_counter() - started
+
+    def _request(
+        self, generation: Generation, prompt: str, deadline: float | None, system: str
+    ) -> LLMRequest:
+        return LLMRequest(
+            prompt=build_prompt(prompt, generation.admission.context),
+            max_tokens=generation.admission.max_tokens,
+            system=system,
+            deadline=deadline,
+        )
+
+    async def generate(
+        self,
+        tenant: DurableTenant,
+        prompt: str,
+        moral_value: float | None,
+        max_tokens: int,
+        context_top_k: int,
+        deadline: float | None,
+    ) -> Generation:
+        started = time.perf_counter()
+        generation = await self._admit(tenant, prompt, moral_value, max_tokens, context_top_k)
+        if not generation.admission.outcome.accepted:
+            generation.timings.total = time.perf_counter() - started
+            self._observer.finished(generation, streaming=False)
+            return generation
+        committed = False
+        try:
+            llm_started = time.perf_counter()
+            with self._observer.stage("llm"):
+                first = await self._backend.complete(
+                    self._request(generation, prompt, deadline, SYSTEM_PROMPT)
+                )
+                text, report = first.text, detect_aphasia(first.text)
+                usage = [first]
+                if report.is_aphasic and self._aphasia_repair:
+                    generation.repair_attempted = True
+                    second = await self._backend.complete(
+                        self._request(generation, prompt, deadline, APHASIA_REPAIR_INSTRUCTION)
+                    )
+                    usage.append(second)
+                    second_report = detect_aphasia(second.text)
+                    text, report = choose_less_aphasic(text, report, second.text, second_report)
+                    generation.repaired = text is second.text and text != first.text
+            generation.timings.llm = time.perf_counter() - llm_started
+            generation.text, generation.aphasia = text, report
+            _add_usage(generation, usage)
+            await self._commit(tenant, generation)
+            committed = True
+        finally:
+            if not committed:
+                # LLM failed or the RPC was cancelled: free the admission's ticket.
+                tenant.abandon(generation.admission)
+        generation.timings.total = time.perf_counter() - started
+        self._observer.finished(generation, streaming=False)
+        return generation
+
+    async def stream(
+        self,
+        tenant: DurableTenant,
+        prompt: str,
+        moral_value: float | None,
+        max_tokens: int,
+        context_top_k: int,
+        deadline: float | None,
+    ) -> AsyncIterator[str | Generation]:
+        """Yields text deltas, then the Generation. Streamed text cannot be taken
+        back, so aphasia is reported but never repaired here."""
+        started = time.perf_counter()
+        generation = await self._admit(tenant, prompt, moral_value, max_tokens, context_top_k)
+        if not generation.admission.outcome.accepted:
+            generation.timings.total = time.perf_counter() - started
+            self._observer.finished(generation, streaming=True)
+            yield generation
+            return
+        committed = False
+        pieces: list[str] = []
+        try:
+            llm_started = time.perf_counter()
+            events = self._backend.stream(
+                self._request(generation, prompt, deadline, SYSTEM_PROMPT)
+            )
+            with self._observer.stage("llm"):
+                try:
+                    async for event in events:
+                        if isinstance(event, StreamDelta):
+                            if generation.timings.first_token is None:
+                                generation.timings.first_token = time.perf_counter() - llm_started
+                            pieces.append(event.text)
+                            yield event.text
+                        elif isinstance(event, StreamEnd):
+                            generation.prompt_tokens = event.prompt_tokens
+                            generation.completion_tokens = event.completion_tokens
+                finally:
+                    # Closing the backend's iterator releases its upstream connection
+                    # at once when the client goes away mid-stream.
+                    await close_stream(events)
+            generation.timings.llm = time.perf_counter() - llm_started
+            generation.text = "".join(pieces)
+            generation.aphasia = detect_aphasia(generation.text)
+            await self._commit(tenant, generation)
+            committed = True
+        finally:
+            if not committed:
+                tenant.abandon(generation.admission)
+        generation.timings.total = time.perf_counter() - started
+        self._observer.finished(generation, streaming=True)
+        yield generation
+
+
+def _add_usage(generation: Generation, completions: list[Completion]) -> None:
+    generation.prompt_tokens = sum(c.prompt_tokens for c in completions)
+    generation.completion_tokens = sum(c.completion_tokens for c in completions)

@@ -1,0 +1,53 @@
+"""Settings of metrics, logs and traces."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mlsdm.server._model import SettingsModel
+
+
+class MetricsSettings(SettingsModel):
+    """Prometheus exposition on its own port."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    # 0 picks a free port (tests); the bound one is MlsdmServer.metrics_port.
+    port: int = Field(default=9090, ge=0, le=65535)
+    # The first N tenants seen keep their own `tenant` label; later ones are
+    # reported together as tenant="other", so a tenant flood cannot blow up
+    # the series count.
+    tenant_label_limit: int = Field(default=20, ge=0, le=1000)
+
+
+class LoggingSettings(SettingsModel):
+    """Structured logs."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = True
+    access_log: bool = True
+    # Prompts and responses are user data: kept out of the logs unless asked for.
+    log_payloads: bool = False
+    # Redact e-mail addresses, phone numbers, bearer tokens and API keys in
+    # every line. Off only for debugging on a workstation.
+    scrub_pii: bool = True
+
+
+class TracingSettings(SettingsModel):
+    """OpenTelemetry traces. Exporter, endpoint, sampler and resource come from
+    the standard OTEL_* variables (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*,
+    OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME, ...)."""
+
+    enabled: bool = False
+    # Used when OTEL_SERVICE_NAME is not set.
+    service_name: str = "mlsdm-grpc"
+
+
+class ObservabilitySettings(SettingsModel):
+    """Metrics, logs and traces."""
+
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()

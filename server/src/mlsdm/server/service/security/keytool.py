@@ -1,0 +1,147 @@
+"""`mlsdm-grpc keys add|list|remove`: manage a keys file without ever storing a key.
+
+`add` prints the new key once on stdout and appends only its hash; `remove`
+rewrites the file atomically (temp file + rename), which the server picks up on
+its next check, so rotation is: add the new key, move clients, remove the old.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key, parse_expiry, parse_keys
+from mlsdm.server.service.security.reload import FileLoadError
+from mlsdm.server.service.security.roles import ROLES
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(raw: str) -> timedelta:
+    match = _DURATION.match(raw.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{raw!r}: use a number and s, m, h or d, e.g. 90d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _instant(raw: str) -> datetime:
+    try:
+        return parse_expiry(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r}: use ISO 8601, e.g. 2026-12-31T00:00:00Z"
+        ) from None
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    text = _read(path)
+    entries = parse_keys(text, str(path))
+    key_id, key = new_key()
+    while key_id in entries:
+        key_id, key = new_key()
+    expires: datetime | None = args.expires
+    if args.expires_in is not None:
+        expires = datetime.now(UTC).replace(microsecond=0) + args.expires_in
+    entry = KeyEntry(key_id, hash_key(key), args.principal, frozenset(args.role), expires)
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    # Owner-only when created here; an existing file keeps its mode.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
+        out.write(f"{prefix}{entry.to_json()}\n")
+    print(key)
+    print(
+        f"added key id {key_id} for principal {args.principal!r} to {path}; "
+        "the key above is shown only now",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    entries = parse_keys(_read(args.file), str(args.file))
+    now = datetime.now(UTC)
+    for entry in entries.values():
+        expires = "never" if entry.expires is None else entry.expires.isoformat()
+        state = " (expired)" if entry.expires is not None and entry.expires <= now else ""
+        roles = ",".join(r for r in ROLES if r in entry.roles)
+        print(f"{entry.key_id}  {entry.principal}  {roles}  expires {expires}{state}")
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    text = _read(path)
+    entries = parse_keys(text, str(path))
+    if args.id not in entries:
+        print(f"mlsdm-grpc: no key with id {args.id!r} in {path}", file=sys.stderr)
+        return 1
+    keep = []
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            single = parse_keys(stripped)
+            if args.id in single:
+                continue
+        keep.append(line)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, path.stat().st_mode & 0o777)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.writelines(keep)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"removed key id {args.id} from {path}", file=sys.stderr)
+    return 0
+
+
+def _guarded(args: argparse.Namespace) -> int:
+    try:
+        code: int = args.keys_func(args)
+    except FileLoadError as exc:
+        print(f"mlsdm-grpc: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="create, list and remove API keys in a keys file")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+
+    add = actions.add_parser("add", help="create a key: prints it once, stores its hash")
+    add.add_argument("--file", type=Path, required=True, help="keys file (auth.api_keys_file)")
+    add.add_argument("--principal", required=True, help="who the key identifies")
+    add.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=ROLES,
+        help="repeatable; admin > write > read",
+    )
+    when = add.add_mutually_exclusive_group()
+    when.add_argument(
+        "--expires", type=_instant, help="ISO 8601 instant, e.g. 2026-12-31T00:00:00Z"
+    )
+    when.add_argument("--expires-in", type=_duration, help="e.g. 90d, 12h")
+    add.set_defaults(func=_guarded, keys_func=_cmd_add)
+
+    listing = actions.add_parser("list", help="key ids, principals, roles, expiry (no secrets)")
+    listing.add_argument("--file", type=Path, required=True)
+    listing.set_defaults(func=_guarded, keys_func=_cmd_list)
+
+    remove = actions.add_parser("remove", help="delete a key by id (atomic rewrite)")
+    remove.add_argument("--file", type=Path, required=True)
+    remove.add_argument("--id", required=True, help="key id, as `keys list` shows it")
+    remove.set_defaults(func=_guarded, keys_func=_cmd_remove)

@@ -1,0 +1,109 @@
+"""Settings of authentication and TLS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from mlsdm.server._model import SettingsModel
+from mlsdm.server.service.security.roles import check_roles
+
+# Asymmetric algorithms only: a JWKS file publishes public keys, and accepting
+# HMAC against a public key is the classic key-confusion hole. "none" is never valid.
+JWT_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class JWTSettings(SettingsModel):
+    """Bearer JWTs verified against a local JWKS file (reloaded on change)."""
+
+    jwks_file: Path | None = None
+    # Both required when jwks_file is set: a token minted for another service
+    # or by another issuer must not open this one.
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    principal_claim: str = "sub"
+    # A list of role names, or one space-separated string.
+    roles_claim: str = "roles"
+    # Clock skew tolerated on exp / nbf / iat.
+    leeway_s: float = Field(default=30.0, ge=0.0, le=300.0)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one algorithm is needed")
+        bad = [a for a in value if a not in JWT_ALGORITHMS]
+        if bad:
+            raise ValueError(
+                f"algorithm(s) {', '.join(bad)} not allowed; use any of "
+                f"{', '.join(sorted(JWT_ALGORITHMS))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _issuer_and_audience(self) -> JWTSettings:
+        if self.jwks_file is not None and (not self.issuer or not self.audience):
+            raise ValueError("auth.jwt.jwks_file needs auth.jwt.issuer and auth.jwt.audience")
+        return self
+
+
+class TLSSettings(SettingsModel):
+    """Server TLS; with client_ca_file, mTLS where the certificate subject is the principal."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # CA bundle that signs client certificates: turns on mTLS.
+    client_ca_file: Path | None = None
+    # False: a client may connect without a certificate and authenticate otherwise.
+    require_client_cert: bool = True
+    # Certificate subject -> roles. The subject is the RFC 4514 string, last RDN
+    # first, as `openssl x509 -noout -subject -nameopt RFC2253` prints it: a
+    # certificate issued to O=Acme, CN=billing reads "CN=billing,O=Acme".
+    client_roles: dict[str, list[str]] = Field(default_factory=dict)
+    # Roles of a verified client certificate whose subject is not in client_roles.
+    client_default_roles: list[str] = Field(default_factory=list)
+
+    @field_validator("client_roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {subject: check_roles(roles) for subject, roles in value.items()}
+
+    @field_validator("client_default_roles")
+    @classmethod
+    def _known_default_roles(cls, value: list[str]) -> list[str]:
+        return check_roles(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TLSSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("auth.tls.cert_file and auth.tls.key_file go together")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("auth.tls.client_ca_file (mTLS) needs auth.tls.cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class AuthSettings(SettingsModel):
+    """Credential sources. With none configured, only loopback serving is allowed."""
+
+    # File of hashed API keys (see README "Authentication"); reloaded on change.
+    api_keys_file: Path | None = None
+    # How often the keys and JWKS files are checked for changes (0: on every call).
+    reload_interval_s: float = Field(default=1.0, ge=0.0, le=3600.0)
+    jwt: JWTSettings = JWTSettings()
+    tls: TLSSettings = TLSSettings()
+
+    @property
+    def has_credentials(self) -> bool:
+        return (
+            self.api_keys_file is not None
+            or self.jwt.jwks_file is not None
+            or self.tls.client_ca_file is not None
+        )

@@ -1,0 +1,287 @@
+"""Assembles and runs the grpc.aio server: services, interceptors, health,
+reflection, transport options and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
+from mlsdm.server.service.generation import EngineRunner, GovernedGenerator
+from mlsdm.server.service.lifecycle import Lifecycle
+from mlsdm.server.service.llm.base import LLMBackend
+from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
+from mlsdm.server.service.observability.metrics import POLICY
+from mlsdm.server.service.observability.runtime import Observability
+from mlsdm.server.service.policy.admission import AdmissionController
+from mlsdm.server.service.security.authenticator import Authenticator
+from mlsdm.server.service.tenants import TenantRegistry
+from mlsdm.server.settings import Settings, SettingsError
+from mlsdm.server.transport.admin import AdminServicer
+from mlsdm.server.transport.health import HealthState
+from mlsdm.server.transport.interceptors.admission import AdmissionInterceptor
+from mlsdm.server.transport.interceptors.auth import AuthInterceptor
+from mlsdm.server.transport.interceptors.deadline import DeadlineInterceptor
+from mlsdm.server.transport.interceptors.errors import ErrorInterceptor
+from mlsdm.server.transport.interceptors.ratelimit import RateLimitInterceptor
+from mlsdm.server.transport.servicer import CognitiveServicer
+from mlsdm.server.transport.tls import server_credentials
+from mlsdm.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    cognitive_service_pb2,
+    cognitive_service_pb2_grpc,
+)
+
+log = logging.getLogger("mlsdm.server")
+
+MiB = 1024 * 1024
+# How often the emergency state of the resident tenants is folded into readiness.
+HEALTH_REFRESH_S = 1.0
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    e = settings.engine
+    return EngineConfig(
+        dim=e.dim,
+        capacity=e.capacity,
+        wake_steps=e.wake_steps,
+        sleep_steps=e.sleep_steps,
+        threshold_init=e.threshold_init,
+        memory_budget_bytes=int(e.memory_budget_mb * MiB),
+        max_prompt_chars=e.max_prompt_chars,
+        default_max_tokens=e.default_max_tokens,
+    )
+
+
+def channel_options(settings: Settings) -> list[tuple[str, Any]]:
+    s = settings.server
+    return [
+        ("grpc.max_receive_message_length", s.max_receive_message_bytes),
+        ("grpc.max_send_message_length", s.max_send_message_bytes),
+        ("grpc.max_concurrent_streams", s.max_concurrent_streams),
+        ("grpc.keepalive_time_ms", int(s.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(s.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(s.min_client_ping_interval_s * 1000),
+        ),
+        ("grpc.http2.min_ping_interval_without_data_ms", int(s.min_client_ping_interval_s * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_connection_age_ms", int(s.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(s.max_connection_age_grace_s * 1000)),
+        # A second server on the same port must fail to bind, not share it silently.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def default_backend(settings: Settings) -> LLMBackend:
+    """The configured backend; a bad backend configuration is a SettingsError (one line)."""
+    try:
+        return build_backend(settings.llm, on_breaker_state_change=POLICY.breaker_changed)
+    except BackendConfigError as exc:
+        raise SettingsError(f"llm: {exc}") from exc
+
+
+def build_embedder(settings: Settings, dim: int) -> Embedder:
+    if settings.llm.embedder == "minilm":
+        from mlsdm.server.service.embeddings import MiniLMEmbedder
+
+        if dim != MiniLMEmbedder.dim:
+            raise SettingsError(f"llm.embedder=minilm needs engine.dim={MiniLMEmbedder.dim}")
+        return MiniLMEmbedder()
+    return HashingEmbedder(dim)
+
+
+class MlsdmServer:
+    """One server process's worth of gRPC service. start() then wait() or stop()."""
+
+    def __init__(self, settings: Settings, backend: LLMBackend | None = None) -> None:
+        self.settings = settings
+        self.lifecycle = Lifecycle()
+        self.health = HealthState()
+        self.backend = backend if backend is not None else default_backend(settings)
+        config = engine_config(settings)
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.server.engine_workers, thread_name_prefix="mlsdm-engine"
+        )
+        runner = EngineRunner(self._executor, settings.server.offload_min_store)
+        self.tenants = TenantRegistry(
+            config,
+            build_embedder(settings, config.dim),
+            settings.tenants.max_resident,
+            settings=settings.tenants,
+            caller=runner,
+        )
+        self.observability = Observability(settings.observability)
+        generator = GovernedGenerator(
+            self.backend,
+            runner,
+            aphasia_repair=settings.engine.aphasia_repair and not settings.engine.secure_mode,
+            observer=self.observability.pipeline,
+        )
+        # Before the grpc server: a bad keys or JWKS file stops startup here.
+        self.authenticator = Authenticator(settings.auth)
+        a = settings.admission
+        self.admission = AdmissionController(
+            a.max_concurrency, a.max_queue, a.reserved_high, a.reserved_critical
+        )
+        self.server = grpc.aio.server(
+            interceptors=self._interceptors(), options=channel_options(settings)
+        )
+        cognitive_service_pb2_grpc.add_CognitiveServiceServicer_to_server(
+            CognitiveServicer(self.tenants, generator), self.server
+        )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.tenants), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
+        if settings.server.reflection:
+            reflection.enable_server_reflection(
+                (
+                    cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name,
+                    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
+                self.server,
+            )
+        self.port = 0
+        self.metrics_port = 0
+        self._monitor: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        # Outermost first, as architecture.md orders them.
+        telemetry = self.observability.interceptor
+        chain: list[grpc.aio.ServerInterceptor] = [
+            ErrorInterceptor(self.lifecycle, on_reject=telemetry.rejected),
+            telemetry,
+            DeadlineInterceptor(self.settings.deadlines),
+            AuthInterceptor(self.authenticator),
+        ]
+        if self.settings.rate_limit.enabled:
+            chain.append(RateLimitInterceptor(self.settings.rate_limit))
+        if self.settings.admission.enabled:
+            chain.append(AdmissionInterceptor(self.admission))
+        return chain
+
+    async def start(self) -> int:
+        s = self.settings.server
+        address = f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
+        credentials = server_credentials(self.settings.auth.tls)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
+        if self.port == 0:
+            raise OSError(f"could not bind {address}")
+        await self.tenants.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            # The tenants' snapshot ticker and fsync thread are already running.
+            await self.tenants.close()
+            raise
+        self.metrics_port = self.observability.start(
+            self.tenants.resident,
+            self._breaker_state,
+            lambda: (self.admission.active, self.admission.queued),
+        )
+        await self.health.start()
+        self._monitor = asyncio.create_task(self._watch_emergency(), name="mlsdm-health")
+        if s.port_file is not None:
+            # Written whole, then renamed: a reader never sees a partial port.
+            partial = s.port_file.with_name(s.port_file.name + ".tmp")
+            partial.write_text(f"{self.port}\n", encoding="utf-8")
+            os.replace(partial, s.port_file)
+        log.info("serving", extra={"port": self.port, "host": s.host})
+        if self.authenticator.open:
+            log.warning(
+                "no credential source configured: every caller is anonymous with every role "
+                "(fine on loopback for development; see README 'Authentication')"
+            )
+        return self.port
+
+    def _breaker_state(self) -> tuple[str, str] | None:
+        breaker = find_breaker(self.backend)
+        return None if breaker is None else (breaker.name, breaker.state.value)
+
+    async def _watch_emergency(self) -> None:
+        while True:
+            engines = [engine for _, engine in self.tenants.resident()]
+            # One tenant's emergency refuses that tenant's calls only; the pod
+            # stops taking traffic when none of its resident tenants can serve.
+            all_down = bool(engines) and all(e.state().emergency for e in engines)
+            await self.health.set_emergency(all_down)
+            await asyncio.sleep(HEALTH_REFRESH_S)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drains: readiness NOT_SERVING and new calls refused first, then in-flight
+        calls get up to `grace` seconds, then the listener closes."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        grace = self.settings.server.grace_period_s if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        self.lifecycle.draining = True
+        await self.health.start_draining()
+        log.info("draining", extra={"inflight": self.lifecycle.inflight, "grace_s": grace})
+        finished = await self.lifecycle.wait_idle(grace)
+        if not finished:
+            log.warning("grace period over", extra={"inflight": self.lifecycle.inflight})
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        # Whatever still runs now (health watchers, calls past the grace) is cancelled.
+        await self.server.stop(max(0.0, min(0.5, deadline - loop.time())))
+        await self.backend.aclose()
+        # Snapshots the resident tenants and flushes their logs.
+        await self.tenants.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.observability.stop()
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(settings: Settings) -> int:
+    """Runs until SIGTERM or SIGINT, then drains; returns the process exit code."""
+    server = MlsdmServer(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("signal received, shutting down")
+    await server.stop()
+    log.info("stopped")
+    return 0
+
+
+def run(settings: Settings) -> int:
+    """Blocking entry point: picks the event loop and serves."""
+    if settings.server.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(serve(settings))
+    return asyncio.run(serve(settings))

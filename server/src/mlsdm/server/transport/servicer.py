@@ -1,0 +1,195 @@
+"""CognitiveService: proto messages in, domain calls, proto messages out.
+
+Thin on purpose (no policy, no math): policies live in the interceptors, the
+governed pipeline in generation.py, the cognition in mlsdm.engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+
+from mlsdm.engine import EngineStateView, Phase, RefusalReason
+from mlsdm.server.service.generation import Generation, GovernedGenerator, Timings
+from mlsdm.server.service.tenants import TenantRegistry
+from mlsdm.server.transport.call import current_call
+from mlsdm.server.transport.errors import invalid_argument
+from mlsdm.server.version import VERSION
+from mlsdm.v1 import cognitive_service_pb2 as pb
+from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
+from mlsdm.v1 import types_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_PHASES = {Phase.WAKE: types_pb2.PHASE_WAKE, Phase.SLEEP: types_pb2.PHASE_SLEEP}
+_REFUSALS = {
+    RefusalReason.NONE: types_pb2.REFUSAL_REASON_UNSPECIFIED,
+    RefusalReason.MORAL: types_pb2.REFUSAL_REASON_MORAL,
+    RefusalReason.SLEEP: types_pb2.REFUSAL_REASON_SLEEP,
+    RefusalReason.EMERGENCY: types_pb2.REFUSAL_REASON_EMERGENCY,
+}
+_APHASIA_FLAGS = {
+    "short_sentences": types_pb2.APHASIA_FLAG_SHORT_SENTENCES,
+    "low_function_words": types_pb2.APHASIA_FLAG_LOW_FUNCTION_WORDS,
+    "fragmented": types_pb2.APHASIA_FLAG_FRAGMENTS,
+}
+_NOTES = {
+    RefusalReason.NONE: "accepted",
+    RefusalReason.MORAL: "refused: moral value below the adaptive threshold",
+    RefusalReason.SLEEP: "refused: the tenant is asleep; retry after the sleep phase",
+    RefusalReason.EMERGENCY: "refused: the tenant is in emergency shutdown",
+}
+
+
+class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
+    def __init__(self, tenants: TenantRegistry, generator: GovernedGenerator) -> None:
+        self._tenants = tenants
+        self._generator = generator
+
+    async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
+        call = current_call()
+        async with self._tenants.use(call.tenant) as tenant:
+            generation = await self._generator.generate(
+                tenant,
+                request.prompt,
+                request.moral_value if request.HasField("moral_value") else None,
+                request.max_tokens,
+                request.context_top_k,
+                call.deadline,
+            )
+        return _generate_response(generation, include_text=True)
+
+    async def StreamGenerate(
+        self, request: pb.StreamGenerateRequest, context: Context
+    ) -> AsyncIterator[pb.StreamGenerateResponse]:
+        call = current_call()
+        async with self._tenants.use(call.tenant) as tenant:
+            async for item in self._generator.stream(
+                tenant,
+                request.prompt,
+                request.moral_value if request.HasField("moral_value") else None,
+                request.max_tokens,
+                request.context_top_k,
+                call.deadline,
+            ):
+                if isinstance(item, str):
+                    yield pb.StreamGenerateResponse(delta=item)
+                else:
+                    yield pb.StreamGenerateResponse(
+                        result=_generate_response(item, include_text=False)
+                    )
+
+    async def ProcessEvent(
+        self, request: pb.ProcessEventRequest, context: Context
+    ) -> pb.ProcessEventResponse:
+        if not request.HasField("moral_value"):
+            raise invalid_argument("moral_value", "MISSING_FIELD", "moral_value is required")
+        call = current_call()
+        async with self._tenants.use(call.tenant) as tenant:
+            outcome = await tenant.process_event(request.vector, request.moral_value)
+        return pb.ProcessEventResponse(
+            accepted=outcome.accepted,
+            refusal_reason=_REFUSALS[outcome.reason],
+            phase=_PHASES[outcome.phase],
+            step=outcome.step,
+            moral_threshold=outcome.moral_threshold,
+            acceptance_rate=outcome.acceptance_ema,
+            consolidated=outcome.consolidated,
+            note=_NOTES[outcome.reason],
+        )
+
+    async def GetState(self, request: pb.GetStateRequest, context: Context) -> pb.GetStateResponse:
+        call = current_call()
+        if not self._tenants.exists(call.tenant):
+            # A read creates nothing: an unknown tenant reads as a fresh one.
+            pristine = self._tenants.pristine_state()
+            return state_response(call.tenant, pristine, self._tenants.config.dim)
+        async with self._tenants.use(call.tenant) as tenant:
+            return state_response(call.tenant, tenant.engine.state(), tenant.engine.config.dim)
+
+
+def state_response(tenant: str, state: EngineStateView, dim: int) -> pb.GetStateResponse:
+    rejected = state.rejected_by_reason
+    return pb.GetStateResponse(
+        tenant=tenant,
+        step=state.step,
+        phase=_PHASES[state.phase],
+        phase_steps_remaining=state.phase_counter,
+        moral_threshold=state.moral_threshold,
+        acceptance_rate=state.acceptance_ema,
+        memory=types_pb2.SynapticMemory(
+            l1_norm=state.l1_norm, l2_norm=state.l2_norm, l3_norm=state.l3_norm
+        ),
+        store=types_pb2.StoreUsage(
+            used=state.store_used, capacity=state.store_capacity, bytes=state.store_bytes
+        ),
+        emergency=types_pb2.EmergencyState(active=state.emergency, reason=state.emergency_reason),
+        counters=types_pb2.Counters(
+            accepted=state.accepted_total,
+            rejected_moral=rejected.get(RefusalReason.MORAL.value, 0),
+            rejected_sleep=rejected.get(RefusalReason.SLEEP.value, 0),
+            rejected_emergency=rejected.get(RefusalReason.EMERGENCY.value, 0),
+            consolidations=state.consolidations_total,
+        ),
+        dim=dim,
+        server_version=VERSION,
+    )
+
+
+def _duration(seconds: float | None) -> duration_pb2.Duration | None:
+    if seconds is None:
+        return None
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+def _timings(t: Timings) -> types_pb2.Timings:
+    return types_pb2.Timings(
+        admit=_duration(t.admit),
+        llm=_duration(t.llm),
+        first_token=_duration(t.first_token),
+        commit=_duration(t.commit),
+        total=_duration(t.total),
+    )
+
+
+def _generate_response(generation: Generation, include_text: bool) -> pb.GenerateResponse:
+    admission = generation.admission
+    outcome = admission.outcome
+    response = pb.GenerateResponse(
+        response=generation.text if include_text else "",
+        accepted=outcome.accepted,
+        refusal_reason=_REFUSALS[outcome.reason],
+        phase=_PHASES[outcome.phase],
+        step=outcome.step,
+        note=_NOTES[outcome.reason],
+        moral_threshold=outcome.moral_threshold,
+        moral_value=admission.moral_value,
+        context_items=[
+            types_pb2.ContextItem(text=c.text, score=c.score, phase_value=c.phase_value)
+            for c in admission.context
+        ],
+        confidence=generation.confidence,
+        usage=types_pb2.Usage(
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            total_tokens=generation.prompt_tokens + generation.completion_tokens,
+        ),
+        timings=_timings(generation.timings),
+    )
+    report = generation.aphasia
+    if report is not None:
+        response.aphasia.CopyFrom(
+            types_pb2.AphasiaReport(
+                aphasic=report.is_aphasic,
+                severity=report.severity,
+                flags=[_APHASIA_FLAGS[f] for f in report.flags if f in _APHASIA_FLAGS],
+                repair_attempted=generation.repair_attempted,
+                repaired=generation.repaired,
+            )
+        )
+    return response

@@ -1,0 +1,271 @@
+"""Per-RPC telemetry: RED metrics, the server span and the access-log line.
+
+The telemetry interceptor runs inside the error interceptor, so it sees the
+raw exception a call ended with; `status_of` predicts the code the error
+interceptor will give it, so metrics, span and log agree with what the
+client receives. Calls the error interceptor refuses before any inner
+interceptor runs (draining, bad headers, unparsable bytes) reach `rejected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from mlsdm.server.service.observability.logs import ACCESS_LOGGER
+from mlsdm.server.service.observability.metrics import GRPC, POLICY, GrpcServerMetrics
+from mlsdm.server.transport.call import CallInfo, current_call, split_method
+from mlsdm.server.transport.errors import ServiceError, from_exception
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+# Codes that mean the server failed, as opposed to the caller (OTel semconv for RPC servers).
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+_MAX_LOGGED_PAYLOAD = 2000
+# grpc_code label values as the Go ecosystem writes them (codes.Code.String()),
+# so dashboards and alerts written for go-grpc-prometheus work unchanged.
+GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+
+def _as_code(value: object) -> grpc.StatusCode | None:
+    if isinstance(value, grpc.StatusCode):
+        return value
+    if isinstance(value, int):
+        return _CODES_BY_VALUE.get(value)
+    return None
+
+
+def status_of(
+    exc: BaseException | None,
+    context: Context,
+    request_id: str,
+    remaining: float | None = None,
+) -> grpc.StatusCode:
+    """The status code the client will see for a call that ended this way."""
+    if exc is None or isinstance(exc, grpc.aio.AbortError):
+        # A handler may set a code without raising; an abort always sets it.
+        return _as_code(context.code()) or (
+            grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+        )
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
+    if isinstance(exc, Exception):
+        error = from_exception(exc, request_id, remaining)
+        return error.code if error is not None else grpc.StatusCode.INTERNAL
+    return grpc.StatusCode.INTERNAL
+
+
+@dataclass(frozen=True, slots=True)
+class RpcLabels:
+    method: str
+    grpc_type: str
+    service: str
+    name: str
+
+    @classmethod
+    def of(cls, method: str, streaming: bool) -> RpcLabels:
+        service, name = split_method(method)
+        return cls(method, "server_stream" if streaming else "unary", service, name)
+
+    @property
+    def values(self) -> tuple[str, str, str]:
+        return (self.grpc_type, self.service, self.name)
+
+
+class RpcTelemetry:
+    """Everything the telemetry interceptor records, configured once per server."""
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        metrics: GrpcServerMetrics = GRPC,
+        access_log_enabled: bool = True,
+        log_payloads: bool = False,
+    ) -> None:
+        self.tracer = tracer
+        self.metrics = metrics
+        self.access_log_enabled = access_log_enabled
+        self.log_payloads = log_payloads
+
+    def begin(self, labels: RpcLabels, call: CallInfo, request: Any) -> Rpc:
+        self.metrics.started.labels(*labels.values).inc()
+        self.metrics.msg_received.labels(*labels.values).inc()
+        parent = propagate.extract(call.metadata)
+        span = self.tracer.start_span(
+            f"{labels.service}/{labels.name}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": labels.service,
+                "rpc.method": labels.name,
+                "mlsdm.request_id": call.request_id,
+                "mlsdm.tenant": call.tenant,
+            },
+        )
+        return Rpc(self, labels, call, span, request)
+
+    def rejected(self, call: CallInfo, error: ServiceError) -> None:
+        """A call the error interceptor refused before the telemetry wrapper ran."""
+        labels = RpcLabels.of(call.method, call.streaming)
+        # Backdated to the call's start, so its duration matches the histogram.
+        elapsed = max(0.0, time.monotonic() - call.started)
+        parent = propagate.extract(call.metadata)
+        span = self.tracer.start_span(
+            f"{labels.service}/{labels.name}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=time.time_ns() - int(elapsed * 1e9),
+            attributes={"rpc.system": "grpc", "rpc.service": labels.service,
+                        "rpc.method": labels.name, "mlsdm.request_id": call.request_id},
+        )
+        self.metrics.started.labels(*labels.values).inc()
+        self.metrics.msg_received.labels(*labels.values).inc()
+        Rpc(self, labels, call, span, None).finish(error.code, error.reason)
+
+
+class Rpc:
+    """One call in progress."""
+
+    __slots__ = ("_ctx", "_request", "_t", "call", "labels", "response", "sent", "span")
+
+    def __init__(
+        self, t: RpcTelemetry, labels: RpcLabels, call: CallInfo, span: trace.Span, request: Any
+    ) -> None:
+        self._t = t
+        self.labels = labels
+        self.call = call
+        self.span = span
+        self.sent = 0
+        self.response: Any = None
+        self._request = request
+        self._ctx = trace.set_span_in_context(span)
+
+    def attach(self) -> object:
+        """Makes the server span current (around each step into the handler)."""
+        return otel_context.attach(self._ctx)
+
+    @staticmethod
+    def detach(token: object) -> None:
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+    def message_sent(self, response: Any = None) -> None:
+        self.sent += 1
+        self._t.metrics.msg_sent.labels(*self.labels.values).inc()
+        self.response = response
+
+    def end(self, exc: BaseException | None, context: Context) -> None:
+        remaining = self.call.remaining()
+        code = status_of(exc, context, self.call.request_id, remaining)
+        reason = ""
+        if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+            error = from_exception(exc, self.call.request_id, remaining)
+            reason = error.reason if error is not None else "INTERNAL"
+            if error is None:
+                self.span.record_exception(exc)
+        self.finish(code, reason)
+
+    def finish(self, code: grpc.StatusCode, reason: str) -> None:
+        call = self.call
+        duration = max(0.0, time.monotonic() - call.started)
+        m = self._t.metrics
+        code_name = GO_CODE_NAMES[code]
+        m.handled.labels(*self.labels.values, code_name).inc()
+        m.handling_seconds.labels(*self.labels.values).observe(duration)
+        span = self.span
+        # The auth interceptor (inside this one) sets the principal during the call.
+        principal = _principal(call)
+        if reason == "RATE_LIMITED":
+            POLICY.rate_limited("anonymous" if principal == "anonymous" else "authenticated")
+        elif reason == "OVERLOADED":
+            POLICY.shed(call.priority.name.lower())
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            span.set_attribute("mlsdm.tenant", call.tenant)
+            span.set_attribute("mlsdm.principal", principal)
+            span.set_attribute("mlsdm.priority", call.priority.name.lower())
+            if reason:
+                span.set_attribute("mlsdm.error_reason", reason)
+            if code in _SERVER_FAULTS:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+        span_ctx = span.get_span_context()
+        span.end()
+        if self._t.access_log_enabled and access_log.isEnabledFor(logging.INFO):
+            line: dict[str, Any] = {
+                "method": call.method,
+                "grpc_type": self.labels.grpc_type,
+                "grpc_code": code_name,
+                "duration_ms": round(duration * 1000, 3),
+                "principal": principal,
+                "tenant": call.tenant,
+                "priority": call.priority.name.lower(),
+                "request_id": call.request_id,
+                "msgs_sent": self.sent,
+            }
+            if reason:
+                line["error_reason"] = reason
+            if span_ctx.is_valid:
+                line["trace_id"] = format(span_ctx.trace_id, "032x")
+                line["span_id"] = format(span_ctx.span_id, "016x")
+            if self._t.log_payloads:
+                line.update(_payloads(self._request, self.response))
+            access_log.info("rpc", extra=line)
+
+
+def _principal(call: CallInfo) -> str:
+    try:
+        return current_call().principal
+    except LookupError:
+        return call.principal
+
+
+def _payloads(request: Any, response: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    prompt = getattr(request, "prompt", None)
+    if isinstance(prompt, str):
+        out["prompt"] = prompt[:_MAX_LOGGED_PAYLOAD]
+    text = getattr(response, "response", None)
+    if isinstance(text, str) and text:
+        out["response"] = text[:_MAX_LOGGED_PAYLOAD]
+    return out
