@@ -17,7 +17,12 @@ The contract every adapter keeps (tests/store/ runs one suite against all):
   therefore leaves the engine exactly as the store has it.
 * When a commit fails, its future and the futures of every later append of
   the same tenant that was not committed yet fail with the same error; the
-  caller rewinds its `seq` to `committed_seq`.
+  caller rewinds its `seq` to the one before the first failed append. Until
+  an append arrives with that next seq, the adapter fails every append of
+  the tenant at once (an append queued before the caller learned of the
+  failure can never land after a gap).
+* `load` (or `repair`) tells the adapter the tenant's last stored seq; the
+  first `append` of a tenant after it must carry the next one.
 * Every write carries the lease it was made under. An adapter with real
   leases (postgres) refuses a write whose epoch is not the current one with
   `LeaseLost`: a stalled or partitioned writer can never write after another
@@ -47,6 +52,12 @@ class StorageUnavailable(StoreError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StoreOpenError(StoreError):
+    """The store cannot be opened at all: the data directory is locked by
+    another process, the database is corrupt or from a newer schema. The
+    message is one line meant for a person; the server exits 2 with it."""
 
 
 class TenantDataCorrupt(StoreError):
@@ -112,6 +123,10 @@ class StoredTenant:
 
     snapshot: Snapshot | None
     events: list[tuple[int, bytes]]  # (seq, record) after the snapshot, in order
+    # Damage the adapter worked around without losing anything (a corrupt
+    # newest snapshot with an older one and its events still whole); the
+    # caller logs and counts each.
+    problems: tuple[str, ...] = ()
 
     @property
     def last_seq(self) -> int:
@@ -129,6 +144,23 @@ class TenantRow:
     snapshot_seq: int
     stored_bytes: int
     lease_owner: str  # "" when nobody holds it (or the adapter has no leases)
+    # As of the newest snapshot (0 without one): lets a lister describe a
+    # tenant that is not in memory without decoding its state.
+    step: int = 0
+    store_used: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """What `repair`'s `rebuild` made of a tenant's readable prefix: a fresh
+    snapshot covering events 1..seq (seq may stop short of the prefix when
+    an event did not decode or apply; everything after it is set aside)."""
+
+    seq: int
+    format_version: int
+    blob: bytes
+    step: int = 0
+    store_used: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +227,31 @@ class TenantStore(abc.ABC):
 
     @abc.abstractmethod
     async def write_snapshot(
-        self, lease: Lease, seq: int, format_version: int, blob: bytes
+        self,
+        lease: Lease,
+        seq: int,
+        format_version: int,
+        blob: bytes,
+        *,
+        step: int = 0,
+        store_used: int = 0,
     ) -> int:
         """Stores a snapshot covering events 1..seq (all committed already) and
-        drops what it makes unnecessary, keeping the previous snapshot as a
-        fallback. Returns the snapshot's size in bytes."""
+        drops what it makes unnecessary, keeping the previous snapshot and
+        the events after it as a fallback. `step` and `store_used` describe
+        the state for `list_tenants`. Returns the snapshot's size in bytes."""
+
+    @abc.abstractmethod
+    async def exists(self, tenant: str) -> bool:
+        """True when the tenant is registered or has any stored row. Needs no
+        lease (reads of an unknown tenant must not take one)."""
+
+    @abc.abstractmethod
+    async def export(self, tenant: str) -> StoredTenant:
+        """The readable prefix, as `repair` would keep it: the newest snapshot
+        whose checksum holds and the contiguous checksum-valid events after
+        it (from seq 1 when no snapshot is readable). Needs no lease, never
+        raises TenantDataCorrupt, changes nothing."""
 
     @abc.abstractmethod
     async def delete(self, tenant: str) -> bool:
@@ -216,8 +268,12 @@ class TenantStore(abc.ABC):
         """Up to `limit` tenants with ids > `after`, sorted by id."""
 
     @abc.abstractmethod
-    async def repair(self, lease: Lease, rebuild: Callable[[StoredTenant], bytes]) -> RepairReport:
-        """Keeps the readable prefix of a corrupt tenant: the newest readable
-        snapshot and the contiguous readable events after it; moves every
-        other row aside (quarantine, never deleted); `rebuild` turns the kept
-        part into a fresh snapshot blob that becomes the tenant's state."""
+    async def repair(
+        self, lease: Lease, rebuild: Callable[[StoredTenant], Rebuilt]
+    ) -> RepairReport:
+        """Keeps the readable prefix of a corrupt tenant (see `export`);
+        `rebuild` (run off the event loop) turns it into a fresh snapshot that
+        becomes the tenant's state; every row it does not cover (other
+        snapshots, events after `Rebuilt.seq`) moves to quarantine, never
+        deleted. Works on a healthy tenant too (then nothing is set aside
+        but superseded rows)."""
