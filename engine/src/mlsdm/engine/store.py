@@ -8,10 +8,13 @@ a few hundred bytes; growth copies the used block once per chunk, which keeps an
 insert O(dim) amortised. Rows are stored in insertion order until the ring first
 wraps, so slot numbers are stable for the life of an entry.
 
-Retrieval computes the scores of all used rows with one float32 matrix-vector
-product (the store is read exactly once, at BLAS speed), masks rows outside the
-phase tolerance, then takes the top k with ``np.argpartition``. When the phase
-filter leaves only a small fraction of rows, it gathers those rows instead.
+Vectors are kept as int8 codes with a per-row scale (``quantized.Int8Rows``):
+a full 20,000 x 384 ring is 7.5 MiB, not 30 MiB. Retrieval scores every row in
+the phase tolerance with one int8 scan (a quarter of the bytes a float32 scan
+reads), keeps the best ``max(8k, 64)`` candidates, and rescores those in
+float32 from their dequantised rows; the k best of that rescoring are returned.
+When the phase filter leaves only a small fraction of rows, it gathers those
+rows instead of masking.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from mlsdm.engine.quantized import Int8Rows
+
 _MIN_NORM = 1e-9
 # Gathering candidate rows copies them; below this fraction it is cheaper than
 # scoring every row.
 _GATHER_FRACTION = 0.25
 _PTR_BYTES = 8  # one list slot per stored text
+# Candidates rescored in float32 after the int8 scan: enough that the int8
+# ranking error (about 5e-4 in cosine) almost never pushes a true top-k row out
+# (recall@5 against an exact float32 scan: bench/engine_bench.py).
+_RERANK_FACTOR = 8
+_RERANK_MIN = 64
 
 
 class VectorStore:
@@ -34,7 +44,7 @@ class VectorStore:
         self._capacity = capacity
         self._chunk = chunk
         self.confidence_floor = confidence_floor
-        self._vecs: NDArray[np.float32] = np.zeros((0, dim), dtype=np.float32)
+        self._rows = Int8Rows(dim)
         self._phase: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
         self._conf: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self._texts: list[str] = []
@@ -52,7 +62,7 @@ class VectorStore:
 
     @property
     def allocated_rows(self) -> int:
-        return int(self._vecs.shape[0])
+        return self._rows.rows
 
     @property
     def head(self) -> int:
@@ -61,7 +71,7 @@ class VectorStore:
     @property
     def nbytes(self) -> int:
         return (
-            self._vecs.nbytes
+            self._rows.nbytes
             + self._phase.nbytes
             + self._conf.nbytes
             + self._text_bytes
@@ -69,14 +79,13 @@ class VectorStore:
         )
 
     def _grow(self) -> None:
-        rows = min(self._capacity, self._vecs.shape[0] + self._chunk)
-        vecs = np.zeros((rows, self.dim), dtype=np.float32)
-        vecs[: self._size] = self._vecs[: self._size]
+        rows = min(self._capacity, self._rows.rows + self._chunk)
+        self._rows.resize(rows, self._size)
         phase = np.zeros(rows, dtype=np.float64)
         phase[: self._size] = self._phase[: self._size]
         conf = np.zeros(rows, dtype=np.float32)
         conf[: self._size] = self._conf[: self._size]
-        self._vecs, self._phase, self._conf = vecs, phase, conf
+        self._phase, self._conf = phase, conf
 
     def put(
         self, v: NDArray[np.floating], phase_value: float, confidence: float, text: str = ""
@@ -93,9 +102,9 @@ class VectorStore:
         if not norm > _MIN_NORM:
             raise ValueError("vector norm must exceed 1e-9")
         slot = self._head
-        if slot >= self._vecs.shape[0]:
+        if slot >= self._rows.rows:
             self._grow()
-        np.divide(vec, norm, out=self._vecs[slot], casting="same_kind")
+        self._rows.write(slot, vec / norm)
         self._phase[slot] = phase_value
         self._conf[slot] = confidence
         encoded = len(text.encode("utf-8"))
@@ -127,32 +136,26 @@ class VectorStore:
         count = int(np.count_nonzero(in_phase))
         if count == 0:
             return []
-        if count == n:
-            slots = None
-            scores = self._vecs[:n] @ q32
-        elif count < _GATHER_FRACTION * n:
+        slots = None
+        if count < _GATHER_FRACTION * n:
             slots = np.flatnonzero(in_phase)
-            scores = self._vecs[slots] @ q32
-        else:
-            slots = None
-            scores = self._vecs[:n] @ q32
-            scores[~in_phase] = -np.inf
-        kk = min(k, count)
-        if kk < scores.shape[0]:
-            top = np.argpartition(-scores, kk - 1)[:kk]
-        else:
-            top = np.arange(scores.shape[0])
+        approx = self._rows.approx_scores(q32, n, slots)
+        if slots is None and count < n:
+            approx[~in_phase] = -np.inf
+        cand = _best(approx, min(count, max(k * _RERANK_FACTOR, _RERANK_MIN)))
+        cand_slots = cand if slots is None else slots[cand]
+        exact = self._rows.exact_scores(q32, cand_slots)
+        top = _best(exact, min(k, count))
         # Best first; equal scores fall back to slot order so results are deterministic.
-        top = top[np.lexsort((top, -scores[top]))]
-        chosen = top if slots is None else slots[top]
-        return [(int(s), float(scores[t])) for s, t in zip(chosen, top, strict=True)]
+        chosen = cand_slots[top]
+        order = np.lexsort((chosen, -exact[top]))
+        return [(int(chosen[i]), float(exact[top[i]])) for i in order]
 
     # Read accessors, used by the engine to build context and by tests.
 
     def vector(self, slot: int) -> NDArray[np.float32]:
         self._check(slot)
-        out: NDArray[np.float32] = self._vecs[slot].copy()
-        return out
+        return self._rows.read(slot)
 
     def phase_value(self, slot: int) -> float:
         self._check(slot)
@@ -167,10 +170,10 @@ class VectorStore:
         return self._texts[slot]
 
     def used_vectors(self) -> NDArray[np.float32]:
-        """Read-only view of the used rows (slot order, not age order)."""
-        view = self._vecs[: self._size]
-        view.flags.writeable = False
-        return view
+        """The used rows, dequantised (slot order, not age order); a copy.
+        Quantising them again gives back the same codes and scales, so a
+        snapshot written from them restores the store exactly."""
+        return self._rows.read_many(np.arange(self._size))
 
     def used_phases(self) -> NDArray[np.float64]:
         view = self._phase[: self._size]
@@ -216,8 +219,9 @@ class VectorStore:
         ):
             raise ValueError("inconsistent store contents")
         rows = n if n == self._capacity else min(self._capacity, -(-n // self._chunk) * self._chunk)
-        self._vecs = np.zeros((rows, self.dim), dtype=np.float32)
-        self._vecs[:n] = vecs
+        self._rows.resize(rows, 0)
+        for slot in range(n):
+            self._rows.write(slot, vecs[slot])
         self._phase = np.zeros(rows, dtype=np.float64)
         self._phase[:n] = phases
         self._conf = np.zeros(rows, dtype=np.float32)
@@ -226,3 +230,10 @@ class VectorStore:
         self._text_bytes = sum(len(t.encode("utf-8")) for t in texts)
         self._size = n
         self._head = head
+
+
+def _best(scores: NDArray[np.float32], k: int) -> NDArray[np.intp]:
+    """Indices of the ``k`` highest scores, in no particular order."""
+    if k < scores.shape[0]:
+        return np.argpartition(-scores, k - 1)[:k]
+    return np.arange(scores.shape[0])
