@@ -48,10 +48,13 @@ def int8_dots(codes: NDArray[np.int8], query: NDArray[np.int8]) -> NDArray[np.fl
     """Exact integer dot product of every row of ``codes`` with ``query``."""
     if codes.shape[0] == 0:
         return np.zeros(0, dtype=np.float64)
+    out: NDArray[np.float64]
     if _simsimd is not None:
-        out = np.asarray(_simsimd.cdist(query[None, :], codes, metric="dot", dtype="int8"))
-        return out.reshape(-1).astype(np.float64, copy=False)
-    return np.matmul(codes, query, dtype=np.int64).astype(np.float64)
+        raw = np.asarray(_simsimd.cdist(query[None, :], codes, metric="dot", dtype="int8"))
+        out = raw.reshape(-1).astype(np.float64, copy=False)
+    else:
+        out = np.matmul(codes, query, dtype=np.int64).astype(np.float64)
+    return out
 
 
 class Int8Rows:
