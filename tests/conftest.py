@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from mlsdm_testkit import ServerThread, server_thread
+from pg_harness import PgCluster, find_bindir, pg_cluster
 
 from mlsdm.v1 import cognitive_service_pb2_grpc
 
@@ -27,3 +28,14 @@ def channel(server: ServerThread) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def stub(channel: grpc.Channel) -> cognitive_service_pb2_grpc.CognitiveServiceStub:
     return cognitive_service_pb2_grpc.CognitiveServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for the whole run (tests take a fresh
+    database each with `pg.new_database()`). Skips only when PostgreSQL is not
+    installed; `.ci/run` installs it."""
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    with pg_cluster() as cluster:
+        yield cluster

@@ -1,0 +1,306 @@
+"""Reading and rewriting a tenant's rows in PostgreSQL (everything but the
+appends and the leases): load, snapshots, delete, register, listing, repair."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from mlsdm.server.service.store.port import (
+    Lease,
+    LeaseLost,
+    RepairReport,
+    Snapshot,
+    StoredTenant,
+    TenantDataCorrupt,
+    TenantQuotaExceeded,
+    TenantRow,
+)
+
+log = logging.getLogger("mlsdm.store.postgres")
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+Connect = Callable[[], AbstractAsyncContextManager[Conn]]
+# Advisory lock class for "one principal's quota check" (the object key is
+# hashtext(principal)).
+QUOTA_LOCK_CLASS = 0x6D6C
+
+FENCE_SQL = """
+SELECT last_seq FROM mlsdm_leases
+WHERE tenant = %(tenant)s AND owner = %(owner)s AND epoch = %(epoch)s FOR UPDATE
+"""
+
+LIST_SQL = """
+SELECT t.tenant, coalesce(l.last_seq, 0), coalesce(s.seq, 0),
+       coalesce(s.bytes, 0) + coalesce(e.bytes, 0),
+       CASE WHEN l.owner <> '' AND l.expires_at > now() THEN l.owner ELSE '' END
+FROM (SELECT tenant FROM mlsdm_tenants WHERE tenant > %(after)s
+      UNION SELECT tenant FROM mlsdm_leases WHERE tenant > %(after)s
+      ORDER BY tenant LIMIT %(limit)s) t
+LEFT JOIN mlsdm_leases l ON l.tenant = t.tenant
+LEFT JOIN LATERAL (SELECT max(seq) AS seq, sum(octet_length(blob)) AS bytes
+                   FROM mlsdm_snapshots WHERE tenant = t.tenant) s ON true
+LEFT JOIN LATERAL (SELECT sum(octet_length(record)) AS bytes
+                   FROM mlsdm_events WHERE tenant = t.tenant) e ON true
+ORDER BY t.tenant
+"""
+
+
+@dataclass
+class _Rows:
+    last_seq: int
+    snapshots: list[tuple[int, int, int, bytes]]  # (seq, version, crc, blob), newest first
+    events: list[tuple[int, int, bytes]]  # (seq, crc, record), ascending
+
+
+@dataclass
+class _Readable:
+    snapshot: Snapshot | None
+    events: list[tuple[int, bytes]]
+    problem: str  # "" when the kept part reaches the last committed event
+
+
+def _readable(tenant_rows: _Rows) -> _Readable:
+    """The newest readable snapshot and the contiguous readable events after it."""
+    base: Snapshot | None = None
+    for seq, version, crc, blob in tenant_rows.snapshots:
+        if zlib.crc32(blob) == crc:
+            base = Snapshot(seq, version, blob)
+            break
+    # An unreadable newest snapshot is no problem while the fallback and the
+    # events after it still reach the last committed event.
+    problem = ""
+    expected = (base.seq if base is not None else 0) + 1
+    kept: list[tuple[int, bytes]] = []
+    for seq, crc, record in tenant_rows.events:
+        if seq < expected:
+            continue
+        if seq != expected:
+            problem = problem or f"event {expected} is missing"
+            break
+        if zlib.crc32(record) != crc:
+            problem = problem or f"event {seq} fails its checksum"
+            break
+        kept.append((seq, record))
+        expected += 1
+    last = kept[-1][0] if kept else (base.seq if base is not None else 0)
+    if not problem and last < tenant_rows.last_seq:
+        problem = f"events {last + 1}..{tenant_rows.last_seq} are missing"
+    return _Readable(base, kept, problem)
+
+
+class PgData:
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
+
+    async def _read(self, conn: Conn, lease: Lease, lock: bool) -> _Rows:
+        cur = await conn.execute(
+            FENCE_SQL if lock else FENCE_SQL.replace("FOR UPDATE", ""),
+            {"tenant": lease.tenant, "owner": lease.owner, "epoch": lease.epoch},
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise LeaseLost(lease.tenant)
+        cur = await conn.execute(
+            "SELECT seq, format_version, crc, blob FROM mlsdm_snapshots "
+            "WHERE tenant = %s ORDER BY seq DESC",
+            (lease.tenant,),
+            binary=True,
+        )
+        snaps = [(int(s), int(v), int(c), bytes(b)) for s, v, c, b in await cur.fetchall()]
+        oldest = snaps[-1][0] if snaps else 0
+        cur = await conn.execute(
+            "SELECT seq, crc, record FROM mlsdm_events WHERE tenant = %s AND seq > %s "
+            "ORDER BY seq",
+            (lease.tenant, oldest),
+            binary=True,
+        )
+        events = [(int(s), int(c), bytes(r)) for s, c, r in await cur.fetchall()]
+        return _Rows(int(row[0]), snaps, events)
+
+    async def load(self, lease: Lease) -> StoredTenant:
+        async with self._connect() as conn, _repeatable_read(conn):
+            rows = await self._read(conn, lease, lock=False)
+        found = _readable(rows)
+        if found.problem:
+            raise TenantDataCorrupt(lease.tenant, found.problem)
+        newest = rows.snapshots[0][0] if rows.snapshots else None
+        if newest is not None and (found.snapshot is None or found.snapshot.seq != newest):
+            log.warning(
+                "newest snapshot unreadable; loaded from the fallback",
+                extra={"tenant": lease.tenant, "seq": newest},
+            )
+        return StoredTenant(found.snapshot, found.events)
+
+    async def write_snapshot(
+        self, lease: Lease, seq: int, version: int, blob: bytes, crc: int
+    ) -> int:
+        """The snapshot's size, or -1 when the lease is no longer ours."""
+        params = {"tenant": lease.tenant, "seq": seq}
+        async with self._connect() as conn, conn.transaction():
+            cur = await conn.execute(
+                FENCE_SQL, {"tenant": lease.tenant, "owner": lease.owner, "epoch": lease.epoch}
+            )
+            if await cur.fetchone() is None:
+                return -1
+            await _put_snapshot(conn, lease.tenant, seq, version, blob, crc)
+            # A snapshot written into an empty store (a copy) starts the sequence.
+            await conn.execute(
+                "UPDATE mlsdm_leases SET last_seq = greatest(last_seq, %(seq)s) "
+                "WHERE tenant = %(tenant)s",
+                params,
+            )
+            cur = await conn.execute(
+                "SELECT max(seq) FROM mlsdm_snapshots WHERE tenant = %(tenant)s AND seq < %(seq)s",
+                params,
+            )
+            row = await cur.fetchone()
+            previous = row[0] if row is not None else None
+            if previous is not None:
+                # The previous snapshot and the events after it stay: the
+                # fallback when the new snapshot turns out unreadable.
+                prune = {"tenant": lease.tenant, "prev": int(previous)}
+                await conn.execute(
+                    "DELETE FROM mlsdm_snapshots WHERE tenant = %(tenant)s AND seq < %(prev)s",
+                    prune,
+                )
+                await conn.execute(
+                    "DELETE FROM mlsdm_events WHERE tenant = %(tenant)s AND seq <= %(prev)s",
+                    prune,
+                )
+        return len(blob)
+
+    async def delete(self, tenant: str) -> bool:
+        deleted = 0
+        async with self._connect() as conn, conn.transaction():
+            for table in ("mlsdm_events", "mlsdm_snapshots", "mlsdm_tenants", "mlsdm_leases",
+                          "mlsdm_quarantine"):  # fmt: skip
+                cur = await conn.execute(
+                    f"DELETE FROM {table} WHERE tenant = %s",
+                    (tenant,),
+                )
+                if table != "mlsdm_leases":
+                    deleted += cur.rowcount
+        return deleted > 0
+
+    async def register(self, tenant: str, principal: str | None, limit: int | None) -> bool:
+        async with self._connect() as conn, conn.transaction():
+            if principal is not None and limit is not None:
+                # Two pods creating tenants for one principal at once must
+                # not both pass the count.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (QUOTA_LOCK_CLASS, principal)
+                )
+            cur = await conn.execute("SELECT 1 FROM mlsdm_tenants WHERE tenant = %s", (tenant,))
+            if await cur.fetchone() is not None:
+                return False
+            if principal is not None and limit is not None:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM mlsdm_tenants WHERE principal = %s", (principal,)
+                )
+                row = await cur.fetchone()
+                if row is not None and int(row[0]) >= limit:
+                    raise TenantQuotaExceeded(principal, limit)
+            cur = await conn.execute(
+                "INSERT INTO mlsdm_tenants (tenant, principal) VALUES (%s, %s) "
+                "ON CONFLICT (tenant) DO NOTHING RETURNING tenant",
+                (tenant, principal),
+            )
+            return await cur.fetchone() is not None
+
+    async def list_tenants(self, after: str, limit: int) -> list[TenantRow]:
+        async with self._connect() as conn:
+            cur = await conn.execute(LIST_SQL, {"after": after, "limit": limit})
+            return [
+                TenantRow(str(t), int(last), int(snap), int(size), str(owner))
+                for t, last, snap, size, owner in await cur.fetchall()
+            ]
+
+    async def repair(
+        self, lease: Lease, rebuild: Callable[[StoredTenant], bytes]
+    ) -> RepairReport:
+        async with self._connect() as conn, _repeatable_read(conn):
+            rows = await self._read(conn, lease, lock=False)
+        found = _readable(rows)
+        kept = StoredTenant(found.snapshot, found.events)
+        blob = await asyncio.to_thread(rebuild, kept)
+        last = kept.last_seq
+        version = found.snapshot.format_version if found.snapshot is not None else 1
+        kept_seqs = {seq for seq, _ in found.events}
+        base_seq = found.snapshot.seq if found.snapshot is not None else -1
+        moved = 0
+        async with self._connect() as conn, conn.transaction():
+            await self._read(conn, lease, lock=True)
+            for seq, ver, crc, payload in rows.snapshots:
+                if seq != base_seq:
+                    why = "repair: not the kept snapshot"
+                    moved += await _quarantine(
+                        conn, lease.tenant, "snapshot", seq, ver, crc, payload, why
+                    )
+            for seq, crc, payload in rows.events:
+                if seq > base_seq and seq not in kept_seqs:
+                    why = "repair: past the readable prefix"
+                    moved += await _quarantine(
+                        conn, lease.tenant, "event", seq, None, crc, payload, why
+                    )
+            await _put_snapshot(conn, lease.tenant, last, version, blob, zlib.crc32(blob))
+            await conn.execute(
+                "UPDATE mlsdm_leases SET last_seq = %s WHERE tenant = %s", (last, lease.tenant)
+            )
+        return RepairReport(
+            last_seq=last, events_replayed=len(found.events), rows_quarantined=moved
+        )
+
+
+async def _put_snapshot(
+    conn: Conn, tenant: str, seq: int, version: int, blob: bytes, crc: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO mlsdm_snapshots (tenant, seq, format_version, crc, blob) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant, seq) DO UPDATE SET "
+        "format_version = EXCLUDED.format_version, crc = EXCLUDED.crc, blob = EXCLUDED.blob, "
+        "created_at = now()",
+        (tenant, seq, version, crc, blob),
+        binary=True,
+    )
+
+
+async def _quarantine(
+    conn: Conn, tenant: str, kind: str, seq: int, version: int | None, crc: int,
+    payload: bytes, reason: str,
+) -> int:  # fmt: skip
+    table = "mlsdm_snapshots" if kind == "snapshot" else "mlsdm_events"
+    await conn.execute(
+        "INSERT INTO mlsdm_quarantine (tenant, kind, seq, format_version, crc, payload, reason) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (tenant, kind, seq, version, crc, payload, reason),
+    )
+    await conn.execute(
+        f"DELETE FROM {table} WHERE tenant = %s AND seq = %s",
+        (tenant, seq),
+    )
+    return 1
+
+
+class _repeatable_read:
+    """A read-only REPEATABLE READ transaction: one consistent view of the rows."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self._tx: AbstractAsyncContextManager[Any] | None = None
+
+    async def __aenter__(self) -> None:
+        self._tx = self._conn.transaction()
+        await self._tx.__aenter__()
+        await self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._tx is not None
+        await self._tx.__aexit__(*exc)
+

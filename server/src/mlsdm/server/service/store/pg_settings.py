@@ -1,0 +1,76 @@
+"""Settings of the `postgres` tenant store: where the database is and how
+tenant leases behave. `TenantSettings` inherits them, so they read as
+`tenants.postgres_dsn`, `tenants.lease_expiry_s`, ... (environment
+`MLSDM_TENANTS__POSTGRES_DSN`)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from dataclasses import dataclass
+
+from pydantic import Field, SecretStr, model_validator
+
+from mlsdm.server._model import SettingsModel
+
+
+class PostgresStoreSettings(SettingsModel):
+    # libpq connection string or URI; a secret (it may hold a password), so
+    # `info` and `check` print it masked.
+    postgres_dsn: SecretStr | None = None
+    # Connections per server process (group commits, loads, leases, probes);
+    # the LISTEN connection for handovers comes on top.
+    postgres_pool_size: int = Field(default=8, ge=2, le=256)
+    # How long a call waits for a connection (and a new one to connect)
+    # before it fails UNAVAILABLE: the database is down or overloaded.
+    postgres_connect_timeout_s: float = Field(default=3.0, gt=0.0, le=120.0)
+    # Who holds a lease: unique per server process. Empty: the host name (the
+    # pod's name on Kubernetes) plus a random suffix, so a restarted pod never
+    # mistakes its predecessor's leases for its own.
+    lease_owner: str = Field(default="", max_length=200)
+    # A lease not renewed for this long is free for another pod to take (the
+    # bound on how long a crashed pod's tenants stay unavailable).
+    lease_expiry_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    # How often a resident tenant's lease is renewed; well under the expiry so
+    # one slow renewal does not lose it.
+    lease_renew_s: float = Field(default=3.0, gt=0.0, le=300.0)
+    # A call for a tenant leased by another pod asks that pod to hand it over
+    # and waits at most this long (and never past the call's deadline) before
+    # failing UNAVAILABLE TENANT_MOVING with RetryInfo.
+    handover_wait_s: float = Field(default=2.0, ge=0.0, le=60.0)
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> PostgresStoreSettings:
+        if self.lease_renew_s >= self.lease_expiry_s:
+            raise ValueError(
+                f"tenants.lease_renew_s ({self.lease_renew_s}) must be below "
+                f"tenants.lease_expiry_s ({self.lease_expiry_s})"
+            )
+        return self
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PgConfig:
+    """What the adapter needs, resolved (owner picked, DSN unwrapped)."""
+
+    dsn: str
+    owner: str
+    pool_size: int = 8
+    connect_timeout_s: float = 3.0
+    lease_expiry_s: float = 10.0
+
+    @staticmethod
+    def from_settings(settings: PostgresStoreSettings) -> PgConfig:
+        if settings.postgres_dsn is None or not settings.postgres_dsn.get_secret_value():
+            raise ValueError("tenants.store is postgres but tenants.postgres_dsn is not set")
+        return PgConfig(
+            dsn=settings.postgres_dsn.get_secret_value(),
+            owner=settings.lease_owner or default_owner(),
+            pool_size=settings.postgres_pool_size,
+            connect_timeout_s=settings.postgres_connect_timeout_s,
+            lease_expiry_s=settings.lease_expiry_s,
+        )

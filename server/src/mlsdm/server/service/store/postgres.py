@@ -1,0 +1,287 @@
+"""The `postgres` TenantStore: many server processes over one database.
+
+Pods are caches: a pod writes a tenant only while it holds the tenant's lease
+(pg_leases), every append is fenced by the lease's epoch and committed in a
+shared batch (pg_writer), and nothing is acknowledged before its commit is
+durable (`synchronous_commit` is forced on for our sessions, whatever the
+server's default). Driver errors never escape: a connection that fails or
+cannot be had within the connect timeout is `StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
+
+import psycopg
+import psycopg_pool
+
+from mlsdm.server.service.store import pg_leases as leases
+from mlsdm.server.service.store.pg_data import PgData
+from mlsdm.server.service.store.pg_schema import CHANNEL, migrate
+from mlsdm.server.service.store.pg_settings import PgConfig
+from mlsdm.server.service.store.pg_stats import PgStats
+from mlsdm.server.service.store.pg_writer import APPEND_SQL, GroupCommitter
+from mlsdm.server.service.store.port import (
+    Lease,
+    LeaseLost,
+    RepairReport,
+    StorageUnavailable,
+    StoredTenant,
+    StoreError,
+    TenantMoving,
+    TenantRow,
+    TenantStore,
+)
+
+log = logging.getLogger("mlsdm.store.postgres")
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+# Parallel group commits (never two for one tenant); the rest of the pool
+# serves loads, snapshots, leases and probes.
+COMMIT_PARALLEL = 2
+
+
+def to_store_error(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        return StorageUnavailable("commit cancelled (store closing)")
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return StorageUnavailable("no database connection within the connect timeout")
+    return StorageUnavailable(f"database error: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+async def _configure(conn: Conn) -> None:
+    # Acknowledge-after-commit must hold even on a server whose default
+    # was lowered for other applications.
+    await conn.execute("SET synchronous_commit = on")
+    await conn.execute("SET application_name = 'mlsdm-grpc'")
+
+
+class PostgresStore(TenantStore):
+    kind: ClassVar[str] = "postgres"
+    durable: ClassVar[bool] = True
+
+    def __init__(self, config: PgConfig) -> None:
+        self.config = config
+        self.owner = config.owner
+        self.stats = PgStats()
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            config.dsn,
+            min_size=1,
+            max_size=config.pool_size,
+            open=False,
+            timeout=config.connect_timeout_s,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(config.connect_timeout_s))},
+            configure=_configure,
+            name="mlsdm",
+        )
+        self._held: dict[str, Lease] = {}
+        self._handover = leases.Handover(config.owner)
+        self._listener = leases.Listener(config.dsn, config.connect_timeout_s, self._on_message)
+        self._writer = GroupCommitter(
+            config.owner, self._commit, COMMIT_PARALLEL, self._on_fenced, to_store_error
+        )
+        self._data = PgData(self._connection)
+        self._checking = False
+
+    # plumbing
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
+                self._recheck_pool()
+            raise to_store_error(exc) from exc
+
+    def _recheck_pool(self) -> None:
+        # After a database restart every idle connection is dead: test them
+        # all now instead of failing one call per stale connection.
+        if self._checking:
+            return
+        self._checking = True
+
+        async def check() -> None:
+            try:
+                await self._pool.check()
+            except Exception:
+                pass
+            finally:
+                self._checking = False
+
+        asyncio.get_running_loop().create_task(check())
+
+    async def _rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async with self._connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description is not None else []
+
+    async def _commit(self, params: dict[str, object]) -> set[str]:
+        started = time.perf_counter()
+        rows = await self._rows(APPEND_SQL, params)
+        self.stats.commit(len(params["seqs"]), time.perf_counter() - started)  # type: ignore[arg-type]
+        return {str(r[0]) for r in rows}
+
+    def _on_fenced(self, tenant: str) -> None:
+        self.stats.fenced_writes += 1
+        self._held.pop(tenant, None)
+        log.warning("write refused by the lease fence", extra={"tenant": tenant})
+
+    def _on_message(self, payload: str) -> None:
+        self._handover.dispatch(payload, lambda tenant: tenant in self._held)
+
+    # lifecycle
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=self.config.connect_timeout_s)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            await self._pool.close()
+            raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        async with self._connection() as conn:
+            try:
+                found = await migrate(conn)
+            except psycopg.Error as exc:
+                raise to_store_error(exc) from exc
+        log.info("postgres store open", extra={"owner": self.owner, "schema_was": found})
+        self._listener.start()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._handover.close()
+        for lease in list(self._held.values()):
+            await self.release(lease)
+        await self._listener.close()
+        await self._pool.close()
+
+    async def probe(self) -> None:
+        await self._rows(
+            "INSERT INTO mlsdm_probe (owner, at) VALUES (%(owner)s, now()) "
+            "ON CONFLICT (owner) DO UPDATE SET at = now() RETURNING at",
+            {"owner": self.owner},
+        )
+
+    # leases
+
+    def held(self) -> list[Lease]:
+        return list(self._held.values())
+
+    def on_release_requested(self, callback: Callable[[str], Any]) -> None:
+        self._handover.on_release_requested(callback)
+
+    async def _take(self, tenant: str) -> Lease | None:
+        rows = await self._rows(
+            leases.TAKE_SQL,
+            {"tenant": tenant, "owner": self.owner, "ttl": self.config.lease_expiry_s},
+        )
+        if not rows:
+            return None
+        lease = Lease(tenant, self.owner, int(rows[0][0]), float(rows[0][1]))
+        self._held[tenant] = lease
+        return lease
+
+    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+        lease = await self._take(tenant)
+        if lease is not None:
+            self.stats.acquired += 1
+            return lease
+        started = time.monotonic()
+        deadline = started + max(0.0, wait_s)
+        event = self._handover.released_event(tenant)
+        asked_at = -1e9
+        try:
+            while True:
+                holder = await self._rows(leases.HOLDER_SQL, {"tenant": tenant})
+                owner, left = (str(holder[0][0]), float(holder[0][1])) if holder else ("", 0.0)
+                if owner and time.monotonic() - asked_at >= leases.REASK_S:
+                    asked_at = time.monotonic()
+                    await self._rows(leases.NOTIFY_SQL, {
+                        "channel": CHANNEL,
+                        "payload": leases.request_payload(tenant, owner, self.owner),
+                    })  # fmt: skip
+                step = leases.wait_step(deadline, left)
+                if step > 0:
+                    event.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), step)
+                lease = await self._take(tenant)
+                if lease is not None:
+                    self.stats.handover(time.monotonic() - started)
+                    return lease
+                if time.monotonic() >= deadline:
+                    self.stats.handovers_timed_out += 1
+                    raise TenantMoving(tenant, owner, retry_after_s=min(max(left, 0.2), 2.0))
+        finally:
+            self._handover.done_waiting(tenant, event)
+
+    async def renew(self, lease: Lease) -> Lease:
+        rows = await self._rows(leases.RENEW_SQL, {
+            "tenant": lease.tenant, "owner": lease.owner, "epoch": lease.epoch,
+            "ttl": self.config.lease_expiry_s,
+        })  # fmt: skip
+        if not rows:
+            if self._held.get(lease.tenant) == lease:
+                del self._held[lease.tenant]
+            self.stats.leases_lost += 1
+            raise LeaseLost(lease.tenant)
+        renewed = Lease(lease.tenant, lease.owner, lease.epoch, float(rows[0][0]))
+        self._held[lease.tenant] = renewed
+        return renewed
+
+    async def release(self, lease: Lease) -> None:
+        held = self._held.get(lease.tenant)
+        if held is not None and held.epoch == lease.epoch:
+            del self._held[lease.tenant]
+        try:
+            await self._rows(leases.RELEASE_SQL, {
+                "tenant": lease.tenant, "owner": lease.owner, "epoch": lease.epoch,
+                "channel": CHANNEL, "payload": leases.released_payload(lease.tenant, self.owner),
+            })  # fmt: skip
+        except StoreError as exc:
+            # Not raised: the lease expires by itself; whoever wants the
+            # tenant waits at most the expiry.
+            log.warning(
+                "lease release failed; it will expire",
+                extra={"tenant": lease.tenant, "error": str(exc)},
+            )
+
+    # state
+
+    async def load(self, lease: Lease) -> StoredTenant:
+        return await self._data.load(lease)
+
+    def append(self, lease: Lease, seq: int, record: bytes) -> asyncio.Future[None]:
+        return self._writer.append(lease, seq, record)
+
+    async def write_snapshot(
+        self, lease: Lease, seq: int, format_version: int, blob: bytes
+    ) -> int:
+        size = await self._data.write_snapshot(lease, seq, format_version, blob, zlib.crc32(blob))
+        if size < 0:
+            self._on_fenced(lease.tenant)
+            raise LeaseLost(lease.tenant)
+        return size
+
+    async def delete(self, tenant: str) -> bool:
+        self._held.pop(tenant, None)
+        return await self._data.delete(tenant)
+
+    async def register(self, tenant: str, principal: str | None, limit: int | None) -> bool:
+        return await self._data.register(tenant, principal, limit)
+
+    async def list_tenants(self, after: str, limit: int) -> list[TenantRow]:
+        return await self._data.list_tenants(after, limit)
+
+    async def repair(
+        self, lease: Lease, rebuild: Callable[[StoredTenant], bytes]
+    ) -> RepairReport:
+        return await self._data.repair(lease, rebuild)
