@@ -14,16 +14,17 @@ import pytest
 from pg_harness import PgCluster
 
 from mlsdm.server.service.store.pg_settings import PgConfig
-from mlsdm.server.service.store.postgres import PostgresStore
 from mlsdm.server.service.store.port import (
     Lease,
     LeaseLost,
+    Rebuilt,
     StorageUnavailable,
     StoredTenant,
     TenantDataCorrupt,
     TenantMoving,
     TenantQuotaExceeded,
 )
+from mlsdm.server.service.store.postgres import PostgresStore
 
 EXPIRY_S = 1.0
 
@@ -113,7 +114,12 @@ def test_an_append_that_does_not_continue_the_sequence_is_refused(pg: PgCluster)
         await append_all(a, lease, 1, 2)
         with pytest.raises(LeaseLost):
             await a.append(lease, 2, b"again")
+        # until the caller comes back with the seq that broke, every append fails at once
+        with pytest.raises(LeaseLost):
+            await a.append(lease, 3, b"on top of the failed one")
         assert (await a.load(lease)).last_seq == 2
+        await append_all(a, lease, 3, 1)
+        assert await a.exists("t") and not await a.exists("other")
         await a.close()
 
     run(body)
@@ -205,27 +211,33 @@ def test_snapshots_prune_keep_a_fallback_and_survive_corruption(pg: PgCluster) -
         got = await a.load(lease)
         assert got.snapshot is not None and got.snapshot.seq == 5
         assert [s for s, _ in got.events] == list(range(6, 16))
+        assert len(got.problems) == 1 and "12" in got.problems[0]
         execute(dsn, "UPDATE mlsdm_events SET record = 'bad' WHERE seq = 14")
         with pytest.raises(TenantDataCorrupt):
             await a.load(lease)
+        exported = await a.export("t")  # no lease needed, never raises
+        assert exported.snapshot is not None and exported.last_seq == 13
 
-        def rebuild(kept: StoredTenant) -> bytes:
+        def rebuild(kept: StoredTenant) -> Rebuilt:
             assert kept.snapshot is not None and kept.snapshot.seq == 5
-            return b"rebuilt@" + str(kept.last_seq).encode()
+            # the event at 13 "does not apply": the rebuilt state stops at 12
+            return Rebuilt(12, 1, b"rebuilt@12", step=12, store_used=4)
 
         report = await a.repair(lease, rebuild)
-        assert (report.last_seq, report.events_replayed, report.rows_quarantined) == (13, 8, 3)
+        assert (report.last_seq, report.events_replayed, report.rows_quarantined) == (12, 7, 5)
         got = await a.load(lease)
-        assert got.snapshot is not None and got.snapshot.blob == b"rebuilt@13"
+        assert got.snapshot is not None and got.snapshot.blob == b"rebuilt@12"
         assert got.events == []
-        await append_all(a, lease, 14, 1)  # the sequence continues after the repair
+        await append_all(a, lease, 13, 1)  # the sequence continues after the repair
+        row = (await a.list_tenants("", 1))[0]
+        assert (row.last_seq, row.snapshot_seq, row.step, row.store_used) == (13, 12, 12, 4)
         await a.close()
 
     run(body)
-    assert execute(dsn, "SELECT kind, seq FROM mlsdm_quarantine ORDER BY seq") == [
-        ("snapshot", 12), ("event", 14), ("event", 15)]  # fmt: skip
-    assert zlib.crc32(b"rebuilt@13") == execute(dsn, "SELECT crc FROM mlsdm_snapshots "
-                                                     "WHERE seq = 13")[0][0]  # fmt: skip
+    assert execute(dsn, "SELECT kind, seq FROM mlsdm_quarantine ORDER BY kind, seq") == [
+        ("event", 13), ("event", 14), ("event", 15), ("snapshot", 5), ("snapshot", 12)]
+    assert zlib.crc32(b"rebuilt@12") == execute(dsn, "SELECT crc FROM mlsdm_snapshots "
+                                                     "WHERE seq = 12")[0][0]  # fmt: skip
 
 
 def test_register_quota_listing_and_delete(pg: PgCluster) -> None:
@@ -270,6 +282,8 @@ def test_database_restart_fails_unavailable_then_resumes(pg: PgCluster) -> None:
         try:
             with pytest.raises(StorageUnavailable):
                 await a.append(lease, 6, b"during")
+            with pytest.raises(StorageUnavailable):  # queued on top of the failed one
+                await a.append(lease, 7, b"during")
             with pytest.raises(StorageUnavailable):
                 await a.probe()
         finally:

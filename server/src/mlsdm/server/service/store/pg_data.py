@@ -16,6 +16,7 @@ import psycopg
 from mlsdm.server.service.store.port import (
     Lease,
     LeaseLost,
+    Rebuilt,
     RepairReport,
     Snapshot,
     StoredTenant,
@@ -39,7 +40,8 @@ WHERE tenant = %(tenant)s AND owner = %(owner)s AND epoch = %(epoch)s FOR UPDATE
 LIST_SQL = """
 SELECT t.tenant, coalesce(l.last_seq, 0), coalesce(s.seq, 0),
        coalesce(s.bytes, 0) + coalesce(e.bytes, 0),
-       CASE WHEN l.owner <> '' AND l.expires_at > now() THEN l.owner ELSE '' END
+       CASE WHEN l.owner <> '' AND l.expires_at > now() THEN l.owner ELSE '' END,
+       coalesce(n.step, 0), coalesce(n.store_used, 0)
 FROM (SELECT tenant FROM mlsdm_tenants WHERE tenant > %(after)s
       UNION SELECT tenant FROM mlsdm_leases WHERE tenant > %(after)s
       ORDER BY tenant LIMIT %(limit)s) t
@@ -48,6 +50,8 @@ LEFT JOIN LATERAL (SELECT max(seq) AS seq, sum(octet_length(blob)) AS bytes
                    FROM mlsdm_snapshots WHERE tenant = t.tenant) s ON true
 LEFT JOIN LATERAL (SELECT sum(octet_length(record)) AS bytes
                    FROM mlsdm_events WHERE tenant = t.tenant) e ON true
+LEFT JOIN LATERAL (SELECT step, store_used FROM mlsdm_snapshots
+                   WHERE tenant = t.tenant ORDER BY seq DESC LIMIT 1) n ON true
 ORDER BY t.tenant
 """
 
@@ -107,10 +111,13 @@ class PgData:
         row = await cur.fetchone()
         if row is None:
             raise LeaseLost(lease.tenant)
+        return await self._read_rows(conn, lease.tenant, int(row[0]))
+
+    async def _read_rows(self, conn: Conn, tenant: str, last_seq: int) -> _Rows:
         cur = await conn.execute(
             "SELECT seq, format_version, crc, blob FROM mlsdm_snapshots "
             "WHERE tenant = %s ORDER BY seq DESC",
-            (lease.tenant,),
+            (tenant,),
             binary=True,
         )
         snaps = [(int(s), int(v), int(c), bytes(b)) for s, v, c, b in await cur.fetchall()]
@@ -118,11 +125,11 @@ class PgData:
         cur = await conn.execute(
             "SELECT seq, crc, record FROM mlsdm_events WHERE tenant = %s AND seq > %s "
             "ORDER BY seq",
-            (lease.tenant, oldest),
+            (tenant, oldest),
             binary=True,
         )
         events = [(int(s), int(c), bytes(r)) for s, c, r in await cur.fetchall()]
-        return _Rows(int(row[0]), snaps, events)
+        return _Rows(last_seq, snaps, events)
 
     async def load(self, lease: Lease) -> StoredTenant:
         async with self._connect() as conn, _repeatable_read(conn):
@@ -130,16 +137,31 @@ class PgData:
         found = _readable(rows)
         if found.problem:
             raise TenantDataCorrupt(lease.tenant, found.problem)
-        newest = rows.snapshots[0][0] if rows.snapshots else None
-        if newest is not None and (found.snapshot is None or found.snapshot.seq != newest):
-            log.warning(
-                "newest snapshot unreadable; loaded from the fallback",
-                extra={"tenant": lease.tenant, "seq": newest},
+        return StoredTenant(found.snapshot, found.events, _worked_around(rows, found))
+
+    async def exists(self, tenant: str) -> bool:
+        async with self._connect() as conn:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM mlsdm_tenants WHERE tenant = %(t)s) "
+                "OR EXISTS (SELECT 1 FROM mlsdm_events WHERE tenant = %(t)s) "
+                "OR EXISTS (SELECT 1 FROM mlsdm_snapshots WHERE tenant = %(t)s)",
+                {"t": tenant},
             )
-        return StoredTenant(found.snapshot, found.events)
+            row = await cur.fetchone()
+            return bool(row[0]) if row is not None else False
+
+    async def export(self, tenant: str) -> StoredTenant:
+        async with self._connect() as conn, _repeatable_read(conn):
+            cur = await conn.execute(
+                "SELECT last_seq FROM mlsdm_leases WHERE tenant = %s", (tenant,)
+            )
+            row = await cur.fetchone()
+            rows = await self._read_rows(conn, tenant, int(row[0]) if row is not None else 0)
+        found = _readable(rows)
+        return StoredTenant(found.snapshot, found.events, _worked_around(rows, found))
 
     async def write_snapshot(
-        self, lease: Lease, seq: int, version: int, blob: bytes, crc: int
+        self, lease: Lease, seq: int, version: int, blob: bytes, counts: tuple[int, int]
     ) -> int:
         """The snapshot's size, or -1 when the lease is no longer ours."""
         params = {"tenant": lease.tenant, "seq": seq}
@@ -149,7 +171,7 @@ class PgData:
             )
             if await cur.fetchone() is None:
                 return -1
-            await _put_snapshot(conn, lease.tenant, seq, version, blob, crc)
+            await _put_snapshot(conn, lease.tenant, seq, version, blob, counts)
             # A snapshot written into an empty store (a copy) starts the sequence.
             await conn.execute(
                 "UPDATE mlsdm_leases SET last_seq = greatest(last_seq, %(seq)s) "
@@ -218,55 +240,64 @@ class PgData:
         async with self._connect() as conn:
             cur = await conn.execute(LIST_SQL, {"after": after, "limit": limit})
             return [
-                TenantRow(str(t), int(last), int(snap), int(size), str(owner))
-                for t, last, snap, size, owner in await cur.fetchall()
+                TenantRow(str(t), int(last), int(snap), int(size), str(owner), int(st), int(used))
+                for t, last, snap, size, owner, st, used in await cur.fetchall()
             ]
 
     async def repair(
-        self, lease: Lease, rebuild: Callable[[StoredTenant], bytes]
+        self, lease: Lease, rebuild: Callable[[StoredTenant], Rebuilt]
     ) -> RepairReport:
         async with self._connect() as conn, _repeatable_read(conn):
             rows = await self._read(conn, lease, lock=False)
         found = _readable(rows)
-        kept = StoredTenant(found.snapshot, found.events)
-        blob = await asyncio.to_thread(rebuild, kept)
-        last = kept.last_seq
-        version = found.snapshot.format_version if found.snapshot is not None else 1
-        kept_seqs = {seq for seq, _ in found.events}
-        base_seq = found.snapshot.seq if found.snapshot is not None else -1
+        made = await asyncio.to_thread(rebuild, StoredTenant(found.snapshot, found.events))
         moved = 0
         async with self._connect() as conn, conn.transaction():
             await self._read(conn, lease, lock=True)
+            # Every old snapshot is superseded (one at made.seq too: it may be
+            # the torn one), so all of them go aside.
             for seq, ver, crc, payload in rows.snapshots:
-                if seq != base_seq:
-                    why = "repair: not the kept snapshot"
-                    moved += await _quarantine(
-                        conn, lease.tenant, "snapshot", seq, ver, crc, payload, why
-                    )
+                why = "repair: superseded by the rebuilt snapshot"
+                moved += await _quarantine(
+                    conn, lease.tenant, "snapshot", seq, ver, crc, payload, why
+                )
             for seq, crc, payload in rows.events:
-                if seq > base_seq and seq not in kept_seqs:
-                    why = "repair: past the readable prefix"
+                if seq > made.seq:
+                    why = "repair: past the rebuilt prefix"
                     moved += await _quarantine(
                         conn, lease.tenant, "event", seq, None, crc, payload, why
                     )
-            await _put_snapshot(conn, lease.tenant, last, version, blob, zlib.crc32(blob))
+            await _put_snapshot(conn, lease.tenant, made.seq, made.format_version, made.blob,
+                                (made.step, made.store_used))  # fmt: skip
+            # The events the new snapshot covers are part of it now.
             await conn.execute(
-                "UPDATE mlsdm_leases SET last_seq = %s WHERE tenant = %s", (last, lease.tenant)
+                "DELETE FROM mlsdm_events WHERE tenant = %s AND seq <= %s",
+                (lease.tenant, made.seq),
             )
-        return RepairReport(
-            last_seq=last, events_replayed=len(found.events), rows_quarantined=moved
-        )
+            await conn.execute(
+                "UPDATE mlsdm_leases SET last_seq = %s WHERE tenant = %s",
+                (made.seq, lease.tenant),
+            )
+        replayed = sum(1 for seq, _ in found.events if seq <= made.seq)
+        return RepairReport(last_seq=made.seq, events_replayed=replayed, rows_quarantined=moved)
+
+
+def _worked_around(rows: _Rows, found: _Readable) -> tuple[str, ...]:
+    newest = rows.snapshots[0][0] if rows.snapshots else None
+    if newest is not None and (found.snapshot is None or found.snapshot.seq != newest):
+        return (f"snapshot at seq {newest} fails its checksum; loaded from an older one",)
+    return ()
 
 
 async def _put_snapshot(
-    conn: Conn, tenant: str, seq: int, version: int, blob: bytes, crc: int
+    conn: Conn, tenant: str, seq: int, version: int, blob: bytes, counts: tuple[int, int]
 ) -> None:
     await conn.execute(
-        "INSERT INTO mlsdm_snapshots (tenant, seq, format_version, crc, blob) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant, seq) DO UPDATE SET "
+        "INSERT INTO mlsdm_snapshots (tenant, seq, format_version, crc, blob, step, store_used) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant, seq) DO UPDATE SET "
         "format_version = EXCLUDED.format_version, crc = EXCLUDED.crc, blob = EXCLUDED.blob, "
-        "created_at = now()",
-        (tenant, seq, version, crc, blob),
+        "step = EXCLUDED.step, store_used = EXCLUDED.store_used, created_at = now()",
+        (tenant, seq, version, zlib.crc32(blob), blob, *counts),
         binary=True,
     )
 

@@ -45,6 +45,8 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                 format_version integer NOT NULL,
                 crc bigint NOT NULL,
                 blob bytea NOT NULL,
+                step bigint NOT NULL DEFAULT 0,
+                store_used bigint NOT NULL DEFAULT 0,
                 created_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (tenant, seq))""",
             """CREATE TABLE mlsdm_quarantine (
@@ -68,6 +70,10 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer server."""
+
+
 async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
     """Brings the schema to CURRENT_VERSION; returns the version found before."""
     async with conn.transaction():
@@ -80,7 +86,7 @@ async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
         row = await cur.fetchone()
         found = int(row[0]) if row is not None else 0  # type: ignore[call-overload]
         if found > CURRENT_VERSION:
-            raise RuntimeError(
+            raise SchemaTooNew(
                 f"database schema version {found} is newer than this server's "
                 f"{CURRENT_VERSION}: upgrade the server"
             )

@@ -78,6 +78,9 @@ class GroupCommitter:
         self._on_fenced = on_fenced
         self._to_store_error = to_store_error
         self._pending: list[_Append] = []
+        # tenant -> (the seq the caller must append next, the error that
+        # broke the sequence): see the port's rule on failed commits.
+        self._broken: dict[str, tuple[int, StoreError]] = {}
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -85,10 +88,20 @@ class GroupCommitter:
 
     def append(self, lease: Lease, seq: int, record: bytes) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        broken = self._broken.get(lease.tenant)
+        if broken is not None:
+            if seq != broken[0]:
+                _fail(future, broken[1])
+                return future
+            del self._broken[lease.tenant]
         self._pending.append(_Append(lease, seq, record, future))
         self._idle.clear()
         self._schedule()
         return future
+
+    def reset(self, tenant: str) -> None:
+        """The tenant was (re)loaded: its sequence restarts from the store's."""
+        self._broken.pop(tenant, None)
 
     async def drain(self) -> None:
         """Waits until everything queued so far is committed or failed."""
@@ -119,6 +132,7 @@ class GroupCommitter:
             error = self._to_store_error(exc)
             for item in batch:
                 _fail(item.future, error)
+            self._mark_broken(batch, tenants, lambda _t: error)
             self._fail_pending(tenants, lambda _t: error)
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -131,6 +145,7 @@ class GroupCommitter:
                     item.future.set_result(None)
             for tenant in refused:
                 self._on_fenced(tenant)
+            self._mark_broken(batch, refused, LeaseLost)
             self._fail_pending(refused, LeaseLost)
         finally:
             self._in_flight -= tenants
@@ -138,6 +153,13 @@ class GroupCommitter:
             if task is not None:
                 self._tasks.discard(task)
             self._schedule()
+
+    def _mark_broken(
+        self, batch: list[_Append], tenants: set[str], error: Callable[[str], StoreError]
+    ) -> None:
+        for item in batch:  # in seq order: the first of each tenant is where it broke
+            if item.lease.tenant in tenants and item.lease.tenant not in self._broken:
+                self._broken[item.lease.tenant] = (item.seq, error(item.lease.tenant))
 
     def _fail_pending(self, tenants: set[str], error: Callable[[str], StoreError]) -> None:
         # Later appends of a tenant whose commit failed were made on top of the

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
@@ -23,17 +22,19 @@ import psycopg_pool
 
 from mlsdm.server.service.store import pg_leases as leases
 from mlsdm.server.service.store.pg_data import PgData
-from mlsdm.server.service.store.pg_schema import CHANNEL, migrate
+from mlsdm.server.service.store.pg_schema import CHANNEL, SchemaTooNew, migrate
 from mlsdm.server.service.store.pg_settings import PgConfig
 from mlsdm.server.service.store.pg_stats import PgStats
 from mlsdm.server.service.store.pg_writer import APPEND_SQL, GroupCommitter
 from mlsdm.server.service.store.port import (
     Lease,
     LeaseLost,
+    Rebuilt,
     RepairReport,
     StorageUnavailable,
     StoredTenant,
     StoreError,
+    StoreOpenError,
     TenantMoving,
     TenantRow,
     TenantStore,
@@ -146,12 +147,16 @@ class PostgresStore(TenantStore):
             await self._pool.open(wait=True, timeout=self.config.connect_timeout_s)
         except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             await self._pool.close()
-            raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        async with self._connection() as conn:
-            try:
+            raise StoreOpenError(
+                f"cannot connect to PostgreSQL (tenants.postgres_dsn) within "
+                f"{self.config.connect_timeout_s}s: {str(exc).strip()[:200]}"
+            ) from exc
+        try:
+            async with self._connection() as conn:
                 found = await migrate(conn)
-            except psycopg.Error as exc:
-                raise to_store_error(exc) from exc
+        except (psycopg.Error, StoreError, SchemaTooNew) as exc:
+            await self._pool.close()
+            raise StoreOpenError(f"PostgreSQL schema migration failed: {exc}") from exc
         log.info("postgres store open", extra={"owner": self.owner, "schema_was": found})
         self._listener.start()
 
@@ -257,15 +262,32 @@ class PostgresStore(TenantStore):
     # state
 
     async def load(self, lease: Lease) -> StoredTenant:
-        return await self._data.load(lease)
+        loaded = await self._data.load(lease)
+        self._writer.reset(lease.tenant)
+        return loaded
+
+    async def exists(self, tenant: str) -> bool:
+        return await self._data.exists(tenant)
+
+    async def export(self, tenant: str) -> StoredTenant:
+        return await self._data.export(tenant)
 
     def append(self, lease: Lease, seq: int, record: bytes) -> asyncio.Future[None]:
         return self._writer.append(lease, seq, record)
 
     async def write_snapshot(
-        self, lease: Lease, seq: int, format_version: int, blob: bytes
+        self,
+        lease: Lease,
+        seq: int,
+        format_version: int,
+        blob: bytes,
+        *,
+        step: int = 0,
+        store_used: int = 0,
     ) -> int:
-        size = await self._data.write_snapshot(lease, seq, format_version, blob, zlib.crc32(blob))
+        size = await self._data.write_snapshot(
+            lease, seq, format_version, blob, (step, store_used)
+        )
         if size < 0:
             self._on_fenced(lease.tenant)
             raise LeaseLost(lease.tenant)
@@ -282,6 +304,8 @@ class PostgresStore(TenantStore):
         return await self._data.list_tenants(after, limit)
 
     async def repair(
-        self, lease: Lease, rebuild: Callable[[StoredTenant], bytes]
+        self, lease: Lease, rebuild: Callable[[StoredTenant], Rebuilt]
     ) -> RepairReport:
-        return await self._data.repair(lease, rebuild)
+        report = await self._data.repair(lease, rebuild)
+        self._writer.reset(lease.tenant)
+        return report
