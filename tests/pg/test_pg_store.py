@@ -299,3 +299,48 @@ def test_database_restart_fails_unavailable_then_resumes(pg: PgCluster) -> None:
         await a.close()
 
     run(body)
+
+
+def test_copy_between_stores_is_verified_resumable_and_refuses_conflicts(pg: PgCluster) -> None:
+    from mlsdm.server.service.store.copy import copy_all
+
+    src_dsn, dst_dsn = pg.new_database(), pg.new_database()
+
+    async def body() -> None:
+        src, dst = store(src_dsn, "src"), store(dst_dsn, "dst")
+        await opened(src, dst)
+        for name, events, snap_at in (("a", 30, 20), ("b", 7, 0), ("c", 12, 12)):
+            await src.register(name, None, None)
+            lease = await src.acquire(name, wait_s=0)
+            await append_all(src, lease, 1, events)
+            if snap_at:
+                await src.write_snapshot(lease, snap_at, 3, f"{name}@{snap_at}".encode(),
+                                         step=snap_at, store_used=2)  # fmt: skip
+            await src.release(lease)
+        # an interrupted earlier run left part of "b" behind
+        lease = await dst.acquire("b", wait_s=0)
+        await append_all(dst, lease, 1, 3)
+        await dst.release(lease)
+        report = await copy_all(src, dst)
+        assert report.outcomes == {"a": "copied", "b": "resumed", "c": "copied"}
+        assert report.ok
+        again = await copy_all(src, dst)
+        assert set(again.outcomes.values()) == {"skipped"}
+        for name in ("a", "b", "c"):
+            assert await dst.export(name) == await src.export(name)
+        rows = {r.tenant: r for r in await dst.list_tenants("", 10)}
+        assert (rows["a"].last_seq, rows["a"].snapshot_seq, rows["a"].step) == (30, 20, 20)
+        # a destination that moved on is never overwritten silently
+        lease = await dst.acquire("c", wait_s=0)
+        await dst.load(lease)
+        await append_all(dst, lease, 13, 1)
+        await dst.release(lease)
+        conflict = await copy_all(src, dst)
+        assert conflict.outcomes["c"] == "conflict" and not conflict.ok
+        forced = await copy_all(src, dst, overwrite=True)
+        assert forced.outcomes["c"] == "copied" and forced.ok
+        assert await dst.export("c") == await src.export("c")
+        await src.close()
+        await dst.close()
+
+    run(body)
