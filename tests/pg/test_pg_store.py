@@ -12,7 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 from pg_harness import PgCluster
+from prometheus_client.registry import REGISTRY
 
+from mlsdm.server.service.observability.lease_metrics import lease_collector
 from mlsdm.server.service.store.pg_settings import PgConfig
 from mlsdm.server.service.store.port import (
     Lease,
@@ -140,6 +142,9 @@ def test_handover_asks_the_owner_who_releases(pg: PgCluster) -> None:
                     await a.release(lease)
 
         a.on_release_requested(release)
+        collector = lease_collector()
+        collector.attach(b)
+        before = REGISTRY.get_sample_value("mlsdm_tenant_handover_seconds_count") or 0.0
         lease = await a.acquire("t", wait_s=0)
         await append_all(a, lease, 1, 5)
         taken = await b.acquire("t", wait_s=10.0)  # far below the 30 s expiry
@@ -147,6 +152,10 @@ def test_handover_asks_the_owner_who_releases(pg: PgCluster) -> None:
         assert taken.owner == "b" and taken.epoch == lease.epoch + 1
         assert (await b.load(taken)).last_seq == 5
         assert b.stats.handovers == 1 and len(b.stats.handover_latencies) == 1
+        assert REGISTRY.get_sample_value("mlsdm_tenant_handover_seconds_count") == before + 1
+        assert REGISTRY.get_sample_value("mlsdm_tenant_leases_held") == 1
+        assert REGISTRY.get_sample_value("mlsdm_tenant_handovers_total", {"outcome": "taken"}) == 1
+        collector.detach(b)
         assert a.held() == []
         rows = await a.list_tenants("", 10)
         assert [(r.tenant, r.last_seq, r.lease_owner) for r in rows] == [("t", 5, "b")]

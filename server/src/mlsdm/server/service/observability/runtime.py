@@ -20,6 +20,7 @@ from mlsdm.server.service.observability.domain import (
     Source,
     engine_collector,
 )
+from mlsdm.server.service.observability.lease_metrics import lease_collector
 from mlsdm.server.service.observability.pipeline import PipelineObserver
 from mlsdm.server.service.observability.settings import ObservabilitySettings
 from mlsdm.server.service.observability.tracing import build_tracer_provider, tracer_from
@@ -57,6 +58,9 @@ class Observability:
         m = self.settings.metrics
         self._source = Source(resident, breaker, admission)
         engine_collector(m.tenant_label_limit).attach(self._source, m.tenant_label_limit)
+        # Lease families are exported (at 0) whatever the store; the postgres
+        # store attaches its counters to the same collector.
+        lease_collector()
         if m.enabled:
             self._http = start_http_server(m.port, addr=m.host, registry=REGISTRY)
             self.metrics_port = int(self._http[0].server_port)
