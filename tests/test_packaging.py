@@ -61,6 +61,7 @@ def test_root_wheel_contents(tmp_path: Path) -> None:
         "mlsdm/v1/cognitive_service_pb2_grpc.pyi",
         "mlsdm/server/py.typed",
         "mlsdm/client/py.typed",
+        "mlsdm/v1/mlsdm.binpb",
     ):
         assert expected in names, expected
     assert not any(n.startswith("mlsdm/__init__") for n in names), "mlsdm must stay a namespace"

@@ -1,4 +1,4 @@
-"""The `mlsdm-grpc` console script: serve, check, info, demo, eval."""
+"""The `mlsdm-grpc` console script: serve, check, info, demo, protoset, eval, keys."""
 
 from __future__ import annotations
 
@@ -103,6 +103,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args.target, settings, args.api_key))
 
 
+def _cmd_protoset(args: argparse.Namespace) -> int:
+    from mlsdm.client.protoset import descriptor_set
+
+    data = descriptor_set()
+    if args.output is not None:
+        args.output.write_bytes(data)
+        return 0
+    if sys.stdout.isatty():
+        print(
+            "mlsdm-grpc: the descriptor set is binary: redirect it "
+            "(mlsdm-grpc protoset > mlsdm.protoset) or pass -o FILE",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mlsdm.engine.evaluation import run_suites
 
@@ -150,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--target", help="host:port of a running server; default: an embedded one")
     demo.add_argument("--api-key", help="API key for a server that requires one")
     demo.set_defaults(func=_cmd_demo)
+
+    protoset = sub.add_parser(
+        "protoset",
+        help="print the contract as a FileDescriptorSet (for ghz --protoset, grpcurl -protoset)",
+    )
+    protoset.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    protoset.set_defaults(func=_cmd_protoset)
 
     evaluate = sub.add_parser("eval", help="run the engine's built-in evaluation suites")
     evaluate.add_argument(

@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
 from mlsdm.server.service.generation import EngineRunner, GovernedGenerator
@@ -33,6 +32,7 @@ from mlsdm.server.transport.interceptors.auth import AuthInterceptor
 from mlsdm.server.transport.interceptors.deadline import DeadlineInterceptor
 from mlsdm.server.transport.interceptors.errors import ErrorInterceptor
 from mlsdm.server.transport.interceptors.ratelimit import RateLimitInterceptor
+from mlsdm.server.transport.reflection import contract_reflection
 from mlsdm.server.transport.servicer import CognitiveServicer
 from mlsdm.server.transport.tls import server_credentials
 from mlsdm.v1 import (
@@ -147,15 +147,14 @@ class MlsdmServer:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         if settings.server.reflection:
-            reflection.enable_server_reflection(
+            index = contract_reflection(
                 (
                     cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name,
                     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                    reflection.SERVICE_NAME,
-                ),
-                self.server,
+                )
             )
+            self.server.add_generic_rpc_handlers(index.handlers())
         self.port = 0
         self.metrics_port = 0
         self._monitor: asyncio.Task[None] | None = None
