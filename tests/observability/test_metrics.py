@@ -51,12 +51,12 @@ def test_unary_calls_are_counted_by_code(
             metadata=_md("m-unary"),
         )
         assert reply.accepted
-    # Rejected by engine validation inside the handler; the error interceptor
+    # Rejected by engine validation inside the handler; the call context
     # turns it into INVALID_ARGUMENT.
     with pytest.raises(grpc.RpcError) as bad_field:
         stub.Generate(pb.GenerateRequest(prompt="", moral_value=0.9), metadata=_md("m-unary"))
     assert bad_field.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    # Rejected by the error interceptor itself, before any inner interceptor runs.
+    # Rejected by the call context itself, before any gate runs.
     with pytest.raises(grpc.RpcError) as bad_header:
         stub.Generate(
             pb.GenerateRequest(prompt="hi", moral_value=0.9),

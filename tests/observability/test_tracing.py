@@ -127,7 +127,7 @@ def test_stream_and_refused_calls_get_spans_with_their_code(
 
     exporter.clear()
     with pytest.raises(grpc.RpcError):
-        # Refused by the error interceptor (bad header) before the telemetry wrapper runs.
+        # Refused by the call context (bad header) before any gate runs.
         stub.GetState(
             pb.GetStateRequest(),
             metadata=(

@@ -13,11 +13,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlsdm_testkit import server_thread
 from policy_kit import rich, wait_until
 
+from mlsdm.server.service.errors import Code, ServiceError
 from mlsdm.server.service.llm.base import Completion, LLMRequest
 from mlsdm.server.service.llm.stub import StubBackend
 from mlsdm.server.service.policy.admission import AdmissionController
-from mlsdm.server.transport.call import Priority
-from mlsdm.server.transport.errors import ServiceError
+from mlsdm.server.service.policy.priority import Priority
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
@@ -74,7 +74,7 @@ def test_full_queue_sheds_the_lowest_priority() -> None:
         # A newcomer that is the worst of all is the one refused.
         with pytest.raises(ServiceError) as info:
             await ctl.acquire(LOW, None)
-        assert info.value.reason == "OVERLOADED"
+        assert info.value.reason_name == "OVERLOADED"
         # An equal priority never displaces a waiting call, not even with an earlier deadline.
         with pytest.raises(ServiceError):
             await ctl.acquire(LOW, 1.0)
@@ -84,8 +84,8 @@ def test_full_queue_sheds_the_lowest_priority() -> None:
         assert low_2.done()
         error = low_2.exception()
         assert isinstance(error, ServiceError)
-        assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "OVERLOADED")
-        assert any(d.DESCRIPTOR.name == "RetryInfo" for d in error.details)
+        assert (error.code, error.reason_name) == (Code.UNAVAILABLE, "OVERLOADED")
+        assert error.retry_after is not None
         assert not low_1.done() and ctl.queued == 2
         ctl.release(held)
         ctl.release(await normal)
@@ -138,7 +138,7 @@ def test_call_that_would_outlive_its_deadline_in_the_queue_is_dropped_early() ->
         held = await ctl.acquire(NORMAL, None)
         with pytest.raises(ServiceError) as info:
             await ctl.acquire(NORMAL, now[0] + 0.5)
-        assert (info.value.code, info.value.reason) == (grpc.StatusCode.UNAVAILABLE, "OVERLOADED")
+        assert (info.value.code, info.value.reason_name) == (Code.UNAVAILABLE, "OVERLOADED")
         assert ctl.dropped_total == 1 and ctl.queued == 0
         patient = asyncio.create_task(ctl.acquire(NORMAL, now[0] + 30.0))
         await settle()
@@ -148,7 +148,7 @@ def test_call_that_would_outlive_its_deadline_in_the_queue_is_dropped_early() ->
         hopeless = asyncio.create_task(ctl.acquire(HIGH, now[0] + 2.05))
         with pytest.raises(ServiceError) as info:
             await asyncio.wait_for(hopeless, 10)
-        assert info.value.reason == "OVERLOADED" and ctl.dropped_total == 2
+        assert info.value.reason_name == "OVERLOADED" and ctl.dropped_total == 2
         assert ctl.queued == 1
         ctl.release(held)
         ctl.release(await patient)

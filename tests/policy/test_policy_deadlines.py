@@ -10,11 +10,11 @@ import pytest
 from mlsdm_testkit import ServerThread, server_thread
 from policy_kit import failure, rich, wait_until
 
+from mlsdm.server.service.errors import ServiceError
 from mlsdm.server.service.llm.base import Completion, LLMRequest, StreamEvent
 from mlsdm.server.service.llm.stub import StubBackend
 from mlsdm.server.service.policy.deadlines import MethodBudget, budget_for
 from mlsdm.server.service.policy.settings import DeadlineSettings
-from mlsdm.server.transport.errors import ServiceError
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
@@ -200,10 +200,10 @@ def test_budget_rules() -> None:
     assert budget.effective(60.0) == 10.0
     with pytest.raises(ServiceError) as info:
         budget.effective(0.2)
-    assert info.value.reason == "DEADLINE_TOO_SHORT"
+    assert info.value.reason_name == "DEADLINE_TOO_SHORT"
     with pytest.raises(ServiceError) as info:
         budget.effective(-0.1)
-    assert info.value.reason == "DEADLINE_EXPIRED"
+    assert info.value.reason_name == "DEADLINE_EXPIRED"
     assert MethodBudget(default=30.0, cap=10.0, minimum=0.0).effective(None) == 10.0
 
 

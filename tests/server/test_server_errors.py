@@ -195,7 +195,7 @@ def test_unexpected_error_is_generic_internal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     scripted[1].failure = RuntimeError("secret detail: db password is hunter2")
-    caplog.set_level(logging.ERROR, logger="mlsdm.server.transport.errors")
+    caplog.set_level(logging.ERROR, logger="mlsdm.server.transport.status")
     try:
         status = _fail(
             stub_s.Generate,

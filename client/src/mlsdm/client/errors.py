@@ -1,4 +1,9 @@
-"""Typed exceptions built from the server's rich status (google.rpc.Status)."""
+"""Typed exceptions built from the server's rich status (google.rpc.Status).
+
+grpcio-status reads the status (`rpc_status.from_call`, which also checks that
+its code and message match the call's); a status that does not match, or a
+call without one (a proxy's error), gives an error with the code and message only.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,7 @@ from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-
-_DETAILS_KEY = "grpc-status-details-bin"
+from grpc_status import rpc_status
 
 
 @dataclass(frozen=True)
@@ -83,36 +87,48 @@ def _metadata_value(pairs: Any, key: str) -> object | None:
     return None
 
 
+def _rich_status(call: Any) -> status_pb2.Status | None:
+    try:
+        status: status_pb2.Status | None = rpc_status.from_call(call)
+    except ValueError:
+        return None
+    return status
+
+
+def _details(status: status_pb2.Status) -> dict[str, object]:
+    kwargs: dict[str, object] = {}
+    violations: list[FieldViolation] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            kwargs.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            kwargs["retry_after"] = retry.retry_delay.ToTimedelta().total_seconds()
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations += [
+                FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations
+            ]
+    kwargs["violations"] = tuple(violations)
+    return kwargs
+
+
 def from_rpc_error(error: grpc.RpcError) -> MlsdmError:
     """Builds the typed exception from a failed call (sync or aio)."""
     # Both grpc.Call (sync) and AioRpcError have these; grpc.RpcError itself does not.
     failed: Any = error
     code: grpc.StatusCode = failed.code()
     message: str = failed.details() or ""
-    trailing = failed.trailing_metadata()
     kwargs: dict[str, object] = {}
-    raw = _metadata_value(trailing, _DETAILS_KEY)
-    request_id = _metadata_value(trailing, "x-request-id")
+    request_id = _metadata_value(failed.trailing_metadata(), "x-request-id")
     if isinstance(request_id, str):
         kwargs["request_id"] = request_id
-    if isinstance(raw, bytes):
-        status = status_pb2.Status.FromString(raw)
-        violations: list[FieldViolation] = []
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                kwargs.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
-            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                retry = error_details_pb2.RetryInfo()
-                detail.Unpack(retry)
-                kwargs["retry_after"] = retry.retry_delay.ToTimedelta().total_seconds()
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                violations += [
-                    FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations
-                ]
-        kwargs["violations"] = tuple(violations)
+    status = _rich_status(failed)
+    if status is not None:
+        kwargs.update(_details(status))
     cls = _BY_CODE.get(code, MlsdmError)
     return cls(code, message, **kwargs)  # type: ignore[arg-type]

@@ -6,9 +6,9 @@ from typing import Any
 
 import grpc
 
+from mlsdm.server.service.errors import Code, R, ServiceError, invalid_argument, not_found
 from mlsdm.server.service.tenants import TenantRegistry
 from mlsdm.server.transport.call import parse_tenant
-from mlsdm.server.transport.errors import ServiceError, invalid_argument
 from mlsdm.v1 import admin_service_pb2 as pb
 from mlsdm.v1 import admin_service_pb2_grpc as pb_grpc
 
@@ -17,26 +17,17 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 def _tenant(raw: str) -> str:
     if not raw:
-        raise invalid_argument("tenant", "MISSING_FIELD", "tenant is required")
+        raise invalid_argument("tenant", R.ERROR_REASON_MISSING_FIELD, "tenant is required")
     try:
         # The same rule as the x-mlsdm-tenant header: ids name directories.
         return parse_tenant({"x-mlsdm-tenant": raw})
     except ServiceError:
         raise invalid_argument(
             "tenant",
-            "INVALID_ARGUMENT",
+            R.ERROR_REASON_INVALID_ARGUMENT,
             "must be 1-64 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
         ) from None
-
-
-def _not_found(tenant: str) -> ServiceError:
-    return ServiceError(
-        grpc.StatusCode.NOT_FOUND,
-        "TENANT_NOT_FOUND",
-        f"no tenant {tenant!r} on this server",
-        {"tenant": tenant},
-    )
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
@@ -66,17 +57,17 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         tenant = _tenant(request.tenant)
         if not self._tenants.durable:
             raise ServiceError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "PERSISTENCE_DISABLED",
+                Code.FAILED_PRECONDITION,
+                R.ERROR_REASON_PERSISTENCE_DISABLED,
                 "this server keeps tenants in memory only (tenants.data_dir is not set)",
-                {"tenant": tenant},
+                metadata={"tenant": tenant},
             )
         if not self._tenants.exists(tenant):
-            raise _not_found(tenant)
+            raise not_found(tenant)
         async with self._tenants.use(tenant) as handle:
             written = await handle.snapshot()
         if written is None:  # cannot happen on a durable registry
-            raise _not_found(tenant)
+            raise not_found(tenant)
         header, size = written
         return pb.SnapshotTenantResponse(step=header.step, bytes=size)
 
@@ -91,7 +82,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.ResetEmergencyResponse:
         tenant = _tenant(request.tenant)
         if not self._tenants.exists(tenant):
-            raise _not_found(tenant)
+            raise not_found(tenant)
         async with self._tenants.use(tenant) as handle:
             was_active = await handle.reset_emergency()
         return pb.ResetEmergencyResponse(was_active=was_active)
@@ -103,8 +94,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         # adapters implement TenantStore.repair (issue: tenant state on SQLite).
         tenant = _tenant(request.tenant)
         raise ServiceError(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "INTERNAL",
+            Code.UNIMPLEMENTED,
+            R.ERROR_REASON_INTERNAL,
             "RepairTenant needs the sqlite or postgres tenant store",
-            {"tenant": tenant},
+            metadata={"tenant": tenant},
         )

@@ -27,13 +27,14 @@ from mlsdm.server.service.tenants import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
 from mlsdm.server.transport.health import HealthState
-from mlsdm.server.transport.interceptors.admission import AdmissionInterceptor
-from mlsdm.server.transport.interceptors.auth import AuthInterceptor
-from mlsdm.server.transport.interceptors.deadline import DeadlineInterceptor
-from mlsdm.server.transport.interceptors.errors import ErrorInterceptor
-from mlsdm.server.transport.interceptors.ratelimit import RateLimitInterceptor
+from mlsdm.server.transport.interceptors.admission import AdmissionGate
+from mlsdm.server.transport.interceptors.auth import AuthGate
+from mlsdm.server.transport.interceptors.call_context import CallContextInterceptor
+from mlsdm.server.transport.interceptors.deadline import DeadlineGate
+from mlsdm.server.transport.interceptors.ratelimit import RateLimitGate
 from mlsdm.server.transport.reflection import contract_reflection
 from mlsdm.server.transport.servicer import CognitiveServicer
+from mlsdm.server.transport.telemetry import RpcTelemetry
 from mlsdm.server.transport.tls import server_credentials
 from mlsdm.v1 import (
     admin_service_pb2,
@@ -162,18 +163,24 @@ class MlsdmServer:
         self._stopping = False
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        # Outermost first, as architecture.md orders them.
-        telemetry = self.observability.interceptor
+        # Outermost first, as architecture.md orders them: the call context
+        # (errors, telemetry) and then the gates.
+        logging_settings = self.settings.observability.logging
+        telemetry = RpcTelemetry(
+            self.observability.tracer,
+            access_log_enabled=logging_settings.access_log,
+            log_payloads=logging_settings.log_payloads,
+        )
+        self.call_context = CallContextInterceptor(self.lifecycle, telemetry)
         chain: list[grpc.aio.ServerInterceptor] = [
-            ErrorInterceptor(self.lifecycle, on_reject=telemetry.rejected),
-            telemetry,
-            DeadlineInterceptor(self.settings.deadlines),
-            AuthInterceptor(self.authenticator),
+            self.call_context,
+            DeadlineGate(self.settings.deadlines),
+            AuthGate(self.authenticator),
         ]
         if self.settings.rate_limit.enabled:
-            chain.append(RateLimitInterceptor(self.settings.rate_limit))
+            chain.append(RateLimitGate(self.settings.rate_limit))
         if self.settings.admission.enabled:
-            chain.append(AdmissionInterceptor(self.admission))
+            chain.append(AdmissionGate(self.admission))
         return chain
 
     async def start(self) -> int:

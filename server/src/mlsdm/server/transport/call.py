@@ -7,7 +7,6 @@ and the handler see the same object and nothing leaks between calls.
 
 from __future__ import annotations
 
-import enum
 import re
 import time
 import uuid
@@ -15,21 +14,13 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from mlsdm.server.transport.errors import ServiceError, invalid_argument
+from mlsdm.server.service.errors import R, ServiceError, invalid_argument
+from mlsdm.server.service.policy.priority import Priority as Priority
 
 DEFAULT_TENANT = "default"
 # Tenant ids name files on disk and label metrics: keep them short and tame.
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
-
-
-class Priority(enum.IntEnum):
-    """Admission priority; a larger value is served first."""
-
-    LOW = 0
-    NORMAL = 1
-    HIGH = 2
-    CRITICAL = 3
 
 
 @dataclass(slots=True)
@@ -114,5 +105,5 @@ def request_id_from(metadata: dict[str, str]) -> str:
 
 def _bad_header(header: str, description: str) -> ServiceError:
     return invalid_argument(
-        f"metadata.{header}", "INVALID_METADATA", description, {"header": header}
+        f"metadata.{header}", R.ERROR_REASON_INVALID_METADATA, description, {"header": header}
     )

@@ -13,10 +13,10 @@ import grpc
 from google.protobuf import duration_pb2
 
 from mlsdm.engine import EngineStateView, Phase, RefusalReason
+from mlsdm.server.service.errors import R, invalid_argument
 from mlsdm.server.service.generation import Generation, GovernedGenerator, Timings
 from mlsdm.server.service.tenants import TenantRegistry
 from mlsdm.server.transport.call import current_call
-from mlsdm.server.transport.errors import invalid_argument
 from mlsdm.server.version import VERSION
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
@@ -86,7 +86,9 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         self, request: pb.ProcessEventRequest, context: Context
     ) -> pb.ProcessEventResponse:
         if not request.HasField("moral_value"):
-            raise invalid_argument("moral_value", "MISSING_FIELD", "moral_value is required")
+            raise invalid_argument(
+                "moral_value", R.ERROR_REASON_MISSING_FIELD, "moral_value is required"
+            )
         call = current_call()
         async with self._tenants.use(call.tenant) as tenant:
             outcome = await tenant.process_event(request.vector, request.moral_value)

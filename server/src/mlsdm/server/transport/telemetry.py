@@ -1,15 +1,13 @@
 """Per-RPC telemetry: RED metrics, the server span and the access-log line.
 
-The telemetry interceptor runs inside the error interceptor, so it sees the
-raw exception a call ended with; `status_of` predicts the code the error
-interceptor will give it, so metrics, span and log agree with what the
-client receives. Calls the error interceptor refuses before any inner
-interceptor runs (draining, bad headers, unparsable bytes) reach `rejected`.
+The call context (interceptors/call_context.py) begins one Rpc per call before
+any check runs and ends it once the call's status is final: the code it
+reports is the one the client received (read from the servicer context after
+the abort), never a prediction, so metrics, span and log agree with the wire.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -20,16 +18,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from mlsdm.server.service.errors import R, Reason, reason_name
 from mlsdm.server.service.observability.logs import ACCESS_LOGGER
 from mlsdm.server.service.observability.metrics import GRPC, POLICY, GrpcServerMetrics
-from mlsdm.server.transport.call import CallInfo, current_call, split_method
-from mlsdm.server.transport.errors import ServiceError, from_exception
+from mlsdm.server.transport.call import CallInfo, split_method
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
-Context = grpc.aio.ServicerContext[Any, Any]
-
-_CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 # Codes that mean the server failed, as opposed to the caller (OTel semconv for RPC servers).
 _SERVER_FAULTS = frozenset(
     {
@@ -65,37 +60,6 @@ GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
 }
 
 
-def _as_code(value: object) -> grpc.StatusCode | None:
-    if isinstance(value, grpc.StatusCode):
-        return value
-    if isinstance(value, int):
-        return _CODES_BY_VALUE.get(value)
-    return None
-
-
-def status_of(
-    exc: BaseException | None,
-    context: Context,
-    request_id: str,
-    remaining: float | None = None,
-) -> grpc.StatusCode:
-    """The status code the client will see for a call that ended this way."""
-    if exc is None or isinstance(exc, grpc.aio.AbortError):
-        # A handler may set a code without raising; an abort always sets it.
-        return _as_code(context.code()) or (
-            grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
-        )
-    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return grpc.StatusCode.DEADLINE_EXCEEDED
-        return grpc.StatusCode.CANCELLED
-    if isinstance(exc, Exception):
-        error = from_exception(exc, request_id, remaining)
-        return error.code if error is not None else grpc.StatusCode.INTERNAL
-    return grpc.StatusCode.INTERNAL
-
-
 @dataclass(frozen=True, slots=True)
 class RpcLabels:
     method: str
@@ -114,7 +78,7 @@ class RpcLabels:
 
 
 class RpcTelemetry:
-    """Everything the telemetry interceptor records, configured once per server."""
+    """Everything recorded per RPC, configured once per server."""
 
     def __init__(
         self,
@@ -128,7 +92,8 @@ class RpcTelemetry:
         self.access_log_enabled = access_log_enabled
         self.log_payloads = log_payloads
 
-    def begin(self, labels: RpcLabels, call: CallInfo, request: Any) -> Rpc:
+    def begin(self, call: CallInfo, request: Any) -> Rpc:
+        labels = RpcLabels.of(call.method, call.streaming)
         self.metrics.started.labels(*labels.values).inc()
         self.metrics.msg_received.labels(*labels.values).inc()
         parent = propagate.extract(call.metadata)
@@ -146,29 +111,11 @@ class RpcTelemetry:
         )
         return Rpc(self, labels, call, span, request)
 
-    def rejected(self, call: CallInfo, error: ServiceError) -> None:
-        """A call the error interceptor refused before the telemetry wrapper ran."""
-        labels = RpcLabels.of(call.method, call.streaming)
-        # Backdated to the call's start, so its duration matches the histogram.
-        elapsed = max(0.0, time.monotonic() - call.started)
-        parent = propagate.extract(call.metadata)
-        span = self.tracer.start_span(
-            f"{labels.service}/{labels.name}",
-            context=parent,
-            kind=SpanKind.SERVER,
-            start_time=time.time_ns() - int(elapsed * 1e9),
-            attributes={"rpc.system": "grpc", "rpc.service": labels.service,
-                        "rpc.method": labels.name, "mlsdm.request_id": call.request_id},
-        )
-        self.metrics.started.labels(*labels.values).inc()
-        self.metrics.msg_received.labels(*labels.values).inc()
-        Rpc(self, labels, call, span, None).finish(error.code, error.reason)
-
 
 class Rpc:
     """One call in progress."""
 
-    __slots__ = ("_ctx", "_request", "_t", "call", "labels", "response", "sent", "span")
+    __slots__ = ("_ctx", "_request", "_t", "call", "ended", "labels", "response", "sent", "span")
 
     def __init__(
         self, t: RpcTelemetry, labels: RpcLabels, call: CallInfo, span: trace.Span, request: Any
@@ -178,6 +125,7 @@ class Rpc:
         self.call = call
         self.span = span
         self.sent = 0
+        self.ended = False
         self.response: Any = None
         self._request = request
         self._ctx = trace.set_span_in_context(span)
@@ -195,18 +143,9 @@ class Rpc:
         self._t.metrics.msg_sent.labels(*self.labels.values).inc()
         self.response = response
 
-    def end(self, exc: BaseException | None, context: Context) -> None:
-        remaining = self.call.remaining()
-        code = status_of(exc, context, self.call.request_id, remaining)
-        reason = ""
-        if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
-            error = from_exception(exc, self.call.request_id, remaining)
-            reason = error.reason if error is not None else "INTERNAL"
-            if error is None:
-                self.span.record_exception(exc)
-        self.finish(code, reason)
-
-    def finish(self, code: grpc.StatusCode, reason: str) -> None:
+    def end(self, code: grpc.StatusCode, reason: Reason | None) -> None:
+        """Records the call's final status (reason: the ErrorInfo reason it carried)."""
+        self.ended = True
         call = self.call
         duration = max(0.0, time.monotonic() - call.started)
         m = self._t.metrics
@@ -214,19 +153,19 @@ class Rpc:
         m.handled.labels(*self.labels.values, code_name).inc()
         m.handling_seconds.labels(*self.labels.values).observe(duration)
         span = self.span
-        # The auth interceptor (inside this one) sets the principal during the call.
-        principal = _principal(call)
-        if reason == "RATE_LIMITED":
+        # The auth gate sets the principal during the call.
+        principal = call.principal
+        if reason == R.ERROR_REASON_RATE_LIMITED:
             POLICY.rate_limited("anonymous" if principal == "anonymous" else "authenticated")
-        elif reason == "OVERLOADED":
+        elif reason == R.ERROR_REASON_OVERLOADED:
             POLICY.shed(call.priority.name.lower())
         if span.is_recording():
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             span.set_attribute("mlsdm.tenant", call.tenant)
             span.set_attribute("mlsdm.principal", principal)
             span.set_attribute("mlsdm.priority", call.priority.name.lower())
-            if reason:
-                span.set_attribute("mlsdm.error_reason", reason)
+            if reason is not None:
+                span.set_attribute("mlsdm.error_reason", reason_name(reason))
             if code in _SERVER_FAULTS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
         span_ctx = span.get_span_context()
@@ -243,21 +182,14 @@ class Rpc:
                 "request_id": call.request_id,
                 "msgs_sent": self.sent,
             }
-            if reason:
-                line["error_reason"] = reason
+            if reason is not None:
+                line["error_reason"] = reason_name(reason)
             if span_ctx.is_valid:
                 line["trace_id"] = format(span_ctx.trace_id, "032x")
                 line["span_id"] = format(span_ctx.span_id, "016x")
             if self._t.log_payloads:
                 line.update(_payloads(self._request, self.response))
             access_log.info("rpc", extra=line)
-
-
-def _principal(call: CallInfo) -> str:
-    try:
-        return current_call().principal
-    except LookupError:
-        return call.principal
 
 
 def _payloads(request: Any, response: Any) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The one async interface every LLM backend implements.
 
-Backends know nothing of gRPC: they raise the exceptions below, and the error
-interceptor maps them to status codes (BackendUnavailableError -> UNAVAILABLE
+Backends know nothing of gRPC: they raise the exceptions below, and
+service/errors.py maps them to the domain error (BackendUnavailableError -> UNAVAILABLE
 with RetryInfo). Deadlines are absolute `time.monotonic()` values so that the
 remaining budget of an RPC can be passed down unchanged through retries.
 """
@@ -12,6 +12,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+# Re-exported: backends close their upstream streams with it.
+from mlsdm.server.service.streams import close_stream as close_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +80,6 @@ class BackendUnavailableError(BackendError):
 
 class BackendTimeoutError(BackendError):
     """The deadline passed before the backend answered."""
-
-
-async def close_stream(events: AsyncIterator[StreamEvent]) -> None:
-    """Closes a stream now, releasing its upstream connection instead of waiting for GC.
-
-    Streams are typed as AsyncIterator, which has no aclose(); async generators have.
-    """
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 @runtime_checkable

@@ -80,7 +80,7 @@ PRINCIPAL_KINDS = ("anonymous", "authenticated")
 
 
 class PolicyMetrics:
-    """What the policies did. The telemetry interceptor calls rate_limited and
+    """What the policies did. The RPC telemetry (transport) calls rate_limited and
     shed from the reason of the error a call ended with, so the policies need
     no metrics code; queue depth, in-flight slots and breaker state are read
     at scrape time (observability.domain)."""

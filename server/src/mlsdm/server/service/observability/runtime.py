@@ -1,7 +1,8 @@
-"""Everything observability owns in one server: tracer, interceptor, collector, /metrics.
+"""Everything observability owns in one server: tracer, collector, /metrics.
 
 MlsdmServer builds one Observability, hands its `pipeline` observer to the
-generator and its `interceptor` to the chain, and calls start()/stop().
+generator and its tracer to the RPC telemetry of the transport, and calls
+start()/stop().
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from mlsdm.server.service.observability.lease_metrics import lease_collector
 from mlsdm.server.service.observability.pipeline import PipelineObserver
 from mlsdm.server.service.observability.settings import ObservabilitySettings
 from mlsdm.server.service.observability.tracing import build_tracer_provider, tracer_from
-from mlsdm.server.transport.interceptors.telemetry import TelemetryInterceptor
-from mlsdm.server.transport.telemetry import RpcTelemetry
 
 log = logging.getLogger("mlsdm.observability")
 
@@ -35,15 +34,8 @@ class Observability:
         self.settings = settings
         # Raises TracingConfigError on a bad OTEL_* setup: better at startup than silently.
         self.tracer_provider = build_tracer_provider(settings.tracing)
-        tracer = tracer_from(self.tracer_provider)
-        self.pipeline = PipelineObserver(tracer)
-        self.interceptor = TelemetryInterceptor(
-            RpcTelemetry(
-                tracer,
-                access_log_enabled=settings.logging.access_log,
-                log_payloads=settings.logging.log_payloads,
-            )
-        )
+        self.tracer = tracer_from(self.tracer_provider)
+        self.pipeline = PipelineObserver(self.tracer)
         self.metrics_port = 0
         self._http: tuple[WSGIServer, threading.Thread] | None = None
         self._source: Source | None = None

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlsdm.server.transport.call import Priority
-from mlsdm.server.transport.errors import ServiceError, unavailable
+from mlsdm.server.service.errors import R, ServiceError, unavailable
+from mlsdm.server.service.policy.priority import Priority
 
 # Smoothing of the per-call service time behind the wait and retry estimates.
 EWMA_ALPHA = 0.1
@@ -83,10 +83,11 @@ class AdmissionController:
             return None
         return (position + 1) * self._service_time / self._concurrency
 
-    def _overloaded(self, message: str) -> ServiceError:
+    def _overloaded(self, cause: str) -> ServiceError:
+        # The message is fixed for the reason; why this call was refused is metadata.
         wait = self._estimated_wait(len(self._queue))
         retry = UNKNOWN_RETRY_S if wait is None else min(MAX_RETRY_S, max(MIN_RETRY_S, wait))
-        return unavailable("OVERLOADED", message, retry)
+        return unavailable(R.ERROR_REASON_OVERLOADED, retry, {"cause": cause})
 
     async def acquire(self, priority: Priority, deadline: float | None) -> float:
         """Waits for a slot; returns when it was granted (pass it to release)."""
@@ -95,7 +96,7 @@ class AdmissionController:
             return self._clock()
         if self._max_queue == 0:
             self.shed_total += 1
-            raise self._overloaded("the server is at its concurrency limit; retry later")
+            raise self._overloaded("concurrency_limit")
         waiter = _Waiter(
             (-priority, math.inf if deadline is None else deadline, next(self._seq)),
             priority,
@@ -105,16 +106,16 @@ class AdmissionController:
         wait = self._estimated_wait(position)
         if deadline is not None and wait is not None and self._clock() + wait > deadline:
             self.dropped_total += 1
-            raise self._overloaded("the call would not leave the queue before its deadline")
+            raise self._overloaded("queue_wait_past_deadline")
         if len(self._queue) >= self._max_queue:
             if priority <= self._queue[-1].priority:
                 # Only a higher priority displaces queued work; among equals the
                 # newcomer goes, so no call loses the time it already waited.
                 self.shed_total += 1
-                raise self._overloaded("the server is overloaded; retry later")
+                raise self._overloaded("queue_full")
             worst = self._queue.pop()
             self.shed_total += 1
-            worst.future.set_exception(self._overloaded("shed for higher-priority work"))
+            worst.future.set_exception(self._overloaded("shed_for_higher_priority"))
         self._queue.insert(position, waiter)
         timer = None
         if deadline is not None and self._service_time is not None:
@@ -144,9 +145,7 @@ class AdmissionController:
             return
         self._queue.remove(waiter)
         self.dropped_total += 1
-        waiter.future.set_exception(
-            self._overloaded("the call would not finish before its deadline; retry elsewhere")
-        )
+        waiter.future.set_exception(self._overloaded("deadline_in_queue"))
 
     def release(self, granted_at: float) -> None:
         took = max(0.0, self._clock() - granted_at)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlsdm.server.service.errors import deadline_expired, deadline_too_short
 from mlsdm.server.service.policy.settings import DeadlineSettings
-from mlsdm.server.transport.errors import deadline_expired, deadline_too_short
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mlsdm.server.service.errors import R, ServiceError, unauthenticated
 from mlsdm.server.service.security.jwt_verify import (
     KeySet,
     TokenExpired,
@@ -25,7 +26,6 @@ from mlsdm.server.service.security.keys import KeyCheck, KeyEntry, key_id_of, lo
 from mlsdm.server.service.security.reload import ReloadingFile
 from mlsdm.server.service.security.roles import ADMIN, expand
 from mlsdm.server.service.security.settings import AuthSettings
-from mlsdm.server.transport.errors import ServiceError, unauthenticated
 
 log = logging.getLogger("mlsdm.server.service.security")
 
@@ -44,17 +44,17 @@ class Identity:
 
 def _missing() -> ServiceError:
     return unauthenticated(
-        "CREDENTIALS_MISSING",
+        R.ERROR_REASON_CREDENTIALS_MISSING,
         "credentials required: send 'authorization: Bearer <key or JWT>' or 'x-api-key'",
     )
 
 
 def _invalid(why: str) -> ServiceError:
-    return unauthenticated("CREDENTIALS_INVALID", f"credentials rejected: {why}")
+    return unauthenticated(R.ERROR_REASON_CREDENTIALS_INVALID, f"credentials rejected: {why}")
 
 
 def _expired(what: str) -> ServiceError:
-    return unauthenticated("CREDENTIALS_EXPIRED", f"the {what} has expired")
+    return unauthenticated(R.ERROR_REASON_CREDENTIALS_EXPIRED, f"the {what} has expired")
 
 
 def _text(values: Iterable[bytes]) -> str | None:

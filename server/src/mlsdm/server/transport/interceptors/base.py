@@ -4,14 +4,22 @@ grpc.aio server interceptors only see the handler, not the call, so a policy
 runs by returning a handler whose behaviour wraps the original. Wrapped
 handlers are cached per method, so the cost per RPC is the policy itself, not
 the rebuilding of handler objects.
+
+A Gate is a policy that decides before the handler runs: subclasses write
+`check()` (and, when they must hold something around the handler, `scope()`),
+and this module owns the unary and stream wrapping for all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
 import grpc
+
+from mlsdm.server.service.streams import close_stream
+from mlsdm.server.transport.call import CallInfo, current_call
 
 # Probes and debugging tools must work without credentials and under load.
 EXEMPT_SERVICES = frozenset(
@@ -24,8 +32,11 @@ EXEMPT_SERVICES = frozenset(
 
 # A string: the stubs make RpcMethodHandler generic, the runtime class is not.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+UnaryBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
+StreamBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], AsyncIterator[Any]]
+# Undoes what a check took (an admission slot), once the handler is done.
+Release = Callable[[], None]
 
 
 def is_exempt(method: str) -> bool:
@@ -33,7 +44,7 @@ def is_exempt(method: str) -> bool:
 
 
 class HandlerInterceptor(grpc.aio.ServerInterceptor):
-    """Base of every policy interceptor: override wrap_unary and wrap_stream."""
+    """Wraps the unary and server-streaming handlers of every guarded method."""
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[Handler, Handler]] = {}
@@ -56,23 +67,24 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, method: str, handler: Handler) -> Handler:
         # Every handler on this server is async (grpc.aio); the stubs type them as sync.
+        deserializer = self.wrap_deserializer(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self.wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
-                request_deserializer=self.wrap_deserializer(method, handler.request_deserializer),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=self.wrap_deserializer(method, handler.request_deserializer),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         # Client-streaming shapes are not part of the contract; pass them through.
         return handler
 
     def wrap_deserializer(
-        self, method: str, deserializer: Callable[[bytes], Any] | None
+        self, deserializer: Callable[[bytes], Any] | None
     ) -> Callable[[bytes], Any] | None:
         return deserializer
 
@@ -83,12 +95,55 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
         return behavior
 
 
-async def close_responses(responses: AsyncIterator[Any]) -> None:
-    """Closes the inner handler's response stream now, so its `finally` blocks
-    (and the LLM stream under them) run when the call ends, not at GC.
+_NO_SCOPE: contextlib.nullcontext[None] = contextlib.nullcontext()
 
-    Handlers are typed as AsyncIterator, which has no aclose(); async generators have.
+
+class Gate(HandlerInterceptor):
+    """A policy that admits or refuses a call before its handler runs.
+
+    `check` raises a ServiceError to refuse; it may return a Release that runs
+    once the handler (for a stream: its last message) is done. `scope` is
+    entered around each step into the handler: a stream's scope is never held
+    across a `yield`, because grpc runs other work while the generator waits.
     """
-    aclose = getattr(responses, "aclose", None)
-    if aclose is not None:
-        await aclose()
+
+    async def check(self, call: CallInfo, context: Context) -> Release | None:
+        raise NotImplementedError
+
+    def scope(self, call: CallInfo) -> contextlib.AbstractAsyncContextManager[None]:
+        return _NO_SCOPE
+
+    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def unary(request: Any, context: Context) -> Any:
+            call = current_call()
+            release = await self.check(call, context)
+            try:
+                async with self.scope(call):
+                    return await behavior(request, context)
+            finally:
+                if release is not None:
+                    release()
+
+        return unary
+
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            call = current_call()
+            release = await self.check(call, context)
+            responses = behavior(request, context)
+            try:
+                while True:
+                    async with self.scope(call):
+                        try:
+                            response = await anext(responses)
+                        except StopAsyncIteration:
+                            return
+                    yield response
+            finally:
+                try:
+                    await close_stream(responses)
+                finally:
+                    if release is not None:
+                        release()
+
+        return stream

@@ -1,4 +1,4 @@
-"""Deadline interceptor: every call runs under an effective deadline.
+"""Deadline gate: every call runs under an effective deadline.
 
 The caller's deadline is capped per method, a call without one gets the
 method's default, and a call left with less than the method's minimum fails at
@@ -12,76 +12,59 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from types import TracebackType
 
-import grpc
-
+from mlsdm.server.service.errors import deadline_expired
 from mlsdm.server.service.policy.deadlines import MethodBudget, budget_for
 from mlsdm.server.service.policy.settings import DeadlineSettings
-from mlsdm.server.transport.call import current_call
-from mlsdm.server.transport.errors import deadline_expired
-from mlsdm.server.transport.interceptors.base import (
-    HandlerInterceptor,
-    StreamBehavior,
-    UnaryBehavior,
-    close_responses,
-)
-
-Context = grpc.aio.ServicerContext[Any, Any]
+from mlsdm.server.transport.call import CallInfo
+from mlsdm.server.transport.interceptors.base import Context, Gate, Release
 
 
-def _begin(budget: MethodBudget) -> float:
-    """Sets the call's effective deadline; returns it on the event loop's clock."""
-    call = current_call()
-    seconds = budget.effective(call.remaining())
-    call.deadline = time.monotonic() + seconds
-    # The loop's clock (uvloop's included) need not share time.monotonic's origin.
-    return asyncio.get_running_loop().time() + seconds
+class _Enforce:
+    """One step of the call under its deadline; an expiry is DEADLINE_EXPIRED."""
+
+    __slots__ = ("_timeout",)
+
+    def __init__(self, remaining: float) -> None:
+        # The loop's clock (uvloop's included) need not share time.monotonic's origin.
+        self._timeout = asyncio.timeout_at(asyncio.get_running_loop().time() + remaining)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            if self._timeout.expired():
+                raise deadline_expired() from None
+            raise
 
 
-class DeadlineInterceptor(HandlerInterceptor):
+class DeadlineGate(Gate):
     def __init__(self, settings: DeadlineSettings) -> None:
         super().__init__()
         self._settings = settings
+        self._budgets: dict[str, MethodBudget] = {}
 
-    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-        budget = budget_for(self._settings, method)
+    def _budget(self, method: str) -> MethodBudget:
+        budget = self._budgets.get(method)
+        if budget is None:
+            budget = self._budgets[method] = budget_for(self._settings, method)
+        return budget
 
-        async def unary(request: Any, context: Context) -> Any:
-            scope = asyncio.timeout_at(_begin(budget))
-            try:
-                async with scope:
-                    return await behavior(request, context)
-            except TimeoutError:
-                if scope.expired():
-                    raise deadline_expired() from None
-                raise
+    async def check(self, call: CallInfo, context: Context) -> Release | None:
+        seconds = self._budget(call.method).effective(call.remaining())
+        call.deadline = time.monotonic() + seconds
+        return None
 
-        return unary
-
-    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        budget = budget_for(self._settings, method)
-
-        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            when = _begin(budget)
-            responses = behavior(request, context)
-            try:
-                while True:
-                    # One timeout per step: a timeout held across `yield` would
-                    # cancel whatever grpc runs while the generator is suspended.
-                    scope = asyncio.timeout_at(when)
-                    try:
-                        async with scope:
-                            response = await anext(responses)
-                    except StopAsyncIteration:
-                        return
-                    except TimeoutError:
-                        if scope.expired():
-                            raise deadline_expired() from None
-                        raise
-                    yield response
-            finally:
-                await close_responses(responses)
-
-        return stream
+    def scope(self, call: CallInfo) -> _Enforce:
+        remaining = call.remaining()
+        assert remaining is not None  # check() always sets the deadline
+        return _Enforce(remaining)

@@ -1,4 +1,4 @@
-"""Rate-limit interceptor: one token bucket per principal.
+"""Rate-limit gate: one token bucket per principal.
 
 Over the limit: RESOURCE_EXHAUSTED with QuotaFailure and a RetryInfo holding
 the real time until the bucket's next token.
@@ -6,25 +6,13 @@ the real time until the bucket's next token.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
-from typing import Any, cast
-
-import grpc
-
+from mlsdm.server.service.errors import rate_limited
 from mlsdm.server.service.policy.ratelimit import Limit, RateLimiter
 from mlsdm.server.service.policy.settings import RateLimitSettings
 from mlsdm.server.service.security.authenticator import ANONYMOUS
 from mlsdm.server.service.security.roles import ROLES
-from mlsdm.server.transport.call import current_call
-from mlsdm.server.transport.errors import rate_limited
-from mlsdm.server.transport.interceptors.base import (
-    HandlerInterceptor,
-    StreamBehavior,
-    UnaryBehavior,
-)
-
-Context = grpc.aio.ServicerContext[Any, Any]
+from mlsdm.server.transport.call import CallInfo
+from mlsdm.server.transport.interceptors.base import Context, Gate, Release
 
 
 def peer_host(peer: str) -> str:
@@ -34,7 +22,7 @@ def peer_host(peer: str) -> str:
     return host if sep and port.isdigit() else address
 
 
-class RateLimitInterceptor(HandlerInterceptor):
+class RateLimitGate(Gate):
     def __init__(self, settings: RateLimitSettings) -> None:
         super().__init__()
         self._limiter = RateLimiter(settings.max_buckets)
@@ -60,8 +48,7 @@ class RateLimitInterceptor(HandlerInterceptor):
                 return role_limit
         return self._default
 
-    def _check(self, context: Context) -> None:
-        call = current_call()
+    async def check(self, call: CallInfo, context: Context) -> Release | None:
         limit = self._limit_for(call.principal, call.roles)
         key = call.principal
         if key == ANONYMOUS:
@@ -70,21 +57,4 @@ class RateLimitInterceptor(HandlerInterceptor):
         wait = self._limiter.acquire(key, limit)
         if wait > 0.0:
             raise rate_limited(call.principal, limit.describe(), wait)
-
-    def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-        async def unary(request: Any, context: Context) -> Any:
-            self._check(context)
-            return await behavior(request, context)
-
-        return unary
-
-    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            self._check(context)
-            async with aclosing(
-                cast(AsyncGenerator[Any, None], behavior(request, context))
-            ) as responses:
-                async for response in responses:
-                    yield response
-
-        return stream
+        return None
