@@ -40,7 +40,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def registry(data_dir: Path, max_resident: int = 8, **overrides: Any) -> TenantRegistry:
     settings = TenantSettings(data_dir=data_dir, max_resident=max_resident, **overrides)
-    return TenantRegistry(CONFIG, HashingEmbedder(DIM), max_resident, settings=settings)
+    return TenantRegistry(CONFIG, HashingEmbedder(DIM), settings=settings)
 
 
 def recover_dir(data_dir: Path, tenant: str, stats: PersistenceStats | None = None) -> Recovered:

@@ -45,8 +45,8 @@ class GatedThreadCaller:
 
 async def _cancel_mid_call(data_dir: Path) -> bytes:
     caller = GatedThreadCaller()
-    settings = TenantSettings(data_dir=data_dir, fsync="always")
-    tenants = TenantRegistry(CONFIG, HashingEmbedder(DIM), 4, settings=settings, caller=caller)
+    settings = TenantSettings(data_dir=data_dir, fsync="always", max_resident=4)
+    tenants = TenantRegistry(CONFIG, HashingEmbedder(DIM), settings=settings, caller=caller)
     await tenants.start()
     try:
         async with tenants.use("cancelled") as tenant:

@@ -15,12 +15,15 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from mlsdm.engine import EngineConfig
 from mlsdm.server._model import SettingsModel
 from mlsdm.server.service.llm.settings import LLMSettings
 from mlsdm.server.service.observability.settings import ObservabilitySettings
@@ -77,20 +80,42 @@ class ServerSettings(SettingsModel):
             return False
 
 
-class EngineSettings(SettingsModel):
-    """The cognitive core of every tenant (see engine.md)."""
+# Server-side ceilings on the engine's geometry: beyond them one tenant's
+# memory alone would not fit a pod.
+_ENGINE_CEILINGS = {"dim": 8192, "capacity": 1_000_000}
 
-    dim: int = Field(default=384, ge=2, le=8192)
-    capacity: int = Field(default=20_000, ge=1, le=1_000_000)
-    wake_steps: int = Field(default=8, ge=1)
-    sleep_steps: int = Field(default=3, ge=1)
-    threshold_init: float = Field(default=0.5, ge=0.30, le=0.90)
-    memory_budget_mb: float = Field(default=256.0, gt=0.0)
-    max_prompt_chars: int = Field(default=32_768, ge=1)
-    default_max_tokens: int = Field(default=256, ge=1, le=2048)
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class EngineSettings(EngineConfig):
+    """The cognitive core of every tenant: every EngineConfig parameter is an
+    `engine.*` setting with EngineConfig's default, plus the server's own
+    choices below. EngineConfig.validate() checks them all at load time."""
+
     # Regenerate once when the answer reads as aphasic (off in secure mode).
     aphasia_repair: bool = True
     secure_mode: bool = False
+    # Convenience for memory_budget_bytes in MiB; when set it wins.
+    memory_budget_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_budget_mb is not None:
+            if not self.memory_budget_mb > 0:
+                raise ValueError("engine.memory_budget_mb must be > 0")
+            # Frozen: the derived value is set once, here, before anyone reads it.
+            object.__setattr__(self, "memory_budget_bytes", int(self.memory_budget_mb * MiB))
+        for name, ceiling in _ENGINE_CEILINGS.items():
+            value = getattr(self, name)
+            if isinstance(value, int) and value > ceiling:
+                raise ValueError(f"engine.{name} must be <= {ceiling}, got {value}")
+        try:
+            self.validate()
+        except ValueError as exc:
+            # validate() names the parameter first; the setting is engine.<it>.
+            raise ValueError(f"engine.{exc}") from None
+
+    def config(self) -> EngineConfig:
+        """The plain EngineConfig the engines are built with."""
+        return EngineConfig(**{f.name: getattr(self, f.name) for f in fields(EngineConfig)})
 
 
 class Settings(SettingsModel):
@@ -216,10 +241,13 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def _describe(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "settings"
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"unknown setting {where!r}"
     message = str(err["msg"]).removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if message.startswith(f"{where}."):
+        # The message already names the setting (a section's own consistency check).
+        return f"{message}{more}"
     return f"{where}: {message}{more}"
 
 

@@ -1,28 +1,25 @@
 """Governed generation: admit -> LLM -> aphasia check -> commit, with no lock held
 while the LLM runs (engine.md, "Operations").
 
-This module knows the engine and the backend, not gRPC: the servicer turns its
-results into messages. Engine calls go through the tenant (persistence.durable),
-which logs them in order and runs them via an EngineRunner: off the event loop
-when the tenant's store is large enough for a retrieval to block it.
+This module knows the engine's pure helpers (aphasia) and the backend, not
+gRPC: the servicer turns its results into messages. Every engine call goes
+through the tenant it is given, which orders and records it and decides where
+it runs (service/offload.py); nothing here runs engine work itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import partial
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Protocol
 
 from mlsdm.engine import (
     APHASIA_REPAIR_INSTRUCTION,
     Admission,
     AphasiaReport,
-    CognitiveEngine,
+    CommitResult,
     ContextItem,
     choose_less_aphasic,
     detect_aphasia,
@@ -35,10 +32,6 @@ from mlsdm.server.service.llm.base import (
     StreamEnd,
     close_stream,
 )
-from mlsdm.server.service.persistence.durable import DurableTenant
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 SYSTEM_PROMPT = (
     "You are a careful assistant with a governed long-term memory. "
@@ -46,23 +39,17 @@ SYSTEM_PROMPT = (
 )
 
 
-class EngineRunner:
-    """Runs engine calls inline when cheap, in a thread pool when they could block the loop."""
+class GovernedTenant(Protocol):
+    """The tenant operations a generation needs; the tenant orders, records and
+    runs them (persistence.durable today, the tenant session after it)."""
 
-    def __init__(self, executor: Executor, offload_min_store: int) -> None:
-        self._executor = executor
-        self._offload_min_store = offload_min_store
+    async def admit(
+        self, prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int
+    ) -> Admission: ...
 
-    def offloads(self, engine: CognitiveEngine) -> bool:
-        return engine.store.size >= self._offload_min_store
+    async def commit(self, admission: Admission, response_text: str) -> CommitResult: ...
 
-    async def run(
-        self, engine: CognitiveEngine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        if not self.offloads(engine):
-            return fn(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+    def abandon(self, admission: Admission) -> None: ...
 
 
 @dataclass(slots=True)
@@ -124,12 +111,10 @@ class GovernedGenerator:
     def __init__(
         self,
         backend: LLMBackend,
-        runner: EngineRunner,
         aphasia_repair: bool,
         observer: GenerationObserver | None = None,
     ) -> None:
         self._backend = backend
-        self._runner = runner
         self._aphasia_repair = aphasia_repair
         self._observer: GenerationObserver = observer if observer is not None else _Unobserved()
 
@@ -139,7 +124,7 @@ class GovernedGenerator:
 
     async def _admit(
         self,
-        tenant: DurableTenant,
+        tenant: GovernedTenant,
         prompt: str,
         moral_value: float | None,
         max_tokens: int,
@@ -152,7 +137,7 @@ class GovernedGenerator:
         generation.timings.admit = time.perf_counter() - started
         return generation
 
-    async def _commit(self, tenant: DurableTenant, generation: Generation) -> None:
+    async def _commit(self, tenant: GovernedTenant, generation: Generation) -> None:
         started = time.perf_counter()
         with self._observer.stage("commit"):
             result = await tenant.commit(generation.admission, generation.text)
@@ -172,7 +157,7 @@ class GovernedGenerator:
 
     async def generate(
         self,
-        tenant: DurableTenant,
+        tenant: GovernedTenant,
         prompt: str,
         moral_value: float | None,
         max_tokens: int,
@@ -218,7 +203,7 @@ class GovernedGenerator:
 
     async def stream(
         self,
-        tenant: DurableTenant,
+        tenant: GovernedTenant,
         prompt: str,
         moral_value: float | None,
         max_tokens: int,

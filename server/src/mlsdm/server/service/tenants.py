@@ -63,7 +63,6 @@ class TenantRegistry:
         self,
         config: EngineConfig,
         embedder: Embedder,
-        max_resident: int,
         *,
         settings: TenantSettings | None = None,
         caller: EngineCaller | None = None,
@@ -72,8 +71,8 @@ class TenantRegistry:
         self._config = config
         self._embedder = embedder
         self._pristine: EngineStateView | None = None
-        self._max_resident = max_resident
         self._settings = settings if settings is not None else TenantSettings()
+        self._max_resident = self._settings.max_resident
         self._caller = caller if caller is not None else InlineCaller()
         self.stats = PersistenceStats()
         data_dir = self._settings.data_dir

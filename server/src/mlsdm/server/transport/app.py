@@ -15,12 +15,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
-from mlsdm.server.service.generation import EngineRunner, GovernedGenerator
+from mlsdm.server.service.generation import GovernedGenerator
 from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
 from mlsdm.server.service.observability.metrics import POLICY
 from mlsdm.server.service.observability.runtime import Observability
+from mlsdm.server.service.offload import EngineRunner
 from mlsdm.server.service.policy.admission import AdmissionController
 from mlsdm.server.service.security.authenticator import Authenticator
 from mlsdm.server.service.tenants import TenantRegistry
@@ -45,23 +46,12 @@ from mlsdm.v1 import (
 
 log = logging.getLogger("mlsdm.server")
 
-MiB = 1024 * 1024
 # How often the emergency state of the resident tenants is folded into readiness.
 HEALTH_REFRESH_S = 1.0
 
 
 def engine_config(settings: Settings) -> EngineConfig:
-    e = settings.engine
-    return EngineConfig(
-        dim=e.dim,
-        capacity=e.capacity,
-        wake_steps=e.wake_steps,
-        sleep_steps=e.sleep_steps,
-        threshold_init=e.threshold_init,
-        memory_budget_bytes=int(e.memory_budget_mb * MiB),
-        max_prompt_chars=e.max_prompt_chars,
-        default_max_tokens=e.default_max_tokens,
-    )
+    return settings.engine.config()
 
 
 def channel_options(settings: Settings) -> list[tuple[str, Any]]:
@@ -110,7 +100,7 @@ class MlsdmServer:
     def __init__(self, settings: Settings, backend: LLMBackend | None = None) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
-        self.health = HealthState()
+        self.health = HealthState(self.lifecycle)
         self.backend = backend if backend is not None else default_backend(settings)
         config = engine_config(settings)
         self._executor = ThreadPoolExecutor(
@@ -120,14 +110,12 @@ class MlsdmServer:
         self.tenants = TenantRegistry(
             config,
             build_embedder(settings, config.dim),
-            settings.tenants.max_resident,
             settings=settings.tenants,
             caller=runner,
         )
         self.observability = Observability(settings.observability)
         generator = GovernedGenerator(
             self.backend,
-            runner,
             aphasia_repair=settings.engine.aphasia_repair and not settings.engine.secure_mode,
             observer=self.observability.pipeline,
         )
@@ -243,7 +231,6 @@ class MlsdmServer:
         grace = self.settings.server.grace_period_s if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        self.lifecycle.draining = True
         await self.health.start_draining()
         log.info("draining", extra={"inflight": self.lifecycle.inflight, "grace_s": grace})
         finished = await self.lifecycle.wait_idle(grace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from grpc_health.v1 import health, health_pb2
 
+from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.v1 import cognitive_service_pb2
 
 COGNITIVE_SERVICE = cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name
@@ -26,9 +27,10 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class HealthState:
     """Owns the health servicer and the reasons traffic should stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, lifecycle: Lifecycle) -> None:
         self.servicer = health.aio.HealthServicer()
-        self._draining = False
+        # The draining flag lives in the lifecycle only: the call context reads it too.
+        self._lifecycle = lifecycle
         self._emergency = False
 
     async def start(self) -> None:
@@ -41,12 +43,13 @@ class HealthState:
             await self._publish()
 
     async def start_draining(self) -> None:
-        self._draining = True
+        """New calls are refused from now on, and readiness turns NOT_SERVING."""
+        self._lifecycle.draining = True
         await self._publish()
 
     @property
     def ready(self) -> bool:
-        return not (self._draining or self._emergency)
+        return not (self._lifecycle.draining or self._emergency)
 
     async def _publish(self) -> None:
         status = SERVING if self.ready else NOT_SERVING

@@ -38,7 +38,7 @@ log = logging.getLogger("mlsdm.persistence")
 
 
 class EngineCaller(Protocol):
-    """Runs an engine call inline or in a worker thread (generation.EngineRunner)."""
+    """Runs an engine call inline or in a worker thread (offload.EngineRunner)."""
 
     def offloads(self, engine: CognitiveEngine) -> bool: ...
 
