@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -39,3 +40,30 @@ def pg() -> Iterator[PgCluster]:
         pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
     with pg_cluster() as cluster:
         yield cluster
+
+
+# What makes a test end-to-end (`make e2e`; `make unit` runs the rest): it starts
+# a server or another process, or uses the shared server fixtures.
+_E2E_SIGNS = (
+    "server_thread", "ServerThread", "MlsdmServer", "subprocess", "pg_harness", "deploy_testkit"
+)
+_E2E_FIXTURES = frozenset({"server", "channel", "stub"})
+
+
+def _starts_processes(path: Path, cache: dict[Path, bool]) -> bool:
+    if path not in cache:
+        text = path.read_text(encoding="utf-8")
+        cache[path] = any(sign in text for sign in _E2E_SIGNS)
+    return cache[path]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: starts a server or another process (make e2e)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    cache: dict[Path, bool] = {}
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _E2E_FIXTURES or _starts_processes(item.path, cache):
+            item.add_marker(pytest.mark.e2e)

@@ -1,6 +1,6 @@
 """Every error the server itself produces is a rich status with one ErrorInfo.
 
-Rows of architecture.md's error table that belong to the policy interceptors
+Rows of the error table (README, "The contract") that belong to the policy interceptors
 (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED) are covered with those
 interceptors in tests/policy; here: INVALID_ARGUMENT, UNAVAILABLE,
 DEADLINE_EXCEEDED and INTERNAL.

@@ -1,4 +1,4 @@
-"""transport/status.py: one ErrorInfo per status, plus the details architecture.md's table lists."""
+"""transport/status.py: one ErrorInfo per status, plus the details the README lists."""
 
 from __future__ import annotations
 

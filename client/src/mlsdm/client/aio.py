@@ -24,8 +24,9 @@ from .errors import MlsdmError, from_rpc_error
 class AsyncClient(ClientCore):
     """One channel to a server; safe to share between tasks.
 
-    `timeout` is the per-call budget in seconds, retries included; `tenant`,
-    `priority` and `api_key` are defaults each call may override.
+    `timeout` is the per-call budget in seconds, retries included; `tenant` and
+    `priority` are defaults each call may override. `api_key` holds for every
+    call of this client: use one client per identity.
     """
 
     def __init__(

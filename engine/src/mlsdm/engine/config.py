@@ -1,6 +1,7 @@
 """Every tunable number of the cognitive core, in one frozen object.
 
-Defaults follow docs/engine.md; the server builds one of these from its settings
+Every field is a server setting `engine.<field>` with this default (the server's
+settings derive from this class); the server builds one of these from its settings
 and hands it to each tenant's engine, so validation happens once, up front.
 """
 

@@ -1,5 +1,5 @@
 """Governed generation: admit -> LLM -> aphasia check -> commit, with no lock held
-while the LLM runs (engine.md, "Operations").
+while the LLM runs: the engine's admit/commit split (mlsdm.engine.core).
 
 This module knows the engine's pure helpers (aphasia) and the backend, not
 gRPC: the servicer turns its results into messages. Every engine call goes

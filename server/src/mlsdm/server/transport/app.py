@@ -151,8 +151,7 @@ class MlsdmServer:
         self._stopping = False
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        # Outermost first, as architecture.md orders them: the call context
-        # (errors, telemetry) and then the gates.
+        # Outermost first: the call context (errors, telemetry), then the gates.
         logging_settings = self.settings.observability.logging
         telemetry = RpcTelemetry(
             self.observability.tracer,

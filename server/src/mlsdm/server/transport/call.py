@@ -39,6 +39,8 @@ class CallInfo:
     # Absolute time.monotonic() by which the call must finish; None = unbounded.
     # The deadline interceptor replaces it with the effective (defaulted, capped) one.
     deadline: float | None = None
+    # The metadata as received, repeated keys included (for strict header checks).
+    raw_metadata: tuple[tuple[str, str | bytes], ...] = ()
     principal: str = "anonymous"
     roles: frozenset[str] = frozenset()
 

@@ -1,7 +1,7 @@
 """The one place a ServiceError becomes a google.rpc.Status on the wire.
 
 Every status carries exactly one ErrorInfo (domain mlsdm.io, the reason's
-name, its metadata) plus what architecture.md's error table asks for:
+name, its metadata) plus what the README's error table ("The contract") lists:
 BadRequest for field violations, QuotaFailure and RetryInfo for a rate limit,
 RetryInfo for a retryable refusal. grpcio-status converts it to the call's
 code, message and `grpc-status-details-bin` trailer.

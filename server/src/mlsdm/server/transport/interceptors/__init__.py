@@ -1,1 +1,2 @@
-"""Server interceptors, one policy each, chained in the order of architecture.md."""
+"""Server interceptors: the call context outermost, then the gates (deadline, auth,
+rate limit, admission); transport/app.py chains them in that order."""

@@ -126,7 +126,8 @@ class CallContextInterceptor(HandlerInterceptor):
 
     async def _open(self, method: str, streaming: bool, context: Context) -> CallInfo:
         service, name = split_method(method)
-        metadata = parse_metadata(context.invocation_metadata())
+        raw = tuple(context.invocation_metadata() or ())
+        metadata = parse_metadata(raw)
         call = CallInfo(
             method=method,
             service=service,
@@ -137,6 +138,7 @@ class CallContextInterceptor(HandlerInterceptor):
             # Headers are validated by the checks, inside the error handling.
             priority=Priority.NORMAL,
             metadata=metadata,
+            raw_metadata=raw,
         )
         remaining = context.time_remaining()
         if remaining is not None:
