@@ -15,6 +15,8 @@ from mlsdm_testkit import server_thread
 from mlsdm.server.service.observability.logs import ACCESS_LOGGER, JsonFormatter, configure_logging
 from mlsdm.server.service.observability.scrub import scrub
 from mlsdm.server.service.observability.settings import LoggingSettings
+from mlsdm.v1 import admin_service_pb2 as admin_pb
+from mlsdm.v1 import admin_service_pb2_grpc as admin_pb_grpc
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
@@ -129,9 +131,12 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
+EVERY_CALL = {"observability": {"logging": {"access_log_sample": 1.0}}}
+
+
 def test_one_access_line_per_rpc_without_payloads(access_lines: io.StringIO) -> None:
     prompt = "Email me at carol@example.net about the kettle."
-    with server_thread() as srv, grpc.insecure_channel(srv.address) as channel:
+    with server_thread(EVERY_CALL) as srv, grpc.insecure_channel(srv.address) as channel:
         stub = pb_grpc.CognitiveServiceStub(channel)
         stub.Generate(
             pb.GenerateRequest(prompt=prompt, moral_value=0.9),
@@ -163,7 +168,7 @@ def test_one_access_line_per_rpc_without_payloads(access_lines: io.StringIO) -> 
 def test_payloads_are_logged_only_when_enabled_and_then_scrubbed(
     access_lines: io.StringIO,
 ) -> None:
-    overrides = {"observability": {"logging": {"log_payloads": True}}}
+    overrides = {"observability": {"logging": {"log_payloads": True, "access_log_sample": 1.0}}}
     prompt = "Call +1 (555) 123-4567 or write to dave@example.org"
     with server_thread(overrides) as srv, grpc.insecure_channel(srv.address) as channel:
         pb_grpc.CognitiveServiceStub(channel).Generate(
@@ -172,3 +177,30 @@ def test_payloads_are_logged_only_when_enabled_and_then_scrubbed(
     (line,) = _lines(access_lines)
     assert line["prompt"] == "Call [PHONE] or write to [EMAIL]"
     assert line["response"]
+
+
+def test_sampling_drops_fast_successes_but_keeps_failures_and_admin_calls(
+    access_lines: io.StringIO,
+) -> None:
+    overrides = {"observability": {"logging": {"access_log_sample": 0.0}}}
+    with server_thread(overrides) as srv, grpc.insecure_channel(srv.address) as channel:
+        stub = pb_grpc.CognitiveServiceStub(channel)
+        for _ in range(5):
+            stub.GetState(pb.GetStateRequest())
+        with pytest.raises(grpc.RpcError):
+            stub.Generate(pb.GenerateRequest(prompt="", moral_value=0.9))
+        admin_pb_grpc.AdminServiceStub(channel).ListTenants(admin_pb.ListTenantsRequest())
+    lines = _lines(access_lines)
+    assert [line["method"].rsplit("/", 1)[1] for line in lines] == ["Generate", "ListTenants"]
+    assert lines[0]["grpc_code"] == "InvalidArgument"
+    assert lines[1]["grpc_code"] == "OK"
+
+
+def test_slow_calls_are_logged_whatever_the_sample(access_lines: io.StringIO) -> None:
+    overrides = {
+        "observability": {"logging": {"access_log_sample": 0.0, "access_log_slow_ms": 0.0}}
+    }
+    with server_thread(overrides) as srv, grpc.insecure_channel(srv.address) as channel:
+        pb_grpc.CognitiveServiceStub(channel).GetState(pb.GetStateRequest())
+    (line,) = _lines(access_lines)
+    assert line["grpc_code"] == "OK" and line["method"].endswith("/GetState")

@@ -157,6 +157,8 @@ class MlsdmServer:
             self.observability.tracer,
             access_log_enabled=logging_settings.access_log,
             log_payloads=logging_settings.log_payloads,
+            access_log_sample=logging_settings.access_log_sample,
+            access_log_slow_s=logging_settings.access_log_slow_ms / 1000.0,
         )
         self.call_context = CallContextInterceptor(self.lifecycle, telemetry)
         chain: list[grpc.aio.ServerInterceptor] = [

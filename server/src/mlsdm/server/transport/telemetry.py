@@ -9,6 +9,7 @@ the abort), never a prediction, so metrics, span and log agree with the wire.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ _SERVER_FAULTS = frozenset(
     }
 )
 _MAX_LOGGED_PAYLOAD = 2000
+# Every call of this service is logged, sampled or not: it changes tenants.
+_AUDITED_SERVICE = "mlsdm.v1.AdminService"
 # grpc_code label values as the Go ecosystem writes them (codes.Code.String()),
 # so dashboards and alerts written for go-grpc-prometheus work unchanged.
 GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
@@ -86,11 +89,29 @@ class RpcTelemetry:
         metrics: GrpcServerMetrics = GRPC,
         access_log_enabled: bool = True,
         log_payloads: bool = False,
+        access_log_sample: float = 1.0,
+        access_log_slow_s: float = 0.25,
     ) -> None:
         self.tracer = tracer
         self.metrics = metrics
         self.access_log_enabled = access_log_enabled
         self.log_payloads = log_payloads
+        self.access_log_sample = access_log_sample
+        self.access_log_slow_s = access_log_slow_s
+        # A private generator: sampling must not consume (or depend on) the
+        # global random state anyone else seeds.
+        self._sampler = random.Random()
+
+    def wants_access_line(self, labels: RpcLabels, code: grpc.StatusCode, duration: float) -> bool:
+        """Every failure, slow call and admin call; a sample of the rest."""
+        if not self.access_log_enabled:
+            return False
+        if code is not grpc.StatusCode.OK or duration >= self.access_log_slow_s:
+            return True
+        if labels.service == _AUDITED_SERVICE:
+            return True
+        sample = self.access_log_sample
+        return sample >= 1.0 or (sample > 0.0 and self._sampler.random() < sample)
 
     def begin(self, call: CallInfo, request: Any) -> Rpc:
         labels = RpcLabels.of(call.method, call.streaming)
@@ -170,7 +191,9 @@ class Rpc:
                 span.set_status(Status(StatusCode.ERROR, code.name))
         span_ctx = span.get_span_context()
         span.end()
-        if self._t.access_log_enabled and access_log.isEnabledFor(logging.INFO):
+        if self._t.wants_access_line(self.labels, code, duration) and access_log.isEnabledFor(
+            logging.INFO
+        ):
             line: dict[str, Any] = {
                 "method": call.method,
                 "grpc_type": self.labels.grpc_type,
