@@ -99,11 +99,34 @@ def test_rhythm_eight_wake_three_sleep(stub: pb_grpc.CognitiveServiceStub) -> No
 def test_request_id_echoed_and_version_sent(channel: grpc.Channel) -> None:
     stub = pb_grpc.CognitiveServiceStub(channel)
     _, call = stub.GetState.with_call(pb.GetStateRequest(), metadata=_md(x_request_id="abc-123"))
-    initial = dict(call.initial_metadata())
-    assert initial["x-request-id"] == "abc-123"
-    assert initial["x-mlsdm-version"] == VERSION
+    # A unary reply carries them in its trailers (one batch with the reply).
+    trailing = dict(call.trailing_metadata())
+    assert trailing["x-request-id"] == "abc-123"
+    assert trailing["x-mlsdm-version"] == VERSION
+    assert "x-mlsdm-version" not in dict(call.initial_metadata())
     _, call = stub.GetState.with_call(pb.GetStateRequest())
-    assert len(dict(call.initial_metadata())["x-request-id"]) == 32
+    assert len(dict(call.trailing_metadata())["x-request-id"]) == 32
+
+
+def test_a_failed_unary_call_carries_request_id_and_version(channel: grpc.Channel) -> None:
+    stub = pb_grpc.CognitiveServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as failed:
+        stub.Generate(pb.GenerateRequest(prompt=""), metadata=_md(x_request_id="bad-1"))
+    trailing = dict(failed.value.trailing_metadata())  # type: ignore[attr-defined]
+    assert trailing["x-request-id"] == "bad-1"
+    assert trailing["x-mlsdm-version"] == VERSION
+
+
+def test_a_stream_carries_request_id_and_version_in_its_headers(channel: grpc.Channel) -> None:
+    stub = pb_grpc.CognitiveServiceStub(channel)
+    stream = stub.StreamGenerate(
+        pb.GenerateRequest(prompt="Hello there.", moral_value=0.95),
+        metadata=_md(x_request_id="st-1"),
+    )
+    initial = dict(stream.initial_metadata())
+    assert initial["x-request-id"] == "st-1"
+    assert initial["x-mlsdm-version"] == VERSION
+    list(stream)
 
 
 def test_tenants_are_isolated(stub: pb_grpc.CognitiveServiceStub) -> None:

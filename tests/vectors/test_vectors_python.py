@@ -54,9 +54,12 @@ def test_vector(stub: pb_grpc.CognitiveServiceStub, vector: dict[str, Any]) -> N
     timeout = vector.get("timeout_ms", 20_000) / 1000
     try:
         response, call = method.with_call(_request(vector), metadata=metadata, timeout=timeout)
-        outcome = Outcome(response, None, metadata_dict(call.initial_metadata()))
+        # "headers" in the vectors means response metadata: a unary reply
+        # carries the server's keys in its trailers.
+        headers = metadata_dict((*call.initial_metadata(), *call.trailing_metadata()))
+        outcome = Outcome(response, None, headers)
     except grpc.RpcError as err:
-        headers = metadata_dict(err.initial_metadata())  # type: ignore[attr-defined]
-        outcome = Outcome(None, err, headers)
+        raw = (*err.initial_metadata(), *err.trailing_metadata())  # type: ignore[attr-defined]
+        outcome = Outcome(None, err, metadata_dict(raw))
     problems = check(vector, tenant, outcome)
     assert problems == [], f"{vector['name']}:\n  " + "\n  ".join(problems)

@@ -10,7 +10,7 @@ let version = "";
 const state = await client.getState({}, {
   headers,
   timeoutMs: 10_000,
-  onHeader: (h) => { version = h.get(HEADER_VERSION) ?? ""; },
+  onTrailer: (t) => { version = t.get(HEADER_VERSION) ?? ""; },
 });
 console.log(`server ${version}, tenant ${state.tenant}, step ${state.step}, phase ${Phase[state.phase]}, dim ${state.dim}`);
 

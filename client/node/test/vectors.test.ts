@@ -83,8 +83,11 @@ describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR
       const tenant = `${v.tenant}-${LANGUAGE}-${run}`;
       const headers = new Headers({ [HEADER_TENANT]: tenant });
       for (const [k, val] of Object.entries(v.metadata ?? {})) headers.set(k, val.replaceAll("${tenant}", tenant));
-      let responseHeaders = new Headers();
-      const options = { headers, timeoutMs: v.timeout_ms ?? 20_000, onHeader: (h: Headers) => { responseHeaders = h; } };
+      // "headers" in the vectors means response metadata: a unary reply
+      // carries the server's keys in its trailers.
+      const responseHeaders = new Headers();
+      const keep = (h: Headers) => h.forEach((val, k) => responseHeaders.set(k, val));
+      const options = { headers, timeoutMs: v.timeout_ms ?? 20_000, onHeader: keep, onTrailer: keep };
       const outcome: Outcome = { headers: responseHeaders };
       try {
         let response;
@@ -104,6 +107,7 @@ describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR
         outcome.response = toJson(schemas.response, response, { alwaysEmitImplicit: true });
       } catch (err) {
         outcome.error = err;
+        if (err instanceof ConnectError) keep(err.metadata);
       }
       outcome.headers = responseHeaders;
       const problems = check(v, tenant, outcome);

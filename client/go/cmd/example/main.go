@@ -34,13 +34,13 @@ func main() {
 	defer cancel()
 	ctx = mlsdm.WithTenant(ctx, "example-go", "normal")
 
-	var header metadata.MD
-	state, err := c.Cognitive.GetState(ctx, &mlsdmv1.GetStateRequest{}, grpc.Header(&header))
+	var trailer metadata.MD // x-request-id and x-mlsdm-version come in the trailers
+	state, err := c.Cognitive.GetState(ctx, &mlsdmv1.GetStateRequest{}, grpc.Trailer(&trailer))
 	if err != nil {
 		log.Fatalf("GetState: %v", err)
 	}
 	fmt.Printf("server %s, tenant %s, step %d, phase %s, dim %d\n",
-		firstOf(header.Get(mlsdm.HeaderVersion)), state.GetTenant(), state.GetStep(), state.GetPhase(), state.GetDim())
+		firstOf(trailer.Get(mlsdm.HeaderVersion)), state.GetTenant(), state.GetStep(), state.GetPhase(), state.GetDim())
 
 	gen, err := c.Cognitive.Generate(ctx, &mlsdmv1.GenerateRequest{
 		Prompt:     "Explain how a library organises its books by subject.",

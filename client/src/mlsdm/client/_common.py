@@ -147,7 +147,8 @@ class ClientCore:
             raise error
         return wait
 
-    def _note_version(self, initial: Iterable[Any] | None) -> None:
-        for key, value in initial or ():
+    def _note_version(self, response_metadata: Iterable[Any] | None) -> None:
+        # A unary reply carries x-mlsdm-version in its trailers, a stream in its headers.
+        for key, value in response_metadata or ():
             if key == "x-mlsdm-version":
                 self.server_version = str(value)

@@ -75,7 +75,7 @@ class AsyncClient(ClientCore):
                 attempt += 1
                 await asyncio.sleep(self._wait_before_retry(from_rpc_error(exc), attempt, deadline))
                 continue
-            self._note_version(await call.initial_metadata())
+            self._note_version((*await call.initial_metadata(), *await call.trailing_metadata()))
             return response
 
     async def generate(

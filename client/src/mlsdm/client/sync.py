@@ -70,7 +70,7 @@ class Client(ClientCore):
                 attempt += 1
                 time.sleep(self._wait_before_retry(from_rpc_error(exc), attempt, deadline))
                 continue
-            self._note_version(call.initial_metadata())
+            self._note_version((*call.initial_metadata(), *call.trailing_metadata()))
             return response
 
     def generate(

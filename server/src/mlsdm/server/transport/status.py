@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 
 from mlsdm.server.service.errors import ServiceError, from_exception, internal, reason_name
 from mlsdm.server.transport.call import CallInfo
+from mlsdm.server.version import VERSION
 
 ERROR_DOMAIN = "mlsdm.io"
 
@@ -99,8 +100,16 @@ def error_for(exc: BaseException, call: CallInfo) -> ServiceError:
 
 def build(error: ServiceError, request_id: str) -> grpc.Status:
     """The grpc.Status a call fails with: grpcio-status's form of the rich status,
-    plus the request id in the trailers."""
+    plus the request id and the server version in the trailers (where a unary
+    call's successful reply carries them too)."""
     status = rpc_status.to_status(to_rpc_status(error))
     return _Status(
-        status.code, status.details, (*status.trailing_metadata, ("x-request-id", request_id))
+        status.code,
+        status.details,
+        (*status.trailing_metadata, *response_metadata(request_id)),
     )
+
+
+def response_metadata(request_id: str) -> tuple[tuple[str, str], ...]:
+    """What every response carries: the request id and the server version."""
+    return (("x-request-id", request_id), ("x-mlsdm-version", VERSION))

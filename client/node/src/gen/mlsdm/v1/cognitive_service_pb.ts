@@ -464,7 +464,8 @@ export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*
  * `x-mlsdm-tenant` (which cognitive state the call uses, default "default"),
  * `x-mlsdm-priority` (low, normal, high, critical; default normal) and
  * `x-request-id` (echoed, generated when absent). The server returns
- * `x-request-id` and `x-mlsdm-version` in the initial metadata.
+ * `x-request-id` and `x-mlsdm-version` in the trailing metadata of unary
+ * calls (success or error) and in the initial metadata of StreamGenerate.
  *
  * Errors are google.rpc.Status values with exactly one google.rpc.ErrorInfo
  * (domain "mlsdm.io", reason from mlsdm.v1.ErrorReason) plus the details the

@@ -26,17 +26,18 @@ public final class Example {
     String addr = System.getenv().getOrDefault("MLSDM_ADDR", "127.0.0.1:50051");
     ManagedChannel channel = MlsdmClient.channel(addr);
     try {
-      AtomicReference<Metadata> headers = new AtomicReference<>();
+      // x-request-id and x-mlsdm-version come in a unary call's trailers.
+      AtomicReference<Metadata> trailers = new AtomicReference<>();
       CognitiveServiceBlockingStub stub =
           MlsdmClient.cognitive(channel, "example-java", "normal")
               .withInterceptors(
-                  MetadataUtils.newCaptureMetadataInterceptor(headers, new AtomicReference<>()));
+                  MetadataUtils.newCaptureMetadataInterceptor(new AtomicReference<>(), trailers));
 
       GetStateResponse state =
           stub.withDeadlineAfter(10, TimeUnit.SECONDS).getState(GetStateRequest.getDefaultInstance());
       System.out.printf(
           "server %s, tenant %s, step %d, phase %s, dim %d%n",
-          headers.get().get(MlsdmClient.VERSION),
+          trailers.get().get(MlsdmClient.VERSION),
           state.getTenant(),
           state.getStep(),
           state.getPhase(),

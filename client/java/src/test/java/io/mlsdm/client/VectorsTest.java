@@ -155,11 +155,12 @@ class VectorsTest {
                 md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), val.replace("${tenant}", tenant)));
     long timeoutMs = v.has("timeout_ms") ? v.get("timeout_ms").getAsLong() : 20_000;
     AtomicReference<Metadata> headers = new AtomicReference<>();
+    AtomicReference<Metadata> trailers = new AtomicReference<>();
     CognitiveServiceBlockingStub stub =
         CognitiveServiceGrpc.newBlockingStub(channel)
             .withInterceptors(
                 MetadataUtils.newAttachHeadersInterceptor(md),
-                MetadataUtils.newCaptureMetadataInterceptor(headers, new AtomicReference<>()))
+                MetadataUtils.newCaptureMetadataInterceptor(headers, trailers))
             .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS);
     Message response = null;
     Throwable error = null;
@@ -168,7 +169,17 @@ class VectorsTest {
     } catch (StatusRuntimeException e) {
       error = e;
     }
-    List<String> problems = VectorCheck.check(v, tenant, new VectorCheck.Outcome(response, error, headers.get()));
+    // "headers" in the vectors means response metadata: a unary reply carries
+    // the server's keys in its trailers.
+    Metadata responseMetadata = new Metadata();
+    if (headers.get() != null) {
+      responseMetadata.merge(headers.get());
+    }
+    if (trailers.get() != null) {
+      responseMetadata.merge(trailers.get());
+    }
+    List<String> problems =
+        VectorCheck.check(v, tenant, new VectorCheck.Outcome(response, error, responseMetadata));
     assertEquals(List.of(), problems, v.get("name").getAsString() + ":\n  " + String.join("\n  ", problems));
   }
 }
