@@ -1,5 +1,6 @@
 """LLM backends behind one async interface (see base.py)."""
 
+from mlsdm.server.service.llm.anthropic import AnthropicBackend
 from mlsdm.server.service.llm.base import (
     BackendError,
     BackendTimeoutError,
@@ -19,6 +20,7 @@ from mlsdm.server.service.llm.retry import RetryingBackend
 from mlsdm.server.service.llm.stub import StubBackend
 
 __all__ = [
+    "AnthropicBackend",
     "BackendConfigError",
     "BackendError",
     "BackendTimeoutError",
