@@ -1,7 +1,7 @@
 """Load benchmark: our RPCs through the full interceptor chain against a bare grpc.aio echo.
 
     python bench/load.py                      # full run (~3 min): table, RESULTS.md, PNG
-    python bench/load.py --quick --results /tmp/r.md --plot /tmp/r.png   # CI smoke
+    python bench/load.py --quick              # CI smoke: writes only under a temporary directory
     python bench/load.py --soak               # 10-minute soak (--soak-seconds to shorten)
 
 In one go: the echo baseline (load_echo.py), then GetState, ProcessEvent,
@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -48,6 +49,10 @@ from load_soak import SAMPLE_EVERY_S, soak
 
 BENCH = Path(__file__).resolve().parent
 RPCS = ("GetState", "ProcessEvent", "Generate", "StreamGenerate")
+NO_MATPLOTLIB = (
+    "matplotlib is not installed: no PNG drawn (the table above is complete; "
+    "`pip install matplotlib` for the plot)"
+)
 
 
 def machine() -> dict[str, Any]:
@@ -193,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
         update_results(Path(args.results), TABLE_MARK, body)
         print(f"wrote {args.results}")
     if args.plot:
-        plot(sweep.cells, Path(args.plot), describe(m, cpus))
-        print(f"wrote {args.plot}")
+        if plot(sweep.cells, Path(args.plot), describe(m, cpus)):
+            print(f"wrote {args.plot}")
+        else:
+            print(NO_MATPLOTLIB)
     return 0
 
 
@@ -262,12 +269,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--open-rate", type=float, help="open-loop rate, calls per second")
     parser.add_argument(
-        "--results", default=str(BENCH / "RESULTS.md"), help="markdown file to update ('' to skip)"
+        "--results",
+        help="markdown file to update ('' to skip; default bench/RESULTS.md, "
+        "with --quick a file in a new temporary directory)",
     )
-    parser.add_argument("--plot", default=str(BENCH / "load.png"), help="PNG ('' to skip)")
+    parser.add_argument(
+        "--plot", help="PNG ('' to skip; default bench/load.png, with --quick a temporary file)"
+    )
     parser.add_argument("--json", help="also dump every cell as JSON here")
     parser.add_argument(
-        "--quick", action="store_true", help="CI smoke: concurrency 2, 0.1 s warm-up, 0.3 s cells"
+        "--quick",
+        action="store_true",
+        help="CI smoke: concurrency 2, 0.1 s warm-up, 0.3 s cells (a 5 s soak with --soak); "
+        "writes only to a temporary directory, never into bench/",
     )
     parser.add_argument("--soak", action="store_true", help="soak instead (see load_soak.py)")
     parser.add_argument("--soak-seconds", type=float, default=600.0)
@@ -283,7 +297,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.concurrency, args.warmup, args.duration = "2", 0.1, 0.3
+        args.soak_seconds = min(args.soak_seconds, 5.0)
+        args.soak_sample_seconds = min(args.soak_sample_seconds, 0.5)
+        args.soak_tenants = min(args.soak_tenants, 5)
+    _outputs(parser, args)
     return args
+
+
+def _outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Where the results go. A smoke run's numbers are not results: --quick never
+    writes into bench/, so it cannot overwrite the checked-in RESULTS.md or PNG."""
+    if not args.quick:
+        args.results = str(BENCH / "RESULTS.md") if args.results is None else args.results
+        args.plot = str(BENCH / "load.png") if args.plot is None else args.plot
+        return
+    if args.results is None or args.plot is None:
+        scratch = Path(tempfile.mkdtemp(prefix="mlsdm-bench-quick-"))
+        args.results = str(scratch / "RESULTS.md") if args.results is None else args.results
+        args.plot = str(scratch / "load.png") if args.plot is None else args.plot
+    for option, value in (("--results", args.results), ("--plot", args.plot)):
+        if value and Path(value).resolve().is_relative_to(BENCH):
+            parser.error(f"{option} {value}: --quick never writes into bench/; pick another path")
 
 
 def main(argv: list[str] | None = None) -> int:

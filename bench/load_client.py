@@ -354,7 +354,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=384, help="ProcessEvent vector length")
     parser.add_argument("--echo-request-bytes", type=int, default=128)
     parser.add_argument("--probe", action="store_true", help="one call per RPC; print sizes")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 0.1 s warm-up, 0.3 s measured"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.duration = 0.1, 0.3
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

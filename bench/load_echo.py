@@ -10,7 +10,9 @@ everything our service adds on top (interceptors, proto (de)serialization, the
 engine, the LLM stub) is absent. Same transport options
 family as the real server: defaults, uvloop, one process.
 
-Run by bench/load.py; standalone: `python bench/load_echo.py --port 0 --port-file F`.
+Run by bench/load.py; standalone: `python bench/load_echo.py --port 0 --port-file F`;
+`--quick` is its smoke run: it serves on a free port, makes one call of each RPC
+to itself, checks the sizes, and exits.
 """
 
 from __future__ import annotations
@@ -65,6 +67,25 @@ async def serve(
     await server.stop(0.5)
 
 
+async def self_check(reply_bytes: int, stream_reply_bytes: int, messages: int) -> str:
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (_handlers(b"x" * reply_bytes, b"y" * stream_reply_bytes, messages),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = await channel.unary_unary(ECHO_METHOD)(b"ping", timeout=30)
+            stream = channel.unary_stream(ECHO_STREAM_METHOD)(b"ping", timeout=30)
+            pieces = [piece async for piece in stream]
+    finally:
+        await server.stop(0.5)
+    if len(reply) != reply_bytes or len(pieces) != messages:
+        raise SystemExit(f"echo self-check failed: {len(reply)} bytes, {len(pieces)} messages")
+    return f"echo ok: {len(reply)}-byte reply, {len(pieces)} stream messages"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
@@ -72,7 +93,14 @@ def main() -> int:
     parser.add_argument("--reply-bytes", type=int, default=256)
     parser.add_argument("--stream-reply-bytes", type=int, default=16)
     parser.add_argument("--stream-messages", type=int, default=32)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one call of each RPC to itself, then exit"
+    )
     args = parser.parse_args()
+    if args.quick:
+        sizes = (args.reply_bytes, args.stream_reply_bytes, args.stream_messages)
+        print(uvloop.run(self_check(*sizes)))
+        return 0
     uvloop.run(
         serve(
             args.port,

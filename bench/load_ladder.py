@@ -1,6 +1,7 @@
 """Where GetState's time goes: a ladder from the bare echo to the full chain.
 
     python bench/load_ladder.py [--duration 4] [--reps 3]
+    python bench/load_ladder.py --quick     # smoke run: one round of 0.3 s cells
 
 Each rung adds one thing and reports the server's CPU time per call (the
 server is CPU-bound at c=16, so this is the cost of one call), as the median
@@ -132,9 +133,9 @@ def _rung_server(rung: int, cpu: int | None, work: Path) -> tuple[Server, subpro
     return Server(proc, wait_port(proc, port_file, log), log), proc
 
 
-def ladder(duration: float, reps: int) -> dict[str, list[tuple[float, float]]]:
+def ladder(duration: float, reps: int, warmup: float) -> dict[str, list[tuple[float, float]]]:
     server_cpu, client_cpu = cpu_plan()
-    load = ["--concurrency", "16", "--warmup", "1", "--duration", str(duration)]
+    load = ["--concurrency", "16", "--warmup", str(warmup), "--duration", str(duration)]
     out: dict[str, list[tuple[float, float]]] = {}
 
     def record(name: str, server: Server, rpc: str) -> None:
@@ -165,12 +166,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one round, 0.1 s warm-up, 0.3 s cells"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("RUNG", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         uvloop.run(_serve(int(args.serve[0]), Path(args.serve[1])))
         return 0
-    results = ladder(args.duration, args.reps)
+    if args.quick:
+        args.duration, args.reps = 0.3, 1
+    results = ladder(args.duration, args.reps, 0.1 if args.quick else 1.0)
     print("\n| step (GetState, c=16) | RPS | server CPU µs per call |")
     print("|---|---:|---:|")
     for name, runs in results.items():

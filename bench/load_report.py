@@ -193,8 +193,12 @@ def update_results(path: Path, mark: str, body: str) -> None:
     path.write_text(_replace_marked(text, mark, body), encoding="utf-8")
 
 
-def plot(cells: list[Cell], path: Path, title: str) -> None:
-    import matplotlib
+def plot(cells: list[Cell], path: Path, title: str) -> bool:
+    """Draws the PNG; False (nothing written) when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -245,3 +249,4 @@ def plot(cells: list[Cell], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
