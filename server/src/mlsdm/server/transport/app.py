@@ -19,7 +19,7 @@ from mlsdm.server.service.generation import GovernedGenerator
 from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
-from mlsdm.server.service.observability.metrics import POLICY
+from mlsdm.server.service.observability.metrics import JWKS, POLICY
 from mlsdm.server.service.observability.runtime import Observability
 from mlsdm.server.service.offload import EngineRunner
 from mlsdm.server.service.policy.admission import AdmissionController
@@ -120,7 +120,7 @@ class MlsdmServer:
             observer=self.observability.pipeline,
         )
         # Before the grpc server: a bad keys or JWKS file stops startup here.
-        self.authenticator = Authenticator(settings.auth)
+        self.authenticator = Authenticator(settings.auth, on_jwks_fetch=JWKS.fetched)
         a = settings.admission
         self.admission = AdmissionController(
             a.max_concurrency, a.max_queue, a.reserved_high, a.reserved_critical
@@ -184,9 +184,12 @@ class MlsdmServer:
             raise OSError(f"could not bind {address}")
         await self.tenants.start()
         try:
+            # A JWKS URL's keys are fetched before the first call can need them.
+            await self.authenticator.start()
             await self.server.start()
         except BaseException:
             # The tenants' snapshot ticker and fsync thread are already running.
+            await self.authenticator.close()
             await self.tenants.close()
             raise
         self.metrics_port = self.observability.start(
@@ -244,6 +247,7 @@ class MlsdmServer:
         # Whatever still runs now (health watchers, calls past the grace) is cancelled.
         await self.server.stop(max(0.0, min(0.5, deadline - loop.time())))
         await self.backend.aclose()
+        await self.authenticator.close()
         # Snapshots the resident tenants and flushes their logs.
         await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -12,7 +12,7 @@ codes from grpc.StatusCode, priorities and principal kinds from fixed sets.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Seconds. Prometheus' defaults stop at 10 s; a governed generation that waits
 # on a remote LLM can take longer, and a latency SLO needs buckets on both
@@ -121,6 +121,30 @@ class PolicyMetrics:
         self.breaker_transitions.labels(backend, str(getattr(state, "value", state))).inc()
 
 
+class JwksMetrics:
+    """Fetches of the JWKS from auth.jwt.jwks_url (security/jwks_url.py)."""
+
+    def __init__(self) -> None:
+        self.fetch_total = Counter(
+            "mlsdm_jwks_fetch_total",
+            "Fetches of the JWKS from auth.jwt.jwks_url, by result (ok or error).",
+            ("result",),
+        )
+        self.last_success = Gauge(
+            "mlsdm_jwks_last_success_timestamp_seconds",
+            "Unix time of the last good fetch of the JWKS from auth.jwt.jwks_url (0: none yet).",
+        )
+        for result in ("ok", "error"):
+            self.fetch_total.labels(result)
+
+    def fetched(self, ok: bool) -> None:
+        """Matches jwks_url.FetchCallback: pass it as on_fetch."""
+        self.fetch_total.labels("ok" if ok else "error").inc()
+        if ok:
+            self.last_success.set_to_current_time()
+
+
 GRPC = GrpcServerMetrics()
 GENERATION = GenerationMetrics()
 POLICY = PolicyMetrics()
+JWKS = JwksMetrics()

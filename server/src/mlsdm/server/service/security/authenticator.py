@@ -14,14 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mlsdm.server.service.errors import R, ServiceError, unauthenticated
-from mlsdm.server.service.security.jwt_verify import (
-    KeySet,
-    TokenExpired,
-    TokenInvalid,
-    parse_jwks,
-    verify,
-)
+from mlsdm.server.service.errors import R, ServiceError, unauthenticated, unavailable
+from mlsdm.server.service.security.jwks_url import FetchCallback, KeysUnavailable, RemoteKeySet
+from mlsdm.server.service.security.jwt_verify import FileKeySet, TokenExpired, TokenInvalid
 from mlsdm.server.service.security.keys import KeyCheck, KeyEntry, key_id_of, lookup, parse_keys
 from mlsdm.server.service.security.reload import ReloadingFile
 from mlsdm.server.service.security.roles import ADMIN, expand
@@ -63,8 +58,25 @@ def _text(values: Iterable[bytes]) -> str | None:
     return None
 
 
+def _unverifiable(retry_after: float) -> ServiceError:
+    return unavailable(R.ERROR_REASON_CREDENTIALS_UNAVAILABLE, retry_after)
+
+
+def _jwt_keys(
+    settings: AuthSettings, on_jwks_fetch: FetchCallback | None
+) -> FileKeySet | RemoteKeySet | None:
+    jwt = settings.jwt
+    if jwt.jwks_file is not None:
+        return FileKeySet(jwt, jwt.jwks_file, settings.reload_interval_s)
+    if jwt.jwks_url is not None:
+        return RemoteKeySet(jwt, on_fetch=on_jwks_fetch)
+    return None
+
+
 class Authenticator:
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(
+        self, settings: AuthSettings, on_jwks_fetch: FetchCallback | None = None
+    ) -> None:
         self._settings = settings
         interval = settings.reload_interval_s
         self._keys = (
@@ -72,12 +84,18 @@ class Authenticator:
             if settings.api_keys_file is not None
             else None
         )
-        jwks = settings.jwt.jwks_file
-        self._jwks: ReloadingFile[KeySet] | None = (
-            ReloadingFile(jwks, parse_jwks, interval) if jwks is not None else None
-        )
+        self._jwks = _jwt_keys(settings, on_jwks_fetch)
         self.open = not settings.has_credentials
         self._anonymous = Identity(ANONYMOUS, expand([ADMIN]), "none")
+
+    async def start(self) -> None:
+        """Fetches a JWKS URL's keys before serving, then keeps them fresh."""
+        if isinstance(self._jwks, RemoteKeySet):
+            await self._jwks.start()
+
+    async def close(self) -> None:
+        if isinstance(self._jwks, RemoteKeySet):
+            await self._jwks.close()
 
     def authenticate(
         self, metadata: Mapping[str, str], auth_context: Callable[[], AuthContext]
@@ -117,7 +135,10 @@ class Authenticator:
             return Identity(found.principal, expand(found.roles), "api_key")
         if self._jwks is not None and token.count(".") == 2:
             try:
-                claims = verify(token, self._jwks.get(), self._settings.jwt)
+                claims = self._jwks.verify(token)
+            except KeysUnavailable as exc:
+                log.debug("JWT not verifiable now: %s", exc)
+                raise _unverifiable(exc.retry_after) from None
             except TokenExpired:
                 raise _expired("token") from None
             except TokenInvalid as exc:

@@ -1,4 +1,4 @@
-"""Bearer JWTs checked against a local JWKS file.
+"""Bearer JWTs checked against a JWKS: a local file here, a URL in jwks_url.py.
 
 The token's header names its algorithm, and that header is attacker-chosen:
 the algorithm must be on the allow-list (settings forbid `none` and HMAC), the
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
 
-from mlsdm.server.service.security.reload import FileLoadError
+from mlsdm.server.service.security.reload import FileLoadError, ReloadingFile
 from mlsdm.server.service.security.settings import JWTSettings
 
 
@@ -24,6 +25,10 @@ class TokenExpired(Exception):
 
 class TokenInvalid(Exception):
     pass
+
+
+class UnknownKeyId(TokenInvalid):
+    """The token names a key id the key set does not hold (it may be newer than the set)."""
 
 
 @dataclass(slots=True)
@@ -41,7 +46,7 @@ class KeySet:
             kid = next(iter(self.keys))
         data = self.keys.get(kid)
         if data is None:
-            raise TokenInvalid("no key with the token's 'kid'")
+            raise UnknownKeyId("no key with the token's 'kid'")
         if data.get("alg", alg) != alg:
             raise TokenInvalid("the key does not sign with the token's algorithm")
         built = self._built.get((kid, alg))
@@ -59,6 +64,11 @@ def parse_jwks(text: str, source: str = "JWKS file") -> KeySet:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FileLoadError(f"{source}: not valid JSON ({exc.msg})") from None
+    return jwks_from_data(data, source)
+
+
+def jwks_from_data(data: Any, source: str) -> KeySet:
+    """The key set of a decoded JWKS document; FileLoadError names what is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise FileLoadError(f"{source}: expected an object with a 'keys' list")
     keys: dict[str, dict[str, Any]] = {}
@@ -114,3 +124,14 @@ def verify(token: str, keys: KeySet, settings: JWTSettings) -> Claims:
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise TokenInvalid(f"claim {settings.roles_claim!r} must be a list of role names")
     return Claims(principal, tuple(roles))
+
+
+class FileKeySet:
+    """The key set of auth.jwt.jwks_file, reloaded when the file changes."""
+
+    def __init__(self, settings: JWTSettings, path: Path, interval: float) -> None:
+        self._settings = settings
+        self._file = ReloadingFile(path, parse_jwks, interval)
+
+    def verify(self, token: str) -> Claims:
+        return verify(token, self._file.get(), self._settings)

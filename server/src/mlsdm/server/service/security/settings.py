@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,10 +19,22 @@ JWT_ALGORITHMS = frozenset(
 
 
 class JWTSettings(SettingsModel):
-    """Bearer JWTs verified against a local JWKS file (reloaded on change)."""
+    """Bearer JWTs verified against a JWKS: a local file (reloaded on change) or a URL."""
 
     jwks_file: Path | None = None
-    # Both required when jwks_file is set: a token minted for another service
+    # An identity provider's jwks_uri (https; http only on loopback), fetched off the
+    # event loop and cached (security/jwks_url.py). One of jwks_file and jwks_url.
+    jwks_url: str | None = None
+    # How long a fetched key set is used before it is fetched again.
+    jwks_lifespan_s: float = Field(default=300.0, gt=0.0, le=86400.0)
+    # How long past its lifespan the last good set still verifies while fetches fail;
+    # after that JWT calls are UNAVAILABLE (CREDENTIALS_UNAVAILABLE) until a fetch succeeds.
+    jwks_max_stale_s: float = Field(default=3600.0, ge=0.0, le=7 * 86400.0)
+    # A token with a key id the set lacks refetches it early, at most this often.
+    jwks_min_refresh_s: float = Field(default=30.0, ge=0.0, le=86400.0)
+    # Limit on one fetch (connect and read).
+    jwks_timeout_s: float = Field(default=5.0, gt=0.0, le=120.0)
+    # Both required with jwks_file or jwks_url: a token minted for another service
     # or by another issuer must not open this one.
     issuer: str | None = None
     audience: str | None = None
@@ -44,11 +58,41 @@ class JWTSettings(SettingsModel):
             )
         return value
 
+    @field_validator("jwks_url")
+    @classmethod
+    def _fetchable_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ValueError("must be an http(s) URL")
+        if url.scheme == "http" and not _loopback(url.hostname):
+            # Keys fetched in clear text could be swapped on the way: anyone could mint tokens.
+            raise ValueError("must use https (plain http only to a loopback address)")
+        return value
+
     @model_validator(mode="after")
     def _issuer_and_audience(self) -> JWTSettings:
-        if self.jwks_file is not None and (not self.issuer or not self.audience):
-            raise ValueError("auth.jwt.jwks_file needs auth.jwt.issuer and auth.jwt.audience")
+        if self.jwks_file is not None and self.jwks_url is not None:
+            raise ValueError("set one of auth.jwt.jwks_file and auth.jwt.jwks_url, not both")
+        source = "jwks_file" if self.jwks_file is not None else "jwks_url"
+        if self.configured and (not self.issuer or not self.audience):
+            raise ValueError(f"auth.jwt.{source} needs auth.jwt.issuer and auth.jwt.audience")
         return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether JWTs are accepted at all."""
+        return self.jwks_file is not None or self.jwks_url is not None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class TLSSettings(SettingsModel):
@@ -104,6 +148,6 @@ class AuthSettings(SettingsModel):
     def has_credentials(self) -> bool:
         return (
             self.api_keys_file is not None
-            or self.jwt.jwks_file is not None
+            or self.jwt.configured
             or self.tls.client_ca_file is not None
         )
