@@ -19,6 +19,7 @@ import email.utils
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class SseEvent:
     data: str
 
 
-class HttpBackend:
+class HttpBackend(ABC):
     """Base of the HTTP backends; subclasses set `name` and `path` and implement
     `_body`, `_completion` and `_decode`."""
 
@@ -91,16 +92,19 @@ class HttpBackend:
 
     # -- what a backend supplies --------------------------------------------
 
+    @abstractmethod
     def _body(self, request: LLMRequest, stream: bool) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _completion(self, data: dict[str, Any], request: LLMRequest) -> Completion:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _decode(
         self, events: AsyncIterator[SseEvent], request: LLMRequest
     ) -> AsyncGenerator[StreamEvent, None]:
-        raise NotImplementedError
+        ...
 
     # -- budget -------------------------------------------------------------
 
