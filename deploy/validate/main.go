@@ -1,5 +1,6 @@
 // Command validate renders kustomizations and decodes every object they produce
-// strictly into the typed Go structs of k8s.io/api and istio.io/client-go.
+// strictly into the typed Go structs of k8s.io/api, istio.io/client-go and
+// CloudNativePG's API (github.com/cloudnative-pg/cloudnative-pg/api/v1).
 //
 // Nothing is fetched at run time: the schemas are the Go types compiled in, so a
 // misspelt or misplaced field fails the decode instead of being dropped on apply.
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 
+	cnpgv1 "github.com/cloudnative-pg/cloudnative-pg/api/v1"
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	istiosecurityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -49,6 +51,7 @@ func newScheme() (*runtime.Scheme, error) {
 		corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme,
 		policyv1.AddToScheme, networkingv1.AddToScheme, rbacv1.AddToScheme,
 		istionetworkingv1.AddToScheme, istiosecurityv1.AddToScheme,
+		cnpgv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err

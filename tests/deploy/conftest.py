@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_testkit import REPO, TARGETS, load_steps, validator
+from deploy_testkit import REPO, TARGETS, load_steps, out_name, validator
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,8 @@ def dockerfile(steps: ModuleType) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def rendered() -> Iterator[dict[str, list[dict[str, Any]]]]:
-    """Each target rendered and validated now (not a stale copy), as lists of objects."""
+def rendered_dir() -> Iterator[Path]:
+    """Each target rendered and validated now (not a stale copy) into a directory."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         result = subprocess.run(
@@ -38,9 +38,14 @@ def rendered() -> Iterator[dict[str, list[dict[str, Any]]]]:
             timeout=120,
         )
         assert result.returncode == 0, result.stderr
-        out: dict[str, list[dict[str, Any]]] = {}
-        for key, target in TARGETS.items():
-            name = target.removesuffix(".yaml").replace("/", "_") + ".yaml"
-            text = (work / "out" / name).read_text(encoding="utf-8")
-            out[key] = [d for d in yaml.safe_load_all(text) if d]
-        yield out
+        yield work / "out"
+
+
+@pytest.fixture(scope="session")
+def rendered(rendered_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each target's rendered objects."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, target in TARGETS.items():
+        text = (rendered_dir / out_name(target)).read_text(encoding="utf-8")
+        out[key] = [d for d in yaml.safe_load_all(text) if d]
+    return out

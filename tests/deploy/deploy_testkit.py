@@ -16,13 +16,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 VALIDATOR = REPO / ".tools" / "bin" / "mlsdm-manifests"
+FLOOR = REPO / ".tools" / "bin" / "mlsdm-kustomize-floor"
 TARGETS = {
-    "stable": "deploy/k8s/overlays/stable",
+    "base": "deploy/k8s/base",
+    "sqlite": "deploy/k8s/overlays/sqlite",
+    "postgres": "deploy/k8s/overlays/postgres",
     "canary": "deploy/k8s/overlays/canary",
+    "cnpg": "deploy/k8s/cloudnative-pg",
     "istio": "deploy/istio/canary",
     "istio-stable-only": "deploy/istio/stable-only",
     "secret-example": "deploy/k8s/secret.example.yaml",
+    "dsn-example": "deploy/k8s/postgres-dsn.example.yaml",
 }
+# Every kustomization under deploy/, found on disk so a new one cannot be missed.
+KUSTOMIZATIONS = sorted(str(k.parent.relative_to(REPO)) for k in DEPLOY.rglob("kustomization.yaml"))
 
 
 def unavailable(reason: str) -> None:
@@ -42,26 +49,42 @@ def load_steps() -> ModuleType:
     return module
 
 
-def validator(workdir: Path) -> Path:
-    """The validator deploy/validate.sh built, or one built now from the module cache."""
-    if VALIDATOR.exists():
-        return VALIDATOR
+def _go_tool(installed: Path, module: Path, workdir: Path) -> Path:
+    """The tool deploy/validate.sh built, or one built now from the module cache."""
+    if installed.exists():
+        return installed
     go = shutil.which("go")
     if go is None:
-        unavailable("no manifest validator: run deploy/validate.sh (needs Go)")
-    out = workdir / "mlsdm-manifests"
+        unavailable(f"no {installed.name}: run deploy/validate.sh (needs Go)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / installed.name
     env = {**os.environ, "GOPROXY": "off"}  # offline: tests reach no registry
     built = subprocess.run(
         [str(go), "build", "-o", str(out), "."],
-        cwd=DEPLOY / "validate",
+        cwd=module,
         env=env,
         capture_output=True,
         text=True,
         timeout=540,
     )
     if built.returncode != 0:
-        unavailable(f"cannot build the manifest validator offline: {built.stderr[-500:]}")
+        unavailable(f"cannot build {installed.name} offline: {built.stderr[-500:]}")
     return out
+
+
+def validator(workdir: Path) -> Path:
+    """deploy/validate: current kustomize + strict decoding into the API types."""
+    return _go_tool(VALIDATOR, DEPLOY / "validate", workdir)
+
+
+def floor_renderer(workdir: Path) -> Path:
+    """deploy/validate/floor: the kustomize of kubectl 1.29."""
+    return _go_tool(FLOOR, DEPLOY / "validate" / "floor", workdir)
+
+
+def out_name(target: str) -> str:
+    """How deploy/validate names a target's rendered file under -out."""
+    return target.removesuffix(".yaml").replace("/", "_") + ".yaml"
 
 
 def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:

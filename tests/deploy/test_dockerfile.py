@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import PurePosixPath
 from types import ModuleType
 from typing import Any
 
@@ -64,3 +66,19 @@ def test_build_context_is_an_allow_list(dockerfile: dict[str, Any]) -> None:
             *sources, _ = inst.args.split()
             copied |= {s.rstrip("/") for s in sources}
     assert copied == allowed
+
+
+def test_build_stage_copies_what_the_root_build_reads(dockerfile: dict[str, Any]) -> None:
+    """`pip wheel .` at the root reads pyproject.toml, its readme and license
+    files, and the src/ trees of the three parts; a file missing from the
+    context is only a warning there, so the image's wheel would silently lack it."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    copied = set()
+    for inst in dockerfile["build"].all("COPY"):
+        *sources, _ = inst.args.split()
+        copied |= {s.rstrip("/") for s in sources}
+    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed |= set(project["project"].get("license-files", []))
+    roots = project["tool"]["setuptools"]["packages"]["find"]["where"]
+    needed |= {PurePosixPath(r).parts[0] for r in roots}
+    assert needed <= copied

@@ -1,0 +1,218 @@
+"""What differs between the modes: where tenant state lives and who writes it.
+
+- sqlite: one pod of a StatefulSet, its SQLite database on a volume claim.
+- postgres: stateless pods (HPA 3-10); the DSN from a Secret; the database a
+  CloudNativePG Cluster, decoded strictly into the operator's API types.
+- every kustomization renders the same objects with kubectl 1.29's kustomize.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from deploy_testkit import KUSTOMIZATIONS, REPO, TARGETS, floor_renderer, kinds, one, validator
+from manifest_kit import (
+    DSN_ENV,
+    TRACKS,
+    Rendered,
+    config_text,
+    container,
+    pod_spec,
+    settings_of,
+    workload,
+)
+
+
+def _claim_of(mode_objects: list[dict[str, object]], path: str) -> str | None:
+    """The volume claim template mounted at path, if any."""
+    spec = workload(mode_objects)["spec"]
+    templates = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+    for m in container(mode_objects)["volumeMounts"]:
+        if m["mountPath"] == path and m["name"] in templates:
+            name: str = m["name"]
+            return name
+    return None
+
+
+def test_sqlite_is_one_pod_with_its_state_on_a_volume_claim(
+    rendered: Rendered, tmp_path: Path
+) -> None:
+    objects = rendered["sqlite"]
+    sts = workload(objects)
+    assert sts["kind"] == "StatefulSet"
+    assert sts["spec"]["replicas"] == 1
+    # One writer on one disk: nothing may add a second pod with a second copy.
+    assert not kinds(objects) & {"HorizontalPodAutoscaler", "Deployment"}
+    settings = settings_of(objects, tmp_path)
+    assert settings.tenants.store == "sqlite"
+    data_dir = str(settings.tenants.data_dir)
+    claim = _claim_of(objects, data_dir)
+    assert claim is not None, f"{data_dir} is not on a volume claim"
+    assert claim not in {v["name"] for v in pod_spec(objects)["volumes"]}
+    templates = {t["metadata"]["name"]: t for t in sts["spec"]["volumeClaimTemplates"]}
+    template = templates[claim]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert template["spec"]["resources"]["requests"]["storage"]
+    # Deleting the StatefulSet must not delete the tenants' memory.
+    retention = sts["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert retention == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+
+
+def test_sqlite_governing_service_exists(rendered: Rendered) -> None:
+    objects = rendered["sqlite"]
+    assert workload(objects)["spec"]["serviceName"] == one(objects, "Service")["metadata"]["name"]
+
+
+@pytest.mark.parametrize("mode", TRACKS)
+def test_scale_out_pods_keep_no_tenant_state(rendered: Rendered, mode: str, tmp_path: Path) -> None:
+    objects = rendered[mode]
+    assert workload(objects)["kind"] == "Deployment"
+    settings = settings_of(objects, tmp_path, rendered["dsn-example"])
+    assert settings.tenants.store == "postgres"
+    assert settings.tenants.data_dir is None
+    spec, c = pod_spec(objects), container(objects)
+    # Only the read-only settings and keys, and scratch space: no data volume.
+    for volume in spec["volumes"]:
+        assert set(volume) & {"configMap", "secret", "emptyDir"}, volume["name"]
+        assert "persistentVolumeClaim" not in volume
+    writable = {m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/tmp"}
+    assert "volumeClaimTemplates" not in workload(objects)["spec"]
+
+
+@pytest.mark.parametrize("mode", TRACKS)
+def test_scale_out_dsn_comes_from_a_secret(rendered: Rendered, mode: str) -> None:
+    objects = rendered[mode]
+    env = {e["name"]: e for e in container(objects)["env"]}
+    dsn = env[DSN_ENV]
+    assert "value" not in dsn, "the DSN holds a password: never a literal"
+    ref = dsn["valueFrom"]["secretKeyRef"]
+    # The Secret CloudNativePG generates for the bootstrap owner: <cluster>-app.
+    cluster = one(rendered["cnpg"], "Cluster")
+    assert ref == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}
+    # The example for a PostgreSQL not run by CloudNativePG has the same shape.
+    example = one(rendered["dsn-example"], "Secret")
+    assert example["metadata"]["name"] == ref["name"] and ref["key"] in example["stringData"]
+    assert "postgres_dsn" not in config_text(objects)
+
+
+def test_dsn_example_holds_no_credential(rendered: Rendered) -> None:
+    uri = one(rendered["dsn-example"], "Secret")["stringData"]["uri"]
+    assert "CHANGE-ME@" in uri and ".invalid:" in uri
+
+
+def test_cloudnative_pg_cluster(rendered: Rendered) -> None:
+    spec = one(rendered["cnpg"], "Cluster")["spec"]
+    assert spec["instances"] == 3
+    assert spec["storage"]["size"]
+    initdb = spec["bootstrap"]["initdb"]
+    assert initdb["database"] and initdb["owner"]
+    # An acknowledged commit survives a failover: it reached a standby too.
+    sync = spec["postgresql"]["synchronous"]
+    assert sync["number"] >= 1 and sync["dataDurability"] == "required"
+    assert spec["postgresql"]["parameters"]["synchronous_commit"] == "on"
+
+
+def test_scale_out_pods_may_reach_the_database(rendered: Rendered) -> None:
+    cluster = one(rendered["cnpg"], "Cluster")["metadata"]["name"]
+    egress = one(rendered["postgres"], "NetworkPolicy")["spec"]["egress"]
+    to_db = [
+        rule
+        for rule in egress
+        for peer in rule.get("to", [])
+        if peer.get("podSelector", {}).get("matchLabels") == {"cnpg.io/cluster": cluster}
+    ]
+    assert [p["port"] for rule in to_db for p in rule["ports"]] == [5432]
+    # The DNS, istiod and HTTPS rules of the base are still there.
+    assert len(egress) == 4
+
+
+def test_cluster_is_decoded_strictly(tmp_path: Path) -> None:
+    """A misspelt field in the Cluster fails validation instead of being
+    dropped by the operator's API server."""
+    source = REPO / TARGETS["cnpg"] / "cluster.yaml"
+    broken = tmp_path / "cluster.yaml"
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    doc["spec"]["bootstrap"]["initdb"]["ownr"] = doc["spec"]["bootstrap"]["initdb"].pop("owner")
+    broken.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    tool = validator(tmp_path)
+    good = subprocess.run([str(tool), str(source)], capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run([str(tool), str(broken)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert 'unknown field "spec.bootstrap.initdb.ownr"' in bad.stderr
+
+
+def test_every_kustomization_is_a_target() -> None:
+    assert set(KUSTOMIZATIONS) <= set(TARGETS.values())
+
+
+def test_kubectl_floor_renders_the_same_objects(rendered_dir: Path, tmp_path: Path) -> None:
+    """kubectl 1.29's kustomize (the oldest supported) renders every
+    kustomization, and to the very objects the current kustomize rendered."""
+    floor = floor_renderer(tmp_path)
+    result = subprocess.run(
+        [str(floor), "-compare", str(rendered_dir), *KUSTOMIZATIONS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("same objects") == len(KUSTOMIZATIONS)
+
+
+def test_kubectl_floor_notices_a_difference(rendered_dir: Path, tmp_path: Path) -> None:
+    """The comparison can fail: a rendering that differs in one field is reported."""
+    floor = floor_renderer(tmp_path)
+    target = TARGETS["sqlite"]
+    name = target.replace("/", "_") + ".yaml"
+    altered = tmp_path / "altered"
+    altered.mkdir()
+    docs = list(yaml.safe_load_all((rendered_dir / name).read_text(encoding="utf-8")))
+    sts = next(d for d in docs if d and d["kind"] == "StatefulSet")
+    sts["spec"]["replicas"] = 2
+    (altered / name).write_text(yaml.safe_dump_all(docs), encoding="utf-8")
+    result = subprocess.run(
+        [str(floor), "-compare", str(altered), target],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "StatefulSet" in result.stderr and "differs" in result.stderr
+
+
+def test_settings_files_name_no_secret() -> None:
+    for config in sorted((REPO / "deploy" / "k8s").rglob("config.yaml")):
+        text = config.read_text(encoding="utf-8")
+        assert "postgresql://" not in text and "password" not in text.lower(), config
+
+
+def test_kubectl_floor_fails_on_several_patches_in_one_file(tmp_path: Path) -> None:
+    """What broke `kubectl kustomize` of the old canary overlay: the floor
+    renderer reports it, so such a file cannot come back unnoticed."""
+    objects = {
+        "a.yaml": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "a"}},
+        "b.yaml": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "b"}},
+        "c.yaml": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "c"}},
+    }
+    for name, obj in objects.items():
+        (tmp_path / name).write_text(yaml.safe_dump(obj), encoding="utf-8")
+    drops = [{"$patch": "delete", **objects[n]} for n in ("a.yaml", "b.yaml")]
+    (tmp_path / "drop.yaml").write_text(yaml.safe_dump_all(drops), encoding="utf-8")
+    kustomization = {"resources": sorted(objects), "patches": [{"path": "drop.yaml"}]}
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), encoding="utf-8")
+    floor = floor_renderer(tmp_path / "bin")
+    result = subprocess.run(
+        [str(floor), "-compare", str(tmp_path), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "unable to parse SM or JSON patch" in result.stderr
