@@ -27,6 +27,7 @@ TARGETS = {
     "istio-stable-only": "deploy/istio/stable-only",
     "secret-example": "deploy/k8s/secret.example.yaml",
     "dsn-example": "deploy/k8s/postgres-dsn.example.yaml",
+    "copy-job": "deploy/k8s/sqlite-to-postgres.job.yaml",
 }
 # Every kustomization under deploy/, found on disk so a new one cannot be missed.
 KUSTOMIZATIONS = sorted(str(k.parent.relative_to(REPO)) for k in DEPLOY.rglob("kustomization.yaml"))

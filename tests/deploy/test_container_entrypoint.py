@@ -38,7 +38,7 @@ from mlsdm.v1 import cognitive_service_pb2, cognitive_service_pb2_grpc
 pytestmark = pytest.mark.slow
 
 BUILD_ROOT = REPO / ".tools" / "image"
-K8S_CONFIG = DEPLOY / "k8s" / "base" / "config.yaml"
+K8S_CONFIG = DEPLOY / "k8s" / "overlays" / "sqlite" / "config.yaml"
 # Bounds, not expectations: a loaded CI machine may be slow, a hung server is not.
 STARTUP_LIMIT_S = 90.0
 INSTALL_LIMIT_S = 600.0

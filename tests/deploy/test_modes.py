@@ -72,7 +72,6 @@ def test_scale_out_pods_keep_no_tenant_state(rendered: Rendered, mode: str, tmp_
     assert workload(objects)["kind"] == "Deployment"
     settings = settings_of(objects, tmp_path, rendered["dsn-example"])
     assert settings.tenants.store == "postgres"
-    assert settings.tenants.data_dir is None
     spec, c = pod_spec(objects), container(objects)
     # Only the read-only settings and keys, and scratch space: no data volume.
     for volume in spec["volumes"]:
@@ -216,3 +215,28 @@ def test_kubectl_floor_fails_on_several_patches_in_one_file(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "unable to parse SM or JSON patch" in result.stderr
+
+
+def test_copy_job_moves_the_single_nodes_tenants_to_postgres(
+    rendered: Rendered, tmp_path: Path
+) -> None:
+    """The Job reads the sqlite mode's claim and writes where the scale-out pods read."""
+    job = one(rendered["copy-job"], "Job")["spec"]["template"]["spec"]
+    (c,) = job["containers"]
+    sqlite = rendered["sqlite"]
+    sts = workload(sqlite)
+    data_dir = str(settings_of(sqlite, tmp_path).tenants.data_dir)
+    claim = _claim_of(sqlite, data_dir)
+    volumes = {v["name"]: v for v in job["volumes"]}
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == data_dir)
+    # A StatefulSet's claim is <template>-<statefulset>-<ordinal>.
+    expected = f"{claim}-{sts['metadata']['name']}-0"
+    assert volumes[mount["name"]]["persistentVolumeClaim"]["claimName"] == expected
+    assert c["args"][:2] == ["tenants", "copy"]
+    assert c["args"][c["args"].index("--from") + 1] == f"sqlite:{data_dir}"
+    assert c["args"][c["args"].index("--to") + 1] == "postgres:"
+    env = {e["name"]: e for e in c["env"]}
+    deployment_env = {e["name"]: e for e in container(rendered["postgres"])["env"]}
+    assert env[DSN_ENV] == deployment_env[DSN_ENV]
+    assert job["securityContext"] == pod_spec(sqlite)["securityContext"]
+    assert c["image"] == container(sqlite)["image"], "the version that wrote the database"
