@@ -25,6 +25,8 @@ from manifest_kit import (
     workload,
 )
 
+from mlsdm.server.cli import build_parser
+
 
 def _claim_of(mode_objects: list[dict[str, object]], path: str) -> str | None:
     """The volume claim template mounted at path, if any."""
@@ -187,9 +189,10 @@ def test_kubectl_floor_notices_a_difference(rendered_dir: Path, tmp_path: Path) 
 
 
 def test_settings_files_name_no_secret() -> None:
+    """The DSN (it holds a password) only ever comes from a Secret."""
     for config in sorted((REPO / "deploy" / "k8s").rglob("config.yaml")):
-        text = config.read_text(encoding="utf-8")
-        assert "postgresql://" not in text and "password" not in text.lower(), config
+        tenants = yaml.safe_load(config.read_text(encoding="utf-8")).get("tenants", {})
+        assert "postgres_dsn" not in tenants, config
 
 
 def test_kubectl_floor_fails_on_several_patches_in_one_file(tmp_path: Path) -> None:
@@ -240,3 +243,6 @@ def test_copy_job_moves_the_single_nodes_tenants_to_postgres(
     assert env[DSN_ENV] == deployment_env[DSN_ENV]
     assert job["securityContext"] == pod_spec(sqlite)["securityContext"]
     assert c["image"] == container(sqlite)["image"], "the version that wrote the database"
+    # The server's own command line accepts exactly these arguments.
+    parsed = build_parser().parse_args(c["args"])
+    assert (parsed.source, parsed.target) == (f"sqlite:{data_dir}", "postgres:")
