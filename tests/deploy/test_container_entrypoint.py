@@ -3,8 +3,10 @@
 deploy/validate.sh runs the Dockerfile's build stage (the wheelhouse, from
 PyPI). Here the runtime stage's install step runs verbatim from the Dockerfile
 into a temporary root, offline, from that wheelhouse; then ENTRYPOINT + CMD
-start with the Dockerfile's ENV, as its numeric USER, with the Kubernetes
-ConfigMap's settings file, and nothing writable except the declared VOLUMEs.
+start with the Dockerfile's ENV, as its numeric USER, with a mode's ConfigMap
+settings file, and nothing writable except what that mode's pod mounts
+writable: both VOLUMEs for the single-node mode (sqlite), only /tmp for the
+scale-out mode (postgres, against a real PostgreSQL), whose pods keep nothing.
 The server must come up healthy on 127.0.0.1, answer a real call, and exit
 cleanly on the STOPSIGNAL.
 """
@@ -38,7 +40,9 @@ from mlsdm.v1 import cognitive_service_pb2, cognitive_service_pb2_grpc
 pytestmark = pytest.mark.slow
 
 BUILD_ROOT = REPO / ".tools" / "image"
-K8S_CONFIG = DEPLOY / "k8s" / "overlays" / "sqlite" / "config.yaml"
+OVERLAYS = DEPLOY / "k8s" / "overlays"
+# What each mode's pod mounts writable (its Deployment or StatefulSet).
+WRITABLE = {"sqlite": ["/var/lib/mlsdm", "/tmp"], "postgres": ["/tmp"]}
 # Bounds, not expectations: a loaded CI machine may be slow, a hung server is not.
 STARTUP_LIMIT_S = 90.0
 INSTALL_LIMIT_S = 600.0
@@ -83,19 +87,30 @@ def _image_user(dockerfile: dict[str, Any]) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def _prepare_root(root: Path, volumes: list[Path], uid: int, gid: int, as_root: bool) -> Path:
-    """Declared volumes writable by the image user; the settings and key files
-    mounted read-only where the Deployment mounts them; returns the config path."""
+def _prepare_root(
+    root: Path, mode: str, volumes: list[Path], uid: int, gid: int, as_root: bool
+) -> Path:
+    """The pod's writable mounts writable by the image user; the settings and
+    key files mounted read-only where the pod mounts them; returns the config path."""
     for volume in volumes:
         volume.mkdir(parents=True, exist_ok=True)
         if as_root:
             os.chown(volume, uid, gid)
     config_dir = root / "etc" / "mlsdm" / "config"
     keys_dir = root / "etc" / "mlsdm" / "keys"
-    config_dir.mkdir(parents=True)
-    keys_dir.mkdir(parents=True)
-    shutil.copy(K8S_CONFIG, config_dir / "config.yaml")
+    config_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(OVERLAYS / mode / "config.yaml", config_dir / "config.yaml")
     return config_dir / "config.yaml"
+
+
+@pytest.fixture
+def mode_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The mode's store: SQLite on the data volume, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {}
+    pg = request.getfixturevalue("pg")
+    return {"MLSDM_TENANTS__POSTGRES_DSN": pg.new_database()}
 
 
 def _read_only_except(root: Path, volumes: list[Path]) -> None:
@@ -132,19 +147,32 @@ def _wait_for_port(proc: subprocess.Popen[bytes], port_file: Path, log: Path) ->
     pytest.fail(f"no port file within {STARTUP_LIMIT_S}s:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.parametrize(
+    ("mode", "mode_env"), [("sqlite", "sqlite"), ("postgres", "postgres")], indirect=["mode_env"]
+)
 def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
-    image: tuple[Path, dict[str, str]], dockerfile: dict[str, Any], steps: ModuleType
+    image: tuple[Path, dict[str, str]],
+    dockerfile: dict[str, Any],
+    steps: ModuleType,
+    mode: str,
+    mode_env: dict[str, str],
 ) -> None:
     root, image_env = image
     runtime = dockerfile["runtime"]
     reloc = steps.Relocator(root)
     uid, gid = _image_user(dockerfile)
     assert uid != 0
-    volumes = [reloc.path(v) for v in yaml.safe_load(runtime.last("VOLUME").args)]
+    image_volumes = yaml.safe_load(runtime.last("VOLUME").args)
+    assert set(WRITABLE[mode]) <= set(image_volumes)
+    volumes = [reloc.path(v) for v in WRITABLE[mode]]
     data_dir = reloc.path(runtime.last("WORKDIR").args)
-    assert data_dir in volumes, "the working directory is the data volume"
+    assert reloc.path(image_volumes[0]) == data_dir, "the working directory is the data volume"
     as_root = os.geteuid() == 0
-    config = _prepare_root(root, volumes, uid, gid, as_root)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if as_root and data_dir not in volumes:  # as the image has it: root's, not the user's
+        os.chown(data_dir, 0, 0)
+    scratch = reloc.path("/tmp")
+    config = _prepare_root(root, mode, volumes, uid, gid, as_root)
 
     key_id, key = new_key()
     keys_file = config.parent.parent / "keys" / "api-keys"
@@ -166,12 +194,12 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
             "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--", *argv,
         ]  # fmt: skip
 
-    port_file = data_dir / "port"
+    port_file = scratch / f"port-{mode}"
     metrics_port = _free_port()
     env = {
         **image_env,
         "HOME": str(data_dir),
-        "TMPDIR": str(reloc.path("/tmp")),
+        "TMPDIR": str(scratch),
         # What the Deployment sets, then what differs on a test machine:
         # loopback and free ports instead of 0.0.0.0:50051/9090, and the
         # key and settings files at their relocated mount points.
@@ -181,9 +209,11 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
         "MLSDM_SERVER__PORT_FILE": str(port_file),
         "MLSDM_OBSERVABILITY__METRICS__HOST": "127.0.0.1",
         "MLSDM_OBSERVABILITY__METRICS__PORT": str(metrics_port),
-        "MLSDM_TENANTS__DATA_DIR": str(data_dir),
         "MLSDM_AUTH__API_KEYS_FILE": str(keys_file),
+        **mode_env,
     }
+    if mode == "sqlite":  # the relocated data volume
+        env["MLSDM_TENANTS__DATA_DIR"] = str(data_dir)
     skip = {*volumes, reloc.path(image_env["WHEELHOUSE"])}
     if not as_root:
         _read_only_except(root, volumes)
@@ -221,7 +251,7 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
 
             stop = getattr(signal, runtime.last("STOPSIGNAL").args)
             proc.send_signal(stop)
-            grace = yaml.safe_load(K8S_CONFIG.read_text())["server"]["grace_period_s"]
+            grace = yaml.safe_load(config.read_text())["server"]["grace_period_s"]
             code = proc.wait(timeout=grace + 30)
             assert code == 0, log.read_text()[-3000:]
         finally:
@@ -229,4 +259,8 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
                 proc.kill()
                 proc.wait(timeout=30)
 
-    assert _tree(root, skip) == before, "the server wrote outside its declared volumes"
+    after = _tree(root, skip)
+    if not as_root:  # the next mode prepares the same root again
+        for dirpath, _, _ in os.walk(root):
+            os.chmod(dirpath, 0o755)
+    assert after == before, "the server wrote outside what the pod mounts writable"
