@@ -32,6 +32,7 @@ import pytest
 import yaml
 from deploy_testkit import DEPLOY, REPO, unavailable
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from manifest_kit import require_tenant_stores
 
 from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key
 from mlsdm.server.transport.health import HEALTH_SERVICES
@@ -157,6 +158,7 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
     mode: str,
     mode_env: dict[str, str],
 ) -> None:
+    require_tenant_stores()
     root, image_env = image
     runtime = dockerfile["runtime"]
     reloc = steps.Relocator(root)

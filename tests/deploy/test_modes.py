@@ -25,8 +25,6 @@ from manifest_kit import (
     workload,
 )
 
-from mlsdm.server.cli import build_parser
-
 
 def _claim_of(mode_objects: list[dict[str, object]], path: str) -> str | None:
     """The volume claim template mounted at path, if any."""
@@ -244,5 +242,7 @@ def test_copy_job_moves_the_single_nodes_tenants_to_postgres(
     assert job["securityContext"] == pod_spec(sqlite)["securityContext"]
     assert c["image"] == container(sqlite)["image"], "the version that wrote the database"
     # The server's own command line accepts exactly these arguments.
+    from mlsdm.server.cli import build_parser
+
     parsed = build_parser().parse_args(c["args"])
     assert (parsed.source, parsed.target) == (f"sqlite:{data_dir}", "postgres:")
