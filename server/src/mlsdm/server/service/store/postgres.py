@@ -121,14 +121,17 @@ class PostgresStore(TenantStore):
 
         asyncio.get_running_loop().create_task(check())
 
-    async def _rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _rows(
+        self, sql: str, params: dict[str, Any], binary: bool = False
+    ) -> list[tuple[Any, ...]]:
         async with self._connection() as conn:
-            cur = await conn.execute(sql, params)
+            cur = await conn.execute(sql, params, binary=binary)
             return await cur.fetchall() if cur.description is not None else []
 
     async def _commit(self, params: dict[str, object]) -> set[str]:
         started = time.perf_counter()
-        rows = await self._rows(APPEND_SQL, params)
+        # Binary parameters: records travel as bytes, not hex text.
+        rows = await self._rows(APPEND_SQL, params, binary=True)
         self.stats.commit(len(params["seqs"]), time.perf_counter() - started)  # type: ignore[arg-type]
         return {str(r[0]) for r in rows}
 
