@@ -113,14 +113,25 @@ def test_an_append_that_does_not_continue_the_sequence_is_refused(pg: PgCluster)
         a = store(dsn, "a")
         await opened(a)
         lease = await a.acquire("t", wait_s=0)
+        await a.load(lease)
         await append_all(a, lease, 1, 2)
+        # a caller's gap is refused before anything is sent, and breaks nothing
+        with pytest.raises(StorageUnavailable):
+            await a.append(lease, 5, b"gap")
+        await append_all(a, lease, 3, 1)
+        # a commit whose acknowledgement was lost (the store is ahead of the
+        # engine): the next append is refused and the tenant must reload
+        await asyncio.to_thread(execute, dsn, f"INSERT INTO mlsdm_events VALUES "
+                                f"('t', 4, {zlib.crc32(b'x')}, 'x'); "
+                                "UPDATE mlsdm_leases SET last_seq = 4")  # fmt: skip
         with pytest.raises(LeaseLost):
-            await a.append(lease, 2, b"again")
+            await a.append(lease, 4, b"again")
         # until the caller comes back with the seq that broke, every append fails at once
         with pytest.raises(LeaseLost):
-            await a.append(lease, 3, b"on top of the failed one")
-        assert (await a.load(lease)).last_seq == 2
-        await append_all(a, lease, 3, 1)
+            await a.append(lease, 5, b"on top of the failed one")
+        assert a.stats.fenced_writes == 0  # the lease itself was never lost
+        assert (await a.load(lease)).last_seq == 4
+        await append_all(a, lease, 5, 1)
         assert await a.exists("t") and not await a.exists("other")
         await a.close()
 
@@ -268,11 +279,18 @@ def test_register_quota_listing_and_delete(pg: PgCluster) -> None:
         more = await a.list_tenants(page[-1].tenant, 10)
         assert [r.tenant for r in page + more] == sorted(["free", *winners])
         lease = await a.acquire("free", wait_s=0)
+        await a.load(lease)
         await append_all(a, lease, 1, 3)
         assert await a.delete("free") is True
         assert await a.delete("free") is False
+        await append_all(a, lease, 1, 1)  # the deleter's lease holds; the sequence restarts
+        # a tenant deleted while another replica holds it: that replica is fenced
+        held = await b.acquire("busy", wait_s=0)
+        await b.load(held)
+        await append_all(b, held, 1, 2)
+        assert await a.delete("busy") is True
         with pytest.raises(LeaseLost):
-            await a.append(lease, 4, b"after delete")
+            await b.append(held, 3, b"after delete")
         await a.close()
         await b.close()
 

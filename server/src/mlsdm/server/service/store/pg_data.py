@@ -37,6 +37,13 @@ SELECT last_seq FROM mlsdm_leases
 WHERE tenant = %(tenant)s AND owner = %(owner)s AND epoch = %(epoch)s FOR UPDATE
 """
 
+DELETE_LEASE_SQL = """
+UPDATE mlsdm_leases SET last_seq = 0,
+  owner = CASE WHEN owner IN (%(me)s, '') OR expires_at <= now() THEN owner ELSE '' END,
+  epoch = CASE WHEN owner IN (%(me)s, '') OR expires_at <= now() THEN epoch ELSE epoch + 1 END
+WHERE tenant = %(tenant)s
+"""
+
 LIST_SQL = """
 SELECT t.tenant, coalesce(l.last_seq, 0), coalesce(s.seq, 0),
        coalesce(s.bytes, 0) + coalesce(e.bytes, 0),
@@ -198,17 +205,16 @@ class PgData:
                 )
         return len(blob)
 
-    async def delete(self, tenant: str) -> bool:
+    async def delete(self, tenant: str, me: str) -> bool:
         deleted = 0
         async with self._connect() as conn, conn.transaction():
-            for table in ("mlsdm_events", "mlsdm_snapshots", "mlsdm_tenants", "mlsdm_leases",
-                          "mlsdm_quarantine"):  # fmt: skip
-                cur = await conn.execute(
-                    f"DELETE FROM {table} WHERE tenant = %s",
-                    (tenant,),
-                )
-                if table != "mlsdm_leases":
-                    deleted += cur.rowcount
+            for table in ("mlsdm_events", "mlsdm_snapshots", "mlsdm_tenants", "mlsdm_quarantine"):
+                cur = await conn.execute(f"DELETE FROM {table} WHERE tenant = %s", (tenant,))
+                deleted += cur.rowcount
+            # The sequence restarts. A lease this replica holds stays valid; one
+            # another replica holds is fenced (epoch bumped), so that replica's
+            # cached engine of the deleted tenant can never write again.
+            await conn.execute(DELETE_LEASE_SQL, {"tenant": tenant, "me": me})
         return deleted > 0
 
     async def register(self, tenant: str, principal: str | None, limit: int | None) -> bool:

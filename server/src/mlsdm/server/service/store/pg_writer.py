@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mlsdm.server.service.store.port import Lease, LeaseLost, StoreError
+from mlsdm.server.service.store.port import Lease, LeaseLost, StorageUnavailable, StoreError
 
 log = logging.getLogger("mlsdm.store.postgres")
 
@@ -48,6 +48,12 @@ RETURNING tenant
 """
 
 
+# Why a tenant's events were refused: its lease row as it is now.
+REFUSED_SQL = """
+SELECT tenant, owner, epoch, last_seq FROM mlsdm_leases WHERE tenant = ANY(%(tenants)s)
+"""
+
+
 @dataclass(slots=True)
 class _Append:
     lease: Lease
@@ -56,9 +62,9 @@ class _Append:
     future: asyncio.Future[None] = field(repr=False)
 
 
-# Executes APPEND_SQL with the given parameters; returns the tenants whose
-# events were inserted.
-CommitFn = Callable[[dict[str, object]], Awaitable[set[str]]]
+# Executes APPEND_SQL with the given parameters; returns, for each tenant of
+# the batch, None when its events were inserted, else why they were refused.
+CommitFn = Callable[[dict[str, object]], Awaitable[dict[str, StoreError | None]]]
 
 
 class GroupCommitter:
@@ -69,18 +75,18 @@ class GroupCommitter:
         owner: str,
         commit: CommitFn,
         parallel: int,
-        on_fenced: Callable[[str], None],
         to_store_error: Callable[[BaseException], StoreError],
     ) -> None:
         self._owner = owner
         self._commit = commit
         self._parallel = parallel
-        self._on_fenced = on_fenced
         self._to_store_error = to_store_error
         self._pending: list[_Append] = []
         # tenant -> (the seq the caller must append next, the error that
         # broke the sequence): see the port's rule on failed commits.
         self._broken: dict[str, tuple[int, StoreError]] = {}
+        # tenant -> the seq its next append must carry (known once loaded).
+        self._next: dict[str, int] = {}
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -94,14 +100,28 @@ class GroupCommitter:
                 _fail(future, broken[1])
                 return future
             del self._broken[lease.tenant]
+        expected = self._next.get(lease.tenant)
+        if expected is not None and seq != expected:
+            # A caller bug, refused before anything is queued: no gap is
+            # ever sent to the database, and nothing breaks the sequence.
+            _fail(future, StorageUnavailable(
+                f"tenant {lease.tenant!r}: append of seq {seq} out of order (next is {expected})"
+            ))  # fmt: skip
+            return future
+        self._next[lease.tenant] = seq + 1
         self._pending.append(_Append(lease, seq, record, future))
         self._idle.clear()
         self._schedule()
         return future
 
-    def reset(self, tenant: str) -> None:
-        """The tenant was (re)loaded: its sequence restarts from the store's."""
+    def reset(self, tenant: str, last_seq: int | None = None) -> None:
+        """The tenant was (re)loaded: its sequence continues from the store's
+        (unknown when None: the database alone checks it)."""
         self._broken.pop(tenant, None)
+        if last_seq is None:
+            self._next.pop(tenant, None)
+        else:
+            self._next[tenant] = last_seq + 1
 
     async def drain(self) -> None:
         """Waits until everything queued so far is committed or failed."""
@@ -127,7 +147,7 @@ class GroupCommitter:
 
     async def _run(self, batch: list[_Append], tenants: set[str]) -> None:
         try:
-            passed = await self._commit_batch(batch)
+            results = await self._commit_batch(batch)
         except BaseException as exc:
             error = self._to_store_error(exc)
             for item in batch:
@@ -137,16 +157,19 @@ class GroupCommitter:
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            refused = tenants - passed
+            refused: dict[str, StoreError] = {}
+            for tenant in tenants:
+                if tenant not in results:
+                    refused[tenant] = LeaseLost(tenant)
+                elif (why := results[tenant]) is not None:
+                    refused[tenant] = why
             for item in batch:
                 if item.lease.tenant in refused:
-                    _fail(item.future, LeaseLost(item.lease.tenant))
+                    _fail(item.future, refused[item.lease.tenant])
                 elif not item.future.done():
                     item.future.set_result(None)
-            for tenant in refused:
-                self._on_fenced(tenant)
-            self._mark_broken(batch, refused, LeaseLost)
-            self._fail_pending(refused, LeaseLost)
+            self._mark_broken(batch, set(refused), refused.__getitem__)
+            self._fail_pending(set(refused), refused.__getitem__)
         finally:
             self._in_flight -= tenants
             task = asyncio.current_task()
@@ -160,6 +183,7 @@ class GroupCommitter:
         for item in batch:  # in seq order: the first of each tenant is where it broke
             if item.lease.tenant in tenants and item.lease.tenant not in self._broken:
                 self._broken[item.lease.tenant] = (item.seq, error(item.lease.tenant))
+                self._next[item.lease.tenant] = item.seq
 
     def _fail_pending(self, tenants: set[str], error: Callable[[str], StoreError]) -> None:
         # Later appends of a tenant whose commit failed were made on top of the
@@ -174,7 +198,7 @@ class GroupCommitter:
                 keep.append(item)
         self._pending = keep
 
-    async def _commit_batch(self, batch: list[_Append]) -> set[str]:
+    async def _commit_batch(self, batch: list[_Append]) -> dict[str, StoreError | None]:
         fence: dict[str, list[int]] = {}  # tenant -> [epoch, first, last]
         for item in batch:
             entry = fence.get(item.lease.tenant)

@@ -25,7 +25,7 @@ from mlsdm.server.service.store.pg_data import PgData
 from mlsdm.server.service.store.pg_schema import CHANNEL, SchemaTooNew, migrate
 from mlsdm.server.service.store.pg_settings import PgConfig
 from mlsdm.server.service.store.pg_stats import PgStats
-from mlsdm.server.service.store.pg_writer import APPEND_SQL, GroupCommitter
+from mlsdm.server.service.store.pg_writer import APPEND_SQL, REFUSED_SQL, GroupCommitter
 from mlsdm.server.service.store.port import (
     Lease,
     LeaseLost,
@@ -86,9 +86,7 @@ class PostgresStore(TenantStore):
         self._held: dict[str, Lease] = {}
         self._handover = leases.Handover(config.owner)
         self._listener = leases.Listener(config.dsn, config.connect_timeout_s, self._on_message)
-        self._writer = GroupCommitter(
-            config.owner, self._commit, COMMIT_PARALLEL, self._on_fenced, to_store_error
-        )
+        self._writer = GroupCommitter(config.owner, self._commit, COMMIT_PARALLEL, to_store_error)
         self._data = PgData(self._connection)
         self._checking = False
 
@@ -128,12 +126,36 @@ class PostgresStore(TenantStore):
             cur = await conn.execute(sql, params, binary=binary)
             return await cur.fetchall() if cur.description is not None else []
 
-    async def _commit(self, params: dict[str, object]) -> set[str]:
+    async def _commit(self, params: dict[str, object]) -> dict[str, StoreError | None]:
         started = time.perf_counter()
         # Binary parameters: records travel as bytes, not hex text.
         rows = await self._rows(APPEND_SQL, params, binary=True)
         self.stats.commit(len(params["seqs"]), time.perf_counter() - started)  # type: ignore[arg-type]
-        return {str(r[0]) for r in rows}
+        out: dict[str, StoreError | None] = {str(r[0]): None for r in rows}
+        firsts = dict(zip(params["f_tenants"], params["f_first"], strict=True))  # type: ignore[call-overload]
+        epochs = dict(zip(params["f_tenants"], params["f_epochs"], strict=True))  # type: ignore[call-overload]
+        refused = [t for t in firsts if t not in out]
+        if refused:
+            found = await self._rows(REFUSED_SQL, {"tenants": refused})
+            rows_by = {str(r[0]): r for r in found}
+            for tenant in refused:
+                out[tenant] = self._why_refused(
+                    tenant, epochs[tenant], firsts[tenant], rows_by.get(tenant)
+                )
+        return out
+
+    def _why_refused(
+        self, tenant: str, epoch: int, first: int, row: tuple[Any, ...] | None
+    ) -> StoreError:
+        if row is None or row[1] != self.owner or int(row[2]) != epoch:
+            self._on_fenced(tenant)
+            return LeaseLost(tenant)
+        if int(row[3]) >= first:
+            # The store is ahead of this engine: a commit whose acknowledgement
+            # was lost (connection cut mid-commit). Reloading picks it up.
+            log.warning("store ahead of the engine; reloading", extra={"tenant": tenant})
+            return LeaseLost(tenant)
+        return StorageUnavailable(f"tenant {tenant!r}: seq {first} leaves a gap after {row[3]}")
 
     def _on_fenced(self, tenant: str) -> None:
         self.stats.fenced_writes += 1
@@ -266,7 +288,7 @@ class PostgresStore(TenantStore):
 
     async def load(self, lease: Lease) -> StoredTenant:
         loaded = await self._data.load(lease)
-        self._writer.reset(lease.tenant)
+        self._writer.reset(lease.tenant, loaded.last_seq)
         return loaded
 
     async def exists(self, tenant: str) -> bool:
@@ -297,8 +319,8 @@ class PostgresStore(TenantStore):
         return size
 
     async def delete(self, tenant: str) -> bool:
-        self._held.pop(tenant, None)
-        return await self._data.delete(tenant)
+        self._writer.reset(tenant, 0)
+        return await self._data.delete(tenant, self.owner)
 
     async def register(self, tenant: str, principal: str | None, limit: int | None) -> bool:
         return await self._data.register(tenant, principal, limit)
@@ -310,5 +332,5 @@ class PostgresStore(TenantStore):
         self, lease: Lease, rebuild: Callable[[StoredTenant], Rebuilt]
     ) -> RepairReport:
         report = await self._data.repair(lease, rebuild)
-        self._writer.reset(lease.tenant)
+        self._writer.reset(lease.tenant, report.last_seq)
         return report
