@@ -70,7 +70,7 @@ VOLUME ["/var/lib/mlsdm", "/tmp"]
 WORKDIR /var/lib/mlsdm
 USER 10001:10001
 
-EXPOSE 50051 9090
+EXPOSE 50051 9464
 
 # Exec form: the server is PID 1 and receives SIGTERM itself; it installs its
 # own handler (drain, then exit within server.grace_period_s) and starts no

@@ -203,7 +203,7 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
         "HOME": str(data_dir),
         "TMPDIR": str(scratch),
         # What the Deployment sets, then what differs on a test machine:
-        # loopback and free ports instead of 0.0.0.0:50051/9090, and the
+        # loopback and free ports instead of 0.0.0.0:50051/9464, and the
         # key and settings files at their relocated mount points.
         "MLSDM_CONFIG": str(config),
         "MLSDM_SERVER__HOST": "127.0.0.1",

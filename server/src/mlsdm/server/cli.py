@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlsdm.server.preflight import PreflightError, preflight
+from mlsdm.server.service.listen import ListenError
 from mlsdm.server.settings import (
     Settings,
     SettingsError,
@@ -55,12 +57,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mlsdm.server.transport.app import run
 
     settings = _load(args)
+    preflight(settings)
     _configure_logging(settings)
     return run(settings)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args)
+    # Everything `serve` needs besides free ports (check may run beside a serve).
+    preflight(settings)
     print(settings_json(settings))
     print("configuration OK", file=sys.stderr)
     return 0
@@ -200,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except SettingsError as exc:
         print(f"mlsdm-grpc: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except (PreflightError, ListenError) as exc:
+        print(f"mlsdm-grpc: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -56,8 +56,16 @@ async def run_demo(target: str | None, settings: Settings | None, api_key: str |
     server: MlsdmServer | None = None
     if target is None:
         assert settings is not None
+        # Free ports for both listeners: the demo must run beside a `serve`
+        # (or anything else) holding the configured ones.
+        obs = settings.observability
         embedded = settings.model_copy(
-            update={"server": settings.server.model_copy(update={"port": 0, "port_file": None})}
+            update={
+                "server": settings.server.model_copy(update={"port": 0, "port_file": None}),
+                "observability": obs.model_copy(
+                    update={"metrics": obs.metrics.model_copy(update={"port": 0})}
+                ),
+            }
         )
         server = MlsdmServer(embedded)
         port = await server.start()

@@ -15,3 +15,15 @@ def _version() -> str:
 
 
 VERSION = _version()
+
+# Where the distribution comes from: it is not on PyPI, so install hints name
+# the repository (from a clone, or pip's git URL form).
+REPOSITORY = "https://github.com/mlsdm/mlsdm-grpc"
+
+
+def install_hint(extra: str) -> str:
+    """One line telling how to add an optional extra (`otlp`, `minilm`)."""
+    return (
+        f"pip install '.[{extra}]' in a clone, "
+        f"or pip install 'mlsdm-grpc[{extra}] @ git+{REPOSITORY}'"
+    )

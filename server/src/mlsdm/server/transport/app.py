@@ -17,6 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
 from mlsdm.server.service.generation import GovernedGenerator
 from mlsdm.server.service.lifecycle import Lifecycle
+from mlsdm.server.service.listen import (
+    GRPC_PORT_HINT,
+    METRICS_PORT_HINT,
+    ListenError,
+    listen_error,
+    probe,
+)
 from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
 from mlsdm.server.service.observability.metrics import JWKS, POLICY
@@ -174,14 +181,23 @@ class MlsdmServer:
 
     async def start(self) -> int:
         s = self.settings.server
+        m = self.settings.observability.metrics
+        # Both listeners first, so a taken port stops startup in one line before
+        # anything runs (gRPC's own bind failure is a multi-line log and a bare error).
+        probe(s.host, s.port, "server.port", GRPC_PORT_HINT)
+        if m.enabled:
+            probe(m.host, m.port, "observability.metrics.port", METRICS_PORT_HINT)
         address = f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
         credentials = server_credentials(self.settings.auth.tls)
-        if credentials is None:
-            self.port = self.server.add_insecure_port(address)
-        else:
-            self.port = self.server.add_secure_port(address, credentials)
+        try:
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, credentials)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind {address}")
+            raise listen_error(s.host, s.port, "server.port", GRPC_PORT_HINT, "bind failed")
         await self.tenants.start()
         try:
             # A JWKS URL's keys are fetched before the first call can need them.
@@ -192,11 +208,16 @@ class MlsdmServer:
             await self.authenticator.close()
             await self.tenants.close()
             raise
-        self.metrics_port = self.observability.start(
-            self.tenants.resident,
-            self._breaker_state,
-            lambda: (self.admission.active, self.admission.queued),
-        )
+        try:
+            self.metrics_port = self.observability.start(
+                self.tenants.resident,
+                self._breaker_state,
+                lambda: (self.admission.active, self.admission.queued),
+            )
+        except ListenError:
+            # Taken since the probe: undo what started, then report it.
+            await self.stop(0)
+            raise
         await self.health.start()
         self._monitor = asyncio.create_task(self._watch_emergency(), name="mlsdm-health")
         if s.port_file is not None:

@@ -14,6 +14,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 from prometheus_client.registry import REGISTRY
 
+from mlsdm.server.service.listen import METRICS_PORT_HINT, describe, listen_error
 from mlsdm.server.service.observability.domain import (
     AdmissionProbe,
     BreakerProbe,
@@ -54,7 +55,12 @@ class Observability:
         # store attaches its counters to the same collector.
         lease_collector()
         if m.enabled:
-            self._http = start_http_server(m.port, addr=m.host, registry=REGISTRY)
+            try:
+                self._http = start_http_server(m.port, addr=m.host, registry=REGISTRY)
+            except OSError as exc:
+                raise listen_error(
+                    m.host, m.port, "observability.metrics.port", METRICS_PORT_HINT, describe(exc)
+                ) from None
             self.metrics_port = int(self._http[0].server_port)
             log.info("metrics listening", extra={"host": m.host, "metrics_port": self.metrics_port})
         return self.metrics_port

@@ -14,8 +14,11 @@ class MetricsSettings(SettingsModel):
 
     enabled: bool = True
     host: str = "127.0.0.1"
+    # 9464 is the port OpenTelemetry's Prometheus exporters default to, the usual
+    # home of an application's /metrics; 9090 is Prometheus's own, and a server
+    # beside a local Prometheus (or a second mlsdm-grpc) must not fight it.
     # 0 picks a free port (tests); the bound one is MlsdmServer.metrics_port.
-    port: int = Field(default=9090, ge=0, le=65535)
+    port: int = Field(default=9464, ge=0, le=65535)
     # The first N tenants seen keep their own `tenant` label; later ones are
     # reported together as tenant="other", so a tenant flood cannot blow up
     # the series count.

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from mlsdm.server.service.observability.settings import TracingSettings
+from mlsdm.server.version import install_hint
 
 TRACER_NAME = "mlsdm.server"
 
@@ -42,7 +43,7 @@ def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
             module = importlib.import_module(name)
         except ImportError as exc:
             raise TracingConfigError(
-                f"OTLP {protocol} exporter not installed: pip install 'mlsdm-grpc[otlp]'"
+                f"OTLP {protocol} exporter not installed: {install_hint('otlp')}"
             ) from exc
         # Reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT / HEADERS / TIMEOUT itself.
         exporter: SpanExporter = module.OTLPSpanExporter()
