@@ -35,6 +35,27 @@ def test_grpcurl_describes_a_method_through_reflection(server: ServerThread) -> 
         assert f"{service} is a service" in everything
 
 
+def test_grpcurl_prints_the_error_details(server: ServerThread) -> None:
+    done = subprocess.run(
+        [
+            go_tool("grpcurl"),
+            "-plaintext",
+            "-d",
+            '{"vector": [0.5, 0.5], "moral_value": 0.9}',
+            server.address,
+            "mlsdm.v1.CognitiveService/ProcessEvent",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    # Reflection serves google.rpc's error details, so they are decoded, not raw bytes.
+    assert "is not recognized" not in done.stderr, done.stderr
+    assert '"reason": "DIMENSION_MISMATCH"' in done.stderr, done.stderr
+
+
 def _ghz(*args: str) -> dict[str, object]:
     report = json.loads(_run(go_tool("ghz"), "--format", "json", "--timeout", "20s", *args))
     assert isinstance(report, dict)

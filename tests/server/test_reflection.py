@@ -70,6 +70,7 @@ def test_lists_every_served_service(channel: grpc.Channel, service: str) -> None
         ("mlsdm.v1.ErrorReason", "mlsdm/v1/errors.proto"),
         ("grpc.health.v1.Health.Watch", "grpc_health/v1/health.proto"),
         (f"{V1}.ServerReflectionInfo", V1_FILE),
+        ("google.rpc.ErrorInfo", "google/rpc/error_details.proto"),
     ],
 )
 def test_resolves_symbols_with_their_imports(

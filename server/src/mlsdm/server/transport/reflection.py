@@ -226,7 +226,9 @@ def contract_richer() -> dict[str, bytes]:
 
 def contract_reflection(service_names: Iterable[str]) -> ReflectionIndex:
     """Reflection over the mlsdm.v1 contract (every file, errors.proto included:
-    its ErrorReason values are what clients match on), health and reflection."""
+    its ErrorReason values are what clients match on), the google.rpc error
+    details, health and reflection."""
+    from google.rpc import error_details_pb2, status_pb2
     from grpc_health.v1 import health_pb2
 
     from mlsdm.v1 import admin_service_pb2, cognitive_service_pb2, errors_pb2, types_pb2
@@ -241,6 +243,10 @@ def contract_reflection(service_names: Iterable[str]) -> ReflectionIndex:
             errors_pb2.DESCRIPTOR,
             health_pb2.DESCRIPTOR,
             rpb.DESCRIPTOR,
+            # The error details every failed call carries (ErrorInfo, RetryInfo, ...),
+            # so grpcurl and other reflective clients can print them.
+            status_pb2.DESCRIPTOR,
+            error_details_pb2.DESCRIPTOR,
         ),
     )
     return ReflectionIndex(files, service_names, richer=contract_richer())
