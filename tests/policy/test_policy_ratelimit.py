@@ -149,9 +149,16 @@ def test_anonymous_callers_are_limited_per_peer() -> None:
         stub = pb_grpc.CognitiveServiceStub(ch)
         stub.GetState(pb.GetStateRequest())
         stub.GetState(pb.GetStateRequest())
-        error = rich(failure(stub.GetState, pb.GetStateRequest()))
+        first = failure(stub.GetState, pb.GetStateRequest())
+        second = failure(stub.GetState, pb.GetStateRequest())
+    error, later = rich(first), rich(second)
     assert error.reason == "RATE_LIMITED"
     assert error.quota_subjects == ["principal:anonymous"]
+    # The delay lives in RetryInfo only: one message per reason, no number in it.
+    assert error.retry_delay is not None and later.retry_delay is not None
+    message = first.details()  # type: ignore[attr-defined]
+    assert message == second.details()  # type: ignore[attr-defined]
+    assert not any(c.isdigit() for c in message)
 
 
 def test_retry_after_is_the_time_to_the_next_token() -> None:
