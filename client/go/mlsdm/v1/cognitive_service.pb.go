@@ -24,14 +24,17 @@ const (
 // Request of Generate.
 type GenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The prompt. Required: 1 to 32768 characters (configurable).
+	// The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
+	// setting).
 	Prompt string `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	// Moral value of the request, in [0, 1]. When unset, the server scores the
 	// prompt text (0.8, -0.15 per harmful word, +0.05 per positive word).
 	MoralValue *float64 `protobuf:"fixed64,2,opt,name=moral_value,json=moralValue,proto3,oneof" json:"moral_value,omitempty"`
-	// Maximum tokens to generate, 1 to 2048; 0 means the server default (256).
+	// Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
+	// 0 means its `engine.default_max_tokens`.
 	MaxTokens int32 `protobuf:"varint,3,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
-	// Memories to retrieve as context, 1 to 20; 0 means the default (5).
+	// Memories to retrieve as context, 1 to the server's `engine.max_top_k`;
+	// 0 means its `engine.default_top_k`.
 	ContextTopK   int32 `protobuf:"varint,4,opt,name=context_top_k,json=contextTopK,proto3" json:"context_top_k,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -112,7 +115,8 @@ type GenerateResponse struct {
 	Step int64 `protobuf:"varint,5,opt,name=step,proto3" json:"step,omitempty"`
 	// Human-readable note on the outcome, for logs and debugging; not stable.
 	Note string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
-	// Moral threshold after this call's adaptation, in [0.30, 0.90].
+	// Moral threshold after this call's adaptation, within the server's
+	// [engine.threshold_min, engine.threshold_max].
 	MoralThreshold float64 `protobuf:"fixed64,7,opt,name=moral_threshold,json=moralThreshold,proto3" json:"moral_threshold,omitempty"`
 	// Moral value used: the one sent, or the one scored from the prompt.
 	MoralValue float64 `protobuf:"fixed64,8,opt,name=moral_value,json=moralValue,proto3" json:"moral_value,omitempty"`
@@ -255,14 +259,17 @@ func (x *GenerateResponse) GetTimings() *Timings {
 // Request of StreamGenerate; the same fields as GenerateRequest.
 type StreamGenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The prompt. Required: 1 to 32768 characters (configurable).
+	// The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
+	// setting).
 	Prompt string `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	// Moral value of the request, in [0, 1]. When unset, the server scores the
 	// prompt text.
 	MoralValue *float64 `protobuf:"fixed64,2,opt,name=moral_value,json=moralValue,proto3,oneof" json:"moral_value,omitempty"`
-	// Maximum tokens to generate, 1 to 2048; 0 means the server default (256).
+	// Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
+	// 0 means its `engine.default_max_tokens`.
 	MaxTokens int32 `protobuf:"varint,3,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
-	// Memories to retrieve as context, 1 to 20; 0 means the default (5).
+	// Memories to retrieve as context, 1 to the server's `engine.max_top_k`;
+	// 0 means its `engine.default_top_k`.
 	ContextTopK   int32 `protobuf:"varint,4,opt,name=context_top_k,json=contextTopK,proto3" json:"context_top_k,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -416,8 +423,9 @@ func (*StreamGenerateResponse_Result) isStreamGenerateResponse_Event() {}
 // Request of ProcessEvent.
 type ProcessEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The event embedding: exactly `dim` finite floats (384 by default; see
-	// GetStateResponse.dim). Not necessarily normalised; must not be all zero.
+	// The event embedding: exactly `dim` finite floats (the server's
+	// `engine.dim`; GetStateResponse.dim tells it). Not necessarily normalised;
+	// must not be all zero.
 	Vector []float32 `protobuf:"fixed32,1,rep,packed,name=vector,proto3" json:"vector,omitempty"`
 	// Moral value of the event, in [0, 1]. Required.
 	MoralValue    *float64 `protobuf:"fixed64,2,opt,name=moral_value,json=moralValue,proto3,oneof" json:"moral_value,omitempty"`
@@ -480,7 +488,8 @@ type ProcessEventResponse struct {
 	Phase Phase `protobuf:"varint,3,opt,name=phase,proto3,enum=mlsdm.v1.Phase" json:"phase,omitempty"`
 	// The tenant's step counter after this event.
 	Step int64 `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
-	// Moral threshold after this event's adaptation, in [0.30, 0.90].
+	// Moral threshold after this event's adaptation, within the server's
+	// [engine.threshold_min, engine.threshold_max].
 	MoralThreshold float64 `protobuf:"fixed64,5,opt,name=moral_threshold,json=moralThreshold,proto3" json:"moral_threshold,omitempty"`
 	// Exponential moving average of acceptance, in [0, 1].
 	AcceptanceRate float64 `protobuf:"fixed64,6,opt,name=acceptance_rate,json=acceptanceRate,proto3" json:"acceptance_rate,omitempty"`
@@ -626,7 +635,8 @@ type GetStateResponse struct {
 	Phase Phase `protobuf:"varint,3,opt,name=phase,proto3,enum=mlsdm.v1.Phase" json:"phase,omitempty"`
 	// Steps left in the current phase, at least 1.
 	PhaseStepsRemaining int32 `protobuf:"varint,4,opt,name=phase_steps_remaining,json=phaseStepsRemaining,proto3" json:"phase_steps_remaining,omitempty"`
-	// Adaptive moral threshold, in [0.30, 0.90].
+	// Adaptive moral threshold, within the server's
+	// [engine.threshold_min, engine.threshold_max].
 	MoralThreshold float64 `protobuf:"fixed64,5,opt,name=moral_threshold,json=moralThreshold,proto3" json:"moral_threshold,omitempty"`
 	// Exponential moving average of acceptance, in [0, 1].
 	AcceptanceRate float64 `protobuf:"fixed64,6,opt,name=acceptance_rate,json=acceptanceRate,proto3" json:"acceptance_rate,omitempty"`

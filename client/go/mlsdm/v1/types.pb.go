@@ -24,7 +24,8 @@ const (
 
 // Phase of the tenant's wake/sleep rhythm. The rhythm is a clock: it advances
 // once per governed call that passed validation, whatever the outcome
-// (8 wake steps, then 3 sleep steps, repeating, with the default settings).
+// (`engine.wake_steps` wake steps, then `engine.sleep_steps` sleep steps,
+// repeating).
 type Phase int32
 
 const (
@@ -85,7 +86,8 @@ type RefusalReason int32
 const (
 	// The call was accepted (accepted=true).
 	RefusalReason_REFUSAL_REASON_UNSPECIFIED RefusalReason = 0
-	// The moral value was below the adaptive threshold (or below 0.30).
+	// The moral value was below the adaptive threshold (or below the server's
+	// `engine.reject_below`).
 	RefusalReason_REFUSAL_REASON_MORAL RefusalReason = 1
 	// The tenant is in its sleep phase.
 	RefusalReason_REFUSAL_REASON_SLEEP RefusalReason = 2
@@ -537,11 +539,11 @@ func (x *AphasiaReport) GetRepaired() bool {
 // Norms of the three synaptic memory levels.
 type SynapticMemory struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Euclidean norm of L1 (fast trace, decay 0.50 per event).
+	// Euclidean norm of L1 (fast trace, decay `engine.lambda_l1` per event).
 	L1Norm float64 `protobuf:"fixed64,1,opt,name=l1_norm,json=l1Norm,proto3" json:"l1_norm,omitempty"`
-	// Euclidean norm of L2 (medium trace, decay 0.10 per event).
+	// Euclidean norm of L2 (medium trace, decay `engine.lambda_l2` per event).
 	L2Norm float64 `protobuf:"fixed64,2,opt,name=l2_norm,json=l2Norm,proto3" json:"l2_norm,omitempty"`
-	// Euclidean norm of L3 (slow trace, decay 0.01 per event).
+	// Euclidean norm of L3 (slow trace, decay `engine.lambda_l3` per event).
 	L3Norm        float64 `protobuf:"fixed64,3,opt,name=l3_norm,json=l3Norm,proto3" json:"l3_norm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -30,15 +30,21 @@ class GenerateRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     CONTEXT_TOP_K_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
-    """The prompt. Required: 1 to 32768 characters (configurable)."""
+    """The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
+    setting).
+    """
     moral_value: _builtins.float
     """Moral value of the request, in [0, 1]. When unset, the server scores the
     prompt text (0.8, -0.15 per harmful word, +0.05 per positive word).
     """
     max_tokens: _builtins.int
-    """Maximum tokens to generate, 1 to 2048; 0 means the server default (256)."""
+    """Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
+    0 means its `engine.default_max_tokens`.
+    """
     context_top_k: _builtins.int
-    """Memories to retrieve as context, 1 to 20; 0 means the default (5)."""
+    """Memories to retrieve as context, 1 to the server's `engine.max_top_k`;
+    0 means its `engine.default_top_k`.
+    """
     def __init__(
         self,
         *,
@@ -93,7 +99,9 @@ class GenerateResponse(_message.Message):
     note: _builtins.str
     """Human-readable note on the outcome, for logs and debugging; not stable."""
     moral_threshold: _builtins.float
-    """Moral threshold after this call's adaptation, in [0.30, 0.90]."""
+    """Moral threshold after this call's adaptation, within the server's
+    [engine.threshold_min, engine.threshold_max].
+    """
     moral_value: _builtins.float
     """Moral value used: the one sent, or the one scored from the prompt."""
     confidence: _builtins.float
@@ -152,15 +160,21 @@ class StreamGenerateRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     CONTEXT_TOP_K_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
-    """The prompt. Required: 1 to 32768 characters (configurable)."""
+    """The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
+    setting).
+    """
     moral_value: _builtins.float
     """Moral value of the request, in [0, 1]. When unset, the server scores the
     prompt text.
     """
     max_tokens: _builtins.int
-    """Maximum tokens to generate, 1 to 2048; 0 means the server default (256)."""
+    """Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
+    0 means its `engine.default_max_tokens`.
+    """
     context_top_k: _builtins.int
-    """Memories to retrieve as context, 1 to 20; 0 means the default (5)."""
+    """Memories to retrieve as context, 1 to the server's `engine.max_top_k`;
+    0 means its `engine.default_top_k`.
+    """
     def __init__(
         self,
         *,
@@ -221,8 +235,9 @@ class ProcessEventRequest(_message.Message):
     """Moral value of the event, in [0, 1]. Required."""
     @_builtins.property
     def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
-        """The event embedding: exactly `dim` finite floats (384 by default; see
-        GetStateResponse.dim). Not necessarily normalised; must not be all zero.
+        """The event embedding: exactly `dim` finite floats (the server's
+        `engine.dim`; GetStateResponse.dim tells it). Not necessarily normalised;
+        must not be all zero.
         """
 
     def __init__(
@@ -264,7 +279,9 @@ class ProcessEventResponse(_message.Message):
     step: _builtins.int
     """The tenant's step counter after this event."""
     moral_threshold: _builtins.float
-    """Moral threshold after this event's adaptation, in [0.30, 0.90]."""
+    """Moral threshold after this event's adaptation, within the server's
+    [engine.threshold_min, engine.threshold_max].
+    """
     acceptance_rate: _builtins.float
     """Exponential moving average of acceptance, in [0, 1]."""
     consolidated: _builtins.bool
@@ -335,7 +352,9 @@ class GetStateResponse(_message.Message):
     phase_steps_remaining: _builtins.int
     """Steps left in the current phase, at least 1."""
     moral_threshold: _builtins.float
-    """Adaptive moral threshold, in [0.30, 0.90]."""
+    """Adaptive moral threshold, within the server's
+    [engine.threshold_min, engine.threshold_max].
+    """
     acceptance_rate: _builtins.float
     """Exponential moving average of acceptance, in [0, 1]."""
     dim: _builtins.int

@@ -43,7 +43,8 @@ class _PhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Phase.ValueType
 class Phase(_Phase, metaclass=_PhaseEnumTypeWrapper):
     """Phase of the tenant's wake/sleep rhythm. The rhythm is a clock: it advances
     once per governed call that passed validation, whatever the outcome
-    (8 wake steps, then 3 sleep steps, repeating, with the default settings).
+    (`engine.wake_steps` wake steps, then `engine.sleep_steps` sleep steps,
+    repeating).
     """
 
 PHASE_UNSPECIFIED: Phase.ValueType  # 0
@@ -65,7 +66,9 @@ class _RefusalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal
     REFUSAL_REASON_UNSPECIFIED: _RefusalReason.ValueType  # 0
     """The call was accepted (accepted=true)."""
     REFUSAL_REASON_MORAL: _RefusalReason.ValueType  # 1
-    """The moral value was below the adaptive threshold (or below 0.30)."""
+    """The moral value was below the adaptive threshold (or below the server's
+    `engine.reject_below`).
+    """
     REFUSAL_REASON_SLEEP: _RefusalReason.ValueType  # 2
     """The tenant is in its sleep phase."""
     REFUSAL_REASON_EMERGENCY: _RefusalReason.ValueType  # 3
@@ -79,7 +82,9 @@ class RefusalReason(_RefusalReason, metaclass=_RefusalReasonEnumTypeWrapper):
 REFUSAL_REASON_UNSPECIFIED: RefusalReason.ValueType  # 0
 """The call was accepted (accepted=true)."""
 REFUSAL_REASON_MORAL: RefusalReason.ValueType  # 1
-"""The moral value was below the adaptive threshold (or below 0.30)."""
+"""The moral value was below the adaptive threshold (or below the server's
+`engine.reject_below`).
+"""
 REFUSAL_REASON_SLEEP: RefusalReason.ValueType  # 2
 """The tenant is in its sleep phase."""
 REFUSAL_REASON_EMERGENCY: RefusalReason.ValueType  # 3
@@ -315,11 +320,11 @@ class SynapticMemory(_message.Message):
     L2_NORM_FIELD_NUMBER: _builtins.int
     L3_NORM_FIELD_NUMBER: _builtins.int
     l1_norm: _builtins.float
-    """Euclidean norm of L1 (fast trace, decay 0.50 per event)."""
+    """Euclidean norm of L1 (fast trace, decay `engine.lambda_l1` per event)."""
     l2_norm: _builtins.float
-    """Euclidean norm of L2 (medium trace, decay 0.10 per event)."""
+    """Euclidean norm of L2 (medium trace, decay `engine.lambda_l2` per event)."""
     l3_norm: _builtins.float
-    """Euclidean norm of L3 (slow trace, decay 0.01 per event)."""
+    """Euclidean norm of L3 (slow trace, decay `engine.lambda_l3` per event)."""
     def __init__(
         self,
         *,

@@ -21,7 +21,8 @@ export const file_mlsdm_v1_cognitive_service: GenFile = /*@__PURE__*/
  */
 export type GenerateRequest = Message<"mlsdm.v1.GenerateRequest"> & {
   /**
-   * The prompt. Required: 1 to 32768 characters (configurable).
+   * The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
+   * setting).
    *
    * @generated from field: string prompt = 1;
    */
@@ -36,14 +37,16 @@ export type GenerateRequest = Message<"mlsdm.v1.GenerateRequest"> & {
   moralValue?: number | undefined;
 
   /**
-   * Maximum tokens to generate, 1 to 2048; 0 means the server default (256).
+   * Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
+   * 0 means its `engine.default_max_tokens`.
    *
    * @generated from field: int32 max_tokens = 3;
    */
   maxTokens: number;
 
   /**
-   * Memories to retrieve as context, 1 to 20; 0 means the default (5).
+   * Memories to retrieve as context, 1 to the server's `engine.max_top_k`;
+   * 0 means its `engine.default_top_k`.
    *
    * @generated from field: int32 context_top_k = 4;
    */
@@ -108,7 +111,8 @@ export type GenerateResponse = Message<"mlsdm.v1.GenerateResponse"> & {
   note: string;
 
   /**
-   * Moral threshold after this call's adaptation, in [0.30, 0.90].
+   * Moral threshold after this call's adaptation, within the server's
+   * [engine.threshold_min, engine.threshold_max].
    *
    * @generated from field: double moral_threshold = 7;
    */
@@ -172,7 +176,8 @@ export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*
  */
 export type StreamGenerateRequest = Message<"mlsdm.v1.StreamGenerateRequest"> & {
   /**
-   * The prompt. Required: 1 to 32768 characters (configurable).
+   * The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
+   * setting).
    *
    * @generated from field: string prompt = 1;
    */
@@ -187,14 +192,16 @@ export type StreamGenerateRequest = Message<"mlsdm.v1.StreamGenerateRequest"> & 
   moralValue?: number | undefined;
 
   /**
-   * Maximum tokens to generate, 1 to 2048; 0 means the server default (256).
+   * Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
+   * 0 means its `engine.default_max_tokens`.
    *
    * @generated from field: int32 max_tokens = 3;
    */
   maxTokens: number;
 
   /**
-   * Memories to retrieve as context, 1 to 20; 0 means the default (5).
+   * Memories to retrieve as context, 1 to the server's `engine.max_top_k`;
+   * 0 means its `engine.default_top_k`.
    *
    * @generated from field: int32 context_top_k = 4;
    */
@@ -252,8 +259,9 @@ export const StreamGenerateResponseSchema: GenMessage<StreamGenerateResponse> = 
  */
 export type ProcessEventRequest = Message<"mlsdm.v1.ProcessEventRequest"> & {
   /**
-   * The event embedding: exactly `dim` finite floats (384 by default; see
-   * GetStateResponse.dim). Not necessarily normalised; must not be all zero.
+   * The event embedding: exactly `dim` finite floats (the server's
+   * `engine.dim`; GetStateResponse.dim tells it). Not necessarily normalised;
+   * must not be all zero.
    *
    * @generated from field: repeated float vector = 1;
    */
@@ -309,7 +317,8 @@ export type ProcessEventResponse = Message<"mlsdm.v1.ProcessEventResponse"> & {
   step: bigint;
 
   /**
-   * Moral threshold after this event's adaptation, in [0.30, 0.90].
+   * Moral threshold after this event's adaptation, within the server's
+   * [engine.threshold_min, engine.threshold_max].
    *
    * @generated from field: double moral_threshold = 5;
    */
@@ -394,7 +403,8 @@ export type GetStateResponse = Message<"mlsdm.v1.GetStateResponse"> & {
   phaseStepsRemaining: number;
 
   /**
-   * Adaptive moral threshold, in [0.30, 0.90].
+   * Adaptive moral threshold, within the server's
+   * [engine.threshold_min, engine.threshold_max].
    *
    * @generated from field: double moral_threshold = 5;
    */

@@ -228,21 +228,21 @@ export const AphasiaReportSchema: GenMessage<AphasiaReport> = /*@__PURE__*/
  */
 export type SynapticMemory = Message<"mlsdm.v1.SynapticMemory"> & {
   /**
-   * Euclidean norm of L1 (fast trace, decay 0.50 per event).
+   * Euclidean norm of L1 (fast trace, decay `engine.lambda_l1` per event).
    *
    * @generated from field: double l1_norm = 1;
    */
   l1Norm: number;
 
   /**
-   * Euclidean norm of L2 (medium trace, decay 0.10 per event).
+   * Euclidean norm of L2 (medium trace, decay `engine.lambda_l2` per event).
    *
    * @generated from field: double l2_norm = 2;
    */
   l2Norm: number;
 
   /**
-   * Euclidean norm of L3 (slow trace, decay 0.01 per event).
+   * Euclidean norm of L3 (slow trace, decay `engine.lambda_l3` per event).
    *
    * @generated from field: double l3_norm = 3;
    */
@@ -385,7 +385,8 @@ export const CountersSchema: GenMessage<Counters> = /*@__PURE__*/
 /**
  * Phase of the tenant's wake/sleep rhythm. The rhythm is a clock: it advances
  * once per governed call that passed validation, whatever the outcome
- * (8 wake steps, then 3 sleep steps, repeating, with the default settings).
+ * (`engine.wake_steps` wake steps, then `engine.sleep_steps` sleep steps,
+ * repeating).
  *
  * @generated from enum mlsdm.v1.Phase
  */
@@ -434,7 +435,8 @@ export enum RefusalReason {
   UNSPECIFIED = 0,
 
   /**
-   * The moral value was below the adaptive threshold (or below 0.30).
+   * The moral value was below the adaptive threshold (or below the server's
+   * `engine.reject_below`).
    *
    * @generated from enum value: REFUSAL_REASON_MORAL = 1;
    */
