@@ -38,6 +38,9 @@ def test_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         "server": {"host": "127.0.0.1", "port": 0, "uvloop": False},
         "observability": {"metrics": {"port": 0}},
         "rate_limit": {"enabled": False},
+        # In-process test servers keep tenants in memory unless a test asks for
+        # a store (tests/tenancy, tests/pg run the sqlite and postgres ones).
+        "tenants": {"store": "memory"},
     }
     return load_settings(env={}, overrides=merge_settings_data(base, overrides or {}))
 

@@ -27,7 +27,7 @@ from mlsdm.engine import EngineConfig
 from mlsdm.server._model import SettingsModel
 from mlsdm.server.service.llm.settings import LLMSettings
 from mlsdm.server.service.observability.settings import ObservabilitySettings
-from mlsdm.server.service.persistence.settings import TenantSettings
+from mlsdm.server.service.store.settings import TenantSettings
 from mlsdm.server.service.policy.settings import (
     AdmissionSettings,
     DeadlineSettings,

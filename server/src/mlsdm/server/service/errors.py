@@ -21,8 +21,14 @@ from typing import TypeAlias
 
 from mlsdm.engine import ValidationError
 from mlsdm.server.service.llm.base import BackendError, BackendTimeoutError, BackendUnavailableError
-from mlsdm.server.service.persistence.durable import TenantClosed
-from mlsdm.server.service.persistence.log import LogError
+from mlsdm.server.service.store.port import (
+    LeaseLost,
+    StorageUnavailable,
+    TenantDataCorrupt,
+    TenantMoving,
+    TenantQuotaExceeded,
+)
+from mlsdm.server.service.tenancy.session import TenantClosed
 from mlsdm.v1.errors_pb2 import ErrorReason
 
 Reason: TypeAlias = ErrorReason.ValueType
@@ -185,6 +191,25 @@ def permission_denied(required_role: str, method: str) -> ServiceError:
     )
 
 
+def tenant_forbidden(tenant: str, principal: str) -> ServiceError:
+    return ServiceError(
+        Code.PERMISSION_DENIED,
+        R.ERROR_REASON_TENANT_FORBIDDEN,
+        f"principal {principal!r} may not use tenant {tenant!r}",
+        metadata={"tenant": tenant, "principal": principal},
+    )
+
+
+def auth_throttled(peer: str, retry_after: float) -> ServiceError:
+    return ServiceError(
+        Code.RESOURCE_EXHAUSTED,
+        R.ERROR_REASON_AUTH_THROTTLED,
+        metadata={"peer": peer},
+        retry_after=retry_after,
+        quota=[QuotaViolation(f"peer:{peer}", "failed authentications from this address")],
+    )
+
+
 def rate_limited(principal: str, limit: str, retry_after: float) -> ServiceError:
     return ServiceError(
         Code.RESOURCE_EXHAUSTED,
@@ -283,6 +308,41 @@ def from_exception(
             f"the LLM backend rejected the request; request id {request_id}",
             metadata={"request_id": request_id},
         )
-    if isinstance(exc, TenantClosed | LogError):
-        return unavailable(R.ERROR_REASON_TENANT_UNAVAILABLE, BACKEND_RETRY_S)
+    return from_store_error(exc)
+
+
+# A lost lease or a tenant handed over mid-call: the next try loads it again
+# (here or on the replica that holds it now).
+MOVED_RETRY_S = 0.2
+
+
+def from_store_error(exc: BaseException) -> ServiceError | None:
+    """The ServiceError for a tenant store failure; None for anything else."""
+    if isinstance(exc, StorageUnavailable):
+        return unavailable(R.ERROR_REASON_STORAGE_UNAVAILABLE, exc.retry_after_s)
+    if isinstance(exc, TenantMoving):
+        return unavailable(
+            R.ERROR_REASON_TENANT_MOVING, exc.retry_after_s, metadata={"tenant": exc.tenant}
+        )
+    if isinstance(exc, LeaseLost):
+        return unavailable(
+            R.ERROR_REASON_TENANT_MOVING, MOVED_RETRY_S, metadata={"tenant": exc.tenant}
+        )
+    if isinstance(exc, TenantDataCorrupt):
+        return ServiceError(
+            Code.DATA_LOSS, R.ERROR_REASON_TENANT_DATA_CORRUPT, metadata={"tenant": exc.tenant}
+        )
+    if isinstance(exc, TenantQuotaExceeded):
+        return ServiceError(
+            Code.RESOURCE_EXHAUSTED,
+            R.ERROR_REASON_TENANT_QUOTA,
+            metadata={"principal": exc.principal, "limit": str(exc.limit)},
+            quota=[
+                QuotaViolation(
+                    f"principal:{exc.principal}", f"at most {exc.limit} tenants per principal"
+                )
+            ],
+        )
+    if isinstance(exc, TenantClosed):
+        return unavailable(R.ERROR_REASON_TENANT_UNAVAILABLE, MOVED_RETRY_S)
     return None

@@ -41,7 +41,7 @@ SYSTEM_PROMPT = (
 
 class GovernedTenant(Protocol):
     """The tenant operations a generation needs; the tenant orders, records and
-    runs them (persistence.durable today, the tenant session after it)."""
+    runs them (tenancy/session.py)."""
 
     async def admit(
         self, prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int

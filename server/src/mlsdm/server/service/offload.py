@@ -1,8 +1,8 @@
 """Where an engine call runs: inline when cheap, in a worker thread when it could
 block the event loop (a retrieval over a large store).
 
-The tenant (persistence.durable's EngineCaller) runs every engine call through
-one of these; generation only talks to the tenant.
+The tenant session (tenancy/session.py) runs every engine call it applies
+through one of these; generation only talks to the session.
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 from mlsdm.engine import CognitiveEngine
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -29,10 +27,17 @@ class EngineRunner:
     def offloads(self, engine: CognitiveEngine) -> bool:
         return engine.store.size >= self._offload_min_store
 
-    async def run(
-        self, engine: CognitiveEngine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def run(self, engine: CognitiveEngine, fn: Callable[[], T]) -> T:
         if not self.offloads(engine):
-            return fn(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+            return fn()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+class InlineCaller:
+    """Every engine call inline (tests, tools that rebuild tenants offline)."""
+
+    def offloads(self, engine: CognitiveEngine) -> bool:
+        return False
+
+    async def run(self, engine: CognitiveEngine, fn: Callable[[], T]) -> T:
+        return fn()

@@ -31,7 +31,9 @@ from mlsdm.server.service.observability.runtime import Observability
 from mlsdm.server.service.offload import EngineRunner
 from mlsdm.server.service.policy.admission import AdmissionController
 from mlsdm.server.service.security.authenticator import Authenticator
-from mlsdm.server.service.tenants import TenantRegistry
+from mlsdm.server.service.store.factory import build_store
+from mlsdm.server.service.store.port import StoreOpenError
+from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
 from mlsdm.server.transport.health import HealthState
@@ -117,8 +119,9 @@ class MlsdmServer:
         self.tenants = TenantRegistry(
             config,
             build_embedder(settings, config.dim),
-            settings=settings.tenants,
-            caller=runner,
+            build_store(settings.tenants),
+            runner,
+            settings.tenants,
         )
         self.observability = Observability(settings.observability)
         generator = GovernedGenerator(
@@ -198,13 +201,18 @@ class MlsdmServer:
             self.port = 0
         if self.port == 0:
             raise listen_error(s.host, s.port, "server.port", GRPC_PORT_HINT, "bind failed")
-        await self.tenants.start()
+        try:
+            await self.tenants.start()
+        except StoreOpenError as exc:
+            raise SettingsError(f"tenants.store={self.settings.tenants.store}: {exc}") from None
+        self._log_store()
+        self.tenants.on_storage_change(self.health.storage_changed)
         try:
             # A JWKS URL's keys are fetched before the first call can need them.
             await self.authenticator.start()
             await self.server.start()
         except BaseException:
-            # The tenants' snapshot ticker and fsync thread are already running.
+            # The tenants' store and tickers are already running.
             await self.authenticator.close()
             await self.tenants.close()
             raise
@@ -219,7 +227,7 @@ class MlsdmServer:
             await self.stop(0)
             raise
         await self.health.start()
-        self._monitor = asyncio.create_task(self._watch_emergency(), name="mlsdm-health")
+        self._monitor = asyncio.create_task(self._watch_health(), name="mlsdm-health")
         if s.port_file is not None:
             # Written whole, then renamed: a reader never sees a partial port.
             partial = s.port_file.with_name(s.port_file.name + ".tmp")
@@ -237,13 +245,30 @@ class MlsdmServer:
         breaker = find_breaker(self.backend)
         return None if breaker is None else (breaker.name, breaker.state.value)
 
-    async def _watch_emergency(self) -> None:
+    def _log_store(self) -> None:
+        t = self.settings.tenants
+        where = {
+            "sqlite": str(t.sqlite_path.absolute()),
+            "memory": "memory only: nothing survives a restart",
+            "postgres": "postgresql (tenants.postgres_dsn)",
+        }[t.store]
+        log.info("tenant store open", extra={"store": t.store, "where": where, "sync": t.sync})
+
+    def _all_in_emergency(self) -> bool:
+        # Off the event loop: an engine's state() waits for its lock, which an
+        # offloaded call may hold.
+        engines = [engine for _, engine in self.tenants.resident()]
+        return bool(engines) and all(e.state().emergency for e in engines)
+
+    async def _watch_health(self) -> None:
         while True:
-            engines = [engine for _, engine in self.tenants.resident()]
             # One tenant's emergency refuses that tenant's calls only; the pod
             # stops taking traffic when none of its resident tenants can serve.
-            all_down = bool(engines) and all(e.state().emergency for e in engines)
+            all_down = await asyncio.to_thread(self._all_in_emergency)
             await self.health.set_emergency(all_down)
+            # Readiness follows the store: NOT_SERVING while commits fail or
+            # the database is unreachable, SERVING once a probe write succeeds.
+            await self.health.set_storage(await self.tenants.probe())
             await asyncio.sleep(HEALTH_REFRESH_S)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -269,7 +294,7 @@ class MlsdmServer:
         await self.server.stop(max(0.0, min(0.5, deadline - loop.time())))
         await self.backend.aclose()
         await self.authenticator.close()
-        # Snapshots the resident tenants and flushes their logs.
+        # Snapshots the resident tenants, releases their leases, closes the store.
         await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.observability.stop()

@@ -2,11 +2,14 @@
 
 "liveness" is SERVING while the process runs (the kubelet restarts it
 otherwise). "readiness", "" and the CognitiveService name turn NOT_SERVING as
-soon as draining starts, and while the service is in emergency shutdown, so
-traffic moves to other pods before calls would be refused.
+soon as draining starts, while the service is in emergency shutdown, and
+while the tenant store cannot commit, so traffic moves to other pods before
+calls would be refused.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from grpc_health.v1 import health, health_pb2
 
@@ -32,6 +35,8 @@ class HealthState:
         # The draining flag lives in the lifecycle only: the call context reads it too.
         self._lifecycle = lifecycle
         self._emergency = False
+        self._storage_ok = True
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.servicer.set(LIVENESS, SERVING)
@@ -42,6 +47,18 @@ class HealthState:
             self._emergency = active
             await self._publish()
 
+    async def set_storage(self, ok: bool) -> None:
+        if ok != self._storage_ok:
+            self._storage_ok = ok
+            await self._publish()
+
+    def storage_changed(self, ok: bool) -> None:
+        """Called by the tenant registry the moment a commit fails (or a probe
+        succeeds again): readiness follows without waiting for the monitor."""
+        task = asyncio.get_running_loop().create_task(self.set_storage(ok))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
     async def start_draining(self) -> None:
         """New calls are refused from now on, and readiness turns NOT_SERVING."""
         self._lifecycle.draining = True
@@ -49,7 +66,7 @@ class HealthState:
 
     @property
     def ready(self) -> bool:
-        return not (self._lifecycle.draining or self._emergency)
+        return not (self._lifecycle.draining or self._emergency or not self._storage_ok)
 
     async def _publish(self) -> None:
         status = SERVING if self.ready else NOT_SERVING

@@ -15,8 +15,8 @@ from google.protobuf import duration_pb2
 from mlsdm.engine import EngineStateView, Phase, RefusalReason
 from mlsdm.server.service.errors import R, invalid_argument
 from mlsdm.server.service.generation import Generation, GovernedGenerator, Timings
-from mlsdm.server.service.tenants import TenantRegistry
-from mlsdm.server.transport.call import current_call
+from mlsdm.server.service.tenancy.registry import TenantRegistry
+from mlsdm.server.transport.call import CallInfo, current_call
 from mlsdm.server.version import VERSION
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
@@ -51,7 +51,7 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         call = current_call()
-        async with self._tenants.use(call.tenant) as tenant:
+        async with self._tenants.use(call.tenant, **_use(call)) as tenant:
             generation = await self._generator.generate(
                 tenant,
                 request.prompt,
@@ -66,7 +66,7 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         self, request: pb.StreamGenerateRequest, context: Context
     ) -> AsyncIterator[pb.StreamGenerateResponse]:
         call = current_call()
-        async with self._tenants.use(call.tenant) as tenant:
+        async with self._tenants.use(call.tenant, **_use(call)) as tenant:
             async for item in self._generator.stream(
                 tenant,
                 request.prompt,
@@ -90,7 +90,7 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
                 "moral_value", R.ERROR_REASON_MISSING_FIELD, "moral_value is required"
             )
         call = current_call()
-        async with self._tenants.use(call.tenant) as tenant:
+        async with self._tenants.use(call.tenant, **_use(call)) as tenant:
             outcome = await tenant.process_event(request.vector, request.moral_value)
         return pb.ProcessEventResponse(
             accepted=outcome.accepted,
@@ -105,12 +105,16 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
 
     async def GetState(self, request: pb.GetStateRequest, context: Context) -> pb.GetStateResponse:
         call = current_call()
-        if not self._tenants.exists(call.tenant):
-            # A read creates nothing: an unknown tenant reads as a fresh one.
-            pristine = self._tenants.pristine_state()
-            return state_response(call.tenant, pristine, self._tenants.config.dim)
-        async with self._tenants.use(call.tenant) as tenant:
-            return state_response(call.tenant, tenant.engine.state(), tenant.engine.config.dim)
+        # A read creates nothing: an unknown tenant reads as a fresh one.
+        state = await self._tenants.read_state(call.tenant, wait_s=call.remaining())
+        return state_response(call.tenant, state, self._tenants.config.dim)
+
+
+def _use(call: CallInfo) -> dict[str, Any]:
+    """Who creates the tenant if it is new (admins are exempt from the tenant
+    quota), and how long a handover may take (the call's time left)."""
+    creator = None if "admin" in call.roles else call.principal
+    return {"principal": creator, "wait_s": call.remaining()}
 
 
 def state_response(tenant: str, state: EngineStateView, dim: int) -> pb.GetStateResponse:

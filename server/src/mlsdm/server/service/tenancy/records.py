@@ -1,12 +1,13 @@
-"""Event-log records: what one logged engine operation looks like on disk.
+"""Event records: what one recorded engine operation looks like in the store.
 
 Frame: u32 payload length | u32 CRC-32 of the payload | payload, little-endian.
 Payload: u64 sequence number | f64 clock value | u8 kind | kind-specific body.
 
 The clock value is the time the engine saw while applying the operation; replay
 feeds it back, so the engine's time-based emergency recovery decides exactly as
-it did live. Only operations the engine accepted (no validation error) are
-logged, and each is logged after it was applied, in the order of application.
+it did live. An operation is recorded after its input was validated and
+before it is applied: the engine applies it only once the store committed
+it, in sequence order, so the store and the engine never disagree.
 """
 
 from __future__ import annotations
@@ -91,6 +92,17 @@ def _frame(seq: int, now: float, kind: Kind, body: bytes) -> bytes:
 
 def check_frame(length: int, crc: int, payload: bytes) -> bool:
     return len(payload) == length and zlib.crc32(payload) == crc
+
+
+def decode_record(raw: bytes) -> Record:
+    """One framed record as `append` stored it; RecordError when it is damaged."""
+    if len(raw) < FRAME.size:
+        raise RecordError("record shorter than its frame")
+    length, crc = FRAME.unpack_from(raw)
+    payload = bytes(raw[FRAME.size :])
+    if not check_frame(length, crc, payload):
+        raise RecordError("record fails its checksum")
+    return decode(payload)
 
 
 def decode(payload: bytes) -> Record:

@@ -1,1 +1,0 @@
-"""Durable tenant state: event log and snapshots."""

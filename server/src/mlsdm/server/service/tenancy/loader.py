@@ -1,0 +1,81 @@
+"""Loading one tenant into memory: take its lease, register it (quota), read
+its snapshot and events, rebuild the engine off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mlsdm.server.service.store.port import StoredTenant, TenantDataCorrupt
+from mlsdm.server.service.tenancy.replay import rebuild
+from mlsdm.server.service.tenancy.session import TenantSession
+
+if TYPE_CHECKING:
+    from mlsdm.server.service.tenancy.registry import TenantRegistry
+
+log = logging.getLogger("mlsdm.tenants")
+
+
+async def load_session(
+    registry: TenantRegistry,
+    tenant: str,
+    principal: str | None,
+    limit: int | None,
+    wait_s: float,
+) -> TenantSession:
+    store = registry.store
+    started = time.perf_counter()
+    lease = await store.acquire(tenant, wait_s=wait_s)
+    try:
+        await store.register(tenant, principal, limit)
+        stored = await store.load(lease)
+        if stored.snapshot is None and not stored.events:
+            built = rebuild(tenant, stored, registry.config, registry.embedder)
+        else:
+            built = await asyncio.get_running_loop().run_in_executor(
+                None, rebuild, tenant, stored, registry.config, registry.embedder
+            )
+    except TenantDataCorrupt as exc:
+        registry.stats.add("tenants_corrupt")
+        log.error(
+            "tenant state cannot be rebuilt; AdminService.RepairTenant keeps what is readable",
+            extra={"tenant": tenant, "error": exc.detail},
+        )
+        await store.release(lease)
+        raise
+    except BaseException:
+        await store.release(lease)
+        raise
+    _report(registry, tenant, stored)
+    registry.stats.add("tenants_loaded")
+    registry.stats.add("events_replayed", built.replayed)
+    if built.replayed or built.snapshot_seq:
+        log.info(
+            "tenant loaded",
+            extra={
+                "tenant": tenant,
+                "snapshot_seq": built.snapshot_seq,
+                "replayed": built.replayed,
+                "seconds": round(time.perf_counter() - started, 4),
+            },
+        )
+    return TenantSession(
+        tenant,
+        built.engine,
+        built.clock,
+        store,
+        lease,
+        registry.caller,
+        registry,
+        last_seq=built.last_seq,
+        snapshot_seq=built.snapshot_seq,
+        snapshot_every=registry.settings.snapshot_every_events,
+    )
+
+
+def _report(registry: TenantRegistry, tenant: str, stored: StoredTenant) -> None:
+    for problem in stored.problems:
+        registry.stats.add("load_problems")
+        log.error("tenant loaded around damage", extra={"tenant": tenant, "problem": problem})

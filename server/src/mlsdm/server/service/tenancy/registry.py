@@ -1,0 +1,400 @@
+"""The tenants of one server process: loaded from the store on first use,
+kept resident while used, snapshotted, evicted, handed over, deleted.
+
+At most `tenants.max_resident` tenants stay in memory. Past that, the least
+recently used tenant that no call is holding is snapshotted and dropped (its
+lease released), and loaded back (snapshot + events) on its next call. A
+tenant held by calls is never evicted, so the limit can be exceeded by the
+number of tenants busy at the same moment.
+
+With a leased store (postgres) a tenant is served only while this process
+holds its lease: taken at load (asking the holder to hand over, within the
+call's wait), renewed while resident, released on eviction, handover and
+drain. A lost lease drops the tenant's engine at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from mlsdm.engine import CognitiveEngine, Embedder, EngineConfig, EngineStateView
+from mlsdm.server.service.store.port import (
+    LeaseLost,
+    StorageUnavailable,
+    StoreError,
+    TenantStore,
+)
+from mlsdm.server.service.store.settings import TenantSettings
+from mlsdm.server.service.tenancy.cache import PinnedLRU
+from mlsdm.server.service.tenancy.loader import load_session
+from mlsdm.server.service.tenancy.session import EngineCaller, TenantClosed, TenantSession
+from mlsdm.server.service.tenancy.stats import TenantStats
+
+log = logging.getLogger("mlsdm.tenants")
+
+# How often idle tenants are checked for a time-based snapshot.
+SNAPSHOT_CHECK_S = 1.0
+# A tenant just loaded serves the calls that waited for it before it honours
+# another replica's request to hand it over (no ping-pong between two pods).
+MIN_HOLD_S = 0.05
+# A handover snapshots first when the next holder would otherwise replay
+# more events than this.
+HANDOVER_SNAPSHOT_EVENTS = 500
+
+StorageListener = Callable[[bool], None]
+
+
+class TenantRegistry:
+    def __init__(
+        self,
+        config: EngineConfig,
+        embedder: Embedder,
+        store: TenantStore,
+        caller: EngineCaller,
+        settings: TenantSettings | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.embedder = embedder
+        self.store = store
+        self.settings = settings if settings is not None else TenantSettings(store="memory")
+        self.caller = caller
+        self.stats = TenantStats()
+        self._cache: PinnedLRU[TenantSession] = PinnedLRU(
+            self.settings.max_resident, lambda s: not s.idle
+        )
+        # Loads, evictions, handovers and deletions in progress; a call for such
+        # a tenant waits for them instead of racing them in the store.
+        self._busy: dict[str, asyncio.Task[TenantSession | None]] = {}
+        self._tickers: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._pristine: EngineStateView | None = None
+        self._listeners: list[StorageListener] = []
+        self.storage_ok = True
+        self._overflow_warned = False
+
+    @property
+    def durable(self) -> bool:
+        return self.store.durable
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Opens the store (StoreOpenError: it cannot be used at all)."""
+        await self.store.open()
+        self.store.on_release_requested(self._release_requested)
+        loop = asyncio.get_running_loop()
+        if self.store.durable:
+            self._tickers.append(loop.create_task(self._snapshot_ticker(), name="mlsdm-snap"))
+        if self.store.kind == "postgres":
+            self._tickers.append(loop.create_task(self._renew_ticker(), name="mlsdm-leases"))
+
+    async def close(self) -> None:
+        """Drain: every resident tenant settles, is snapshotted when it has news,
+        and its lease is released; then the store closes."""
+        for ticker in self._tickers:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        self._tickers.clear()
+        for task in list(self._busy.values()):
+            with contextlib.suppress(Exception):
+                await task
+        for session in self._cache.clear():
+            await self._retire(session, snapshot=True)
+        for task in list(self._background):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+        await self.store.close()
+
+    def on_storage_change(self, listener: StorageListener) -> None:
+        self._listeners.append(listener)
+
+    def _storage(self, ok: bool) -> None:
+        if ok != self.storage_ok:
+            self.storage_ok = ok
+            (log.info if ok else log.error)(
+                "tenant store writable again" if ok else "tenant store cannot commit"
+            )
+            for listener in self._listeners:
+                listener(ok)
+
+    async def probe(self) -> bool:
+        """One small write through the store; drives readiness."""
+        try:
+            await self.store.probe()
+        except StoreError as exc:
+            self.stats.add("probe_failures")
+            log.warning("tenant store probe failed", extra={"error": str(exc)[:200]})
+            self._storage(False)
+            return False
+        self._storage(True)
+        return True
+
+    # readers (any thread)
+
+    def resident(self) -> list[tuple[str, CognitiveEngine]]:
+        return [(name, s.engine) for name, s in self._cache.items()]
+
+    def resident_names(self) -> set[str]:
+        return {name for name, _ in self._cache.items()}
+
+    # calls
+
+    @contextlib.asynccontextmanager
+    async def use(
+        self,
+        tenant: str,
+        *,
+        principal: str | None = None,
+        wait_s: float | None = None,
+    ) -> AsyncIterator[TenantSession]:
+        """The tenant, loaded if needed and held (not evictable) until exit.
+        `principal` is who creates it when it is new (None: exempt from the
+        quota); `wait_s` bounds a handover wait (the call's time left)."""
+        session = await self._acquire(tenant, principal, wait_s)
+        try:
+            yield session
+        finally:
+            session.pins -= 1
+            if len(self._cache) > self._cache.capacity:
+                self._evict_over_limit()
+
+    async def _acquire(
+        self, tenant: str, principal: str | None, wait_s: float | None
+    ) -> TenantSession:
+        while True:
+            found = self._cache.get(tenant)
+            if found is not None and not found.closed:
+                if found.lease_lost():
+                    self._drop(found, "lease expired without renewal")
+                    continue
+                found.pins += 1
+                return found
+            busy = self._busy.get(tenant)
+            if busy is None:
+                busy = self._start_busy(tenant, self._load(tenant, principal, wait_s))
+            result = await asyncio.shield(busy)
+            if result is not None and not result.closed and self._cache.peek(tenant) is result:
+                result.pins += 1
+                self._evict_over_limit()
+                return result
+
+    async def _load(
+        self, tenant: str, principal: str | None, wait_s: float | None
+    ) -> TenantSession | None:
+        limit = self.settings.max_tenants_per_principal or None
+        wait = self.settings.handover_wait_s if wait_s is None else max(0.0, wait_s)
+        wait = min(wait, self.settings.handover_wait_s)
+        try:
+            session = await load_session(
+                self, tenant, principal, None if principal is None else limit, wait
+            )
+        except StorageUnavailable:
+            self._storage(False)
+            raise
+        self._cache.put(tenant, session)
+        return session
+
+    def _start_busy(
+        self, tenant: str, coro: Coroutine[Any, Any, TenantSession | None]
+    ) -> asyncio.Task[TenantSession | None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._busy[tenant] = task
+
+        def done(t: asyncio.Task[TenantSession | None]) -> None:
+            if self._busy.get(tenant) is t:
+                del self._busy[tenant]
+            if not t.cancelled():
+                t.exception()  # retrieved: the waiting calls re-raise it
+
+        task.add_done_callback(done)
+        return task
+
+    async def _settle_busy(self, tenant: str) -> None:
+        while (busy := self._busy.get(tenant)) is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(busy)
+
+    # session events
+
+    def commit_failed(self, session: TenantSession, exc: StoreError) -> None:
+        if isinstance(exc, LeaseLost):
+            self.stats.add("leases_lost")
+            self._drop(session, "lease lost")
+        elif isinstance(exc, StorageUnavailable):
+            self.stats.add("commit_failures")
+            self._storage(False)
+            self._spawn(self.probe_later())
+
+    def snapshot_due(self, session: TenantSession) -> None:
+        if not session.snapshot_pending:
+            session.snapshot_pending = True
+            self._spawn(self._snapshot_quietly(session))
+
+    async def probe_later(self) -> None:
+        # Readiness comes back by itself once a probe write succeeds.
+        while not self.storage_ok:
+            await asyncio.sleep(0.5)
+            await self.probe()
+
+    def _drop(self, session: TenantSession, why: str) -> None:
+        """Stops serving a session whose state may no longer be ours."""
+        if self._cache.pop(session.name, session) is not None or not session.closed:
+            log.warning("dropping tenant", extra={"tenant": session.name, "why": why})
+        session.close()
+
+    # eviction, handover, snapshots
+
+    def _evict_over_limit(self) -> None:
+        victims = self._cache.over_capacity()
+        if not victims and len(self._cache) > self._cache.capacity:
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                log.warning(
+                    "every resident tenant is busy; over max_resident for now",
+                    extra={"resident": len(self._cache), "max": self._cache.capacity},
+                )
+        for victim in victims:
+            self.stats.add("evictions")
+            self._start_busy(victim.name, self._retire_task(victim))
+
+    async def unload(self, tenant: str, *, snapshot: bool) -> None:
+        """Takes the tenant out of memory now (repair, copy), releasing its lease."""
+        await self._settle_busy(tenant)
+        session = self._cache.pop(tenant)
+        if session is not None:
+            await self._retire(session, snapshot=snapshot)
+
+    def session(self, tenant: str) -> TenantSession | None:
+        """The resident session, if any (listing); not pinned."""
+        return self._cache.peek(tenant)
+
+    async def _retire_task(self, session: TenantSession) -> TenantSession | None:
+        await self._retire(session, snapshot=True)
+        return None
+
+    async def _retire(self, session: TenantSession, *, snapshot: bool) -> None:
+        """Closes a session that left the cache: settles its queue, snapshots
+        it when asked and it has news, releases its lease."""
+        session.close()
+        try:
+            await session.settle()
+            if snapshot and session.since_snapshot > 0 and not session.lease_lost():
+                await session.snapshot()
+        except StoreError as exc:
+            log.warning(
+                "snapshot on close failed; the events stay in the store",
+                extra={"tenant": session.name, "error": str(exc)[:200]},
+            )
+        finally:
+            await self.store.release(session.lease)
+
+    async def _release_requested(self, tenant: str) -> None:
+        """Another replica wants the tenant: finish in-flight calls, hand over."""
+        await self._settle_busy(tenant)
+        session = self._cache.peek(tenant)
+        if session is None:
+            return
+        hold = session.acquired_at + MIN_HOLD_S - time.monotonic()
+        if hold > 0:
+            await asyncio.sleep(hold)
+        if self._cache.pop(tenant, session) is None:
+            return
+        self.stats.add("handovers_given")
+        self._start_busy(tenant, self._handover(session))
+        await self._settle_busy(tenant)
+
+    async def _handover(self, session: TenantSession) -> TenantSession | None:
+        deadline = time.monotonic() + self.settings.handover_wait_s
+        while session.pins > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        snapshot = session.since_snapshot >= HANDOVER_SNAPSHOT_EVENTS
+        await self._retire(session, snapshot=snapshot)
+        return None
+
+    async def _snapshot_quietly(self, session: TenantSession) -> None:
+        try:
+            await session.snapshot()
+        except (TenantClosed, StoreError) as exc:
+            log.warning(
+                "snapshot failed", extra={"tenant": session.name, "error": str(exc)[:200]}
+            )
+        finally:
+            session.snapshot_pending = False
+
+    async def _snapshot_ticker(self) -> None:
+        every = self.settings.snapshot_every_s
+        while True:
+            await asyncio.sleep(min(SNAPSHOT_CHECK_S, every))
+            now = time.monotonic()
+            for _, session in self._cache.items():
+                if session.since_snapshot > 0 and now - session.last_snapshot_at >= every:
+                    await self._snapshot_quietly(session)
+
+    async def _renew_ticker(self) -> None:
+        every = self.settings.lease_renew_s
+        while True:
+            await asyncio.sleep(every)
+            for _, session in self._cache.items():
+                if session.closed:
+                    continue
+                try:
+                    session.lease = await self.store.renew(session.lease)
+                except LeaseLost:
+                    self.stats.add("leases_lost")
+                    self._drop(session, "lease taken over")
+                except StoreError as exc:
+                    log.warning(
+                        "lease renewal failed",
+                        extra={"tenant": session.name, "error": str(exc)[:200]},
+                    )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # reads and administration
+
+    def pristine_state(self) -> EngineStateView:
+        """The state every tenant starts from, without creating one."""
+        if self._pristine is None:
+            self._pristine = CognitiveEngine(self.config, self.embedder).state()
+        return self._pristine
+
+    async def exists(self, tenant: str) -> bool:
+        if self._cache.peek(tenant) is not None:
+            return True
+        return await self.store.exists(tenant)
+
+    async def read_state(self, tenant: str, wait_s: float | None = None) -> EngineStateView:
+        """GetState: a read creates nothing; an unknown tenant reads as a fresh one."""
+        if self._cache.peek(tenant) is None and not await self.store.exists(tenant):
+            return self.pristine_state()
+        async with self.use(tenant, wait_s=wait_s) as session:
+            return await session.state()
+
+    async def delete(self, tenant: str) -> bool:
+        """Drops the tenant from memory and from the store; False when there was none."""
+        await self._settle_busy(tenant)
+        existed: list[bool] = []
+        await asyncio.shield(self._start_busy(tenant, self._delete(tenant, existed)))
+        return any(existed)
+
+    async def _delete(self, tenant: str, existed: list[bool]) -> TenantSession | None:
+        session = self._cache.pop(tenant)
+        resident = session is not None
+        if session is not None:
+            session.close()
+            with contextlib.suppress(StoreError):
+                await session.settle()
+        existed.append(await self.store.delete(tenant) or resident)
+        if session is not None:
+            await self.store.release(session.lease)
+        return None

@@ -1,0 +1,356 @@
+"""One resident tenant: its engine, its lease, and the order between its
+operations and the store.
+
+A write is validated, encoded as a record with the next seq and the time it
+runs at, and appended to the store on the event loop (so seq order is append
+order). The engine applies it only once the store has committed it, in seq
+order: a failed commit leaves the engine exactly as the store has it, and the
+tenant stays resident and consistent. The store shares commits between
+concurrent calls (of any tenants); applying is serial per tenant, done by one
+worker task, or inline when nothing is queued and the commit is already done.
+
+Reads go through the same queue, so a read sees every write acknowledged
+before it, and never runs beside an offloaded engine call. Readers get values
+(EngineStateView), never the live engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol, TypeVar, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlsdm.engine import Admission, CognitiveEngine, CommitResult, EngineStateView, Outcome
+from mlsdm.engine.validation import (
+    check_max_tokens,
+    check_moral_value,
+    check_prompt,
+    check_top_k,
+    check_vector,
+)
+from mlsdm.server.service.store.port import Lease, StoreError, TenantStore
+from mlsdm.server.service.tenancy import records
+from mlsdm.server.service.tenancy.clock import PinnedClock
+from mlsdm.server.service.tenancy.replay import SNAPSHOT_FORMAT
+
+T = TypeVar("T")
+
+log = logging.getLogger("mlsdm.tenants")
+
+
+class TenantClosed(RuntimeError):
+    """The tenant was evicted, handed over, deleted, or the server is stopping."""
+
+
+class EngineCaller(Protocol):
+    """Runs an engine call inline or in a worker thread (service/offload.py)."""
+
+    def offloads(self, engine: CognitiveEngine) -> bool: ...
+
+    async def run(self, engine: CognitiveEngine, fn: Callable[[], T]) -> T: ...
+
+
+class SessionEvents(Protocol):
+    """What the registry hears from its sessions."""
+
+    def commit_failed(self, session: TenantSession, exc: StoreError) -> None: ...
+
+    def snapshot_due(self, session: TenantSession) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    seq: int
+    step: int
+    bytes: int
+
+
+@dataclass(eq=False, slots=True)
+class _Op:
+    seq: int  # 0: a read (nothing recorded)
+    now: float
+    commit: asyncio.Future[None] | None
+    fn: Callable[[], Any]
+    result: asyncio.Future[Any]
+    heavy: bool = False
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # A caller that was cancelled no longer waits for its op's result.
+    if not future.cancelled():
+        future.exception()
+
+
+def _as_float32(vector: Sequence[float] | NDArray[np.floating]) -> NDArray[Any]:
+    arr = np.asarray(vector)
+    if arr.dtype.kind == "f" and arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    return arr
+
+
+class TenantSession:
+    def __init__(
+        self,
+        name: str,
+        engine: CognitiveEngine,
+        clock: PinnedClock,
+        store: TenantStore,
+        lease: Lease,
+        caller: EngineCaller,
+        events: SessionEvents,
+        *,
+        last_seq: int = 0,
+        snapshot_seq: int = 0,
+        snapshot_every: int = 2_000,
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.clock = clock
+        self.lease = lease
+        self._store = store
+        self._caller = caller
+        self._events = events
+        self._durable = store.durable
+        self.applied_seq = last_seq
+        self.snapshot_seq = snapshot_seq
+        self._next_seq = last_seq + 1
+        self._snapshot_every = snapshot_every
+        self._queue: deque[_Op] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._snapshot_lock = asyncio.Lock()
+        self.closed = False
+        self.snapshot_pending = False
+        # Calls holding the tenant (an admission may wait on the LLM for long);
+        # the registry never evicts a pinned tenant.
+        self.pins = 0
+        self.acquired_at = time.monotonic()
+        self.last_snapshot_at = time.monotonic()
+
+    @property
+    def since_snapshot(self) -> int:
+        return self.applied_seq - self.snapshot_seq
+
+    @property
+    def idle(self) -> bool:
+        return self.pins == 0 and not self._queue
+
+    # governed operations
+
+    async def process_event(
+        self, vector: Sequence[float] | NDArray[np.floating], moral_value: float
+    ) -> Outcome:
+        cfg = self.engine.config
+        event = check_vector(_as_float32(vector), cfg)
+        moral = check_moral_value(moral_value)
+        return await self._write(
+            lambda seq, now: records.event(seq, now, event, moral),
+            partial(self.engine.process_event, event, moral),
+        )
+
+    async def admit(
+        self, prompt: str, moral_value: float | None, max_tokens: int, context_top_k: int
+    ) -> Admission:
+        cfg = self.engine.config
+        check_prompt(prompt, cfg)
+        check_max_tokens(max_tokens, cfg)
+        check_top_k(context_top_k, cfg)
+        if moral_value is not None:
+            check_moral_value(moral_value)
+        return await self._write(
+            lambda seq, now: records.admit(
+                seq, now, prompt, moral_value, max_tokens, context_top_k
+            ),
+            partial(self.engine.admit, prompt, moral_value, max_tokens, context_top_k),
+        )
+
+    async def commit(self, admission: Admission, response_text: str) -> CommitResult:
+        if not admission.outcome.accepted:
+            # Changes nothing in the engine, so there is nothing to record.
+            return self.engine.commit(admission, response_text)
+        return await self._write(
+            lambda seq, now: records.commit(
+                seq, now, admission.ticket, admission.prompt_vector, response_text
+            ),
+            partial(self.engine.commit, admission, response_text),
+        )
+
+    def abandon(self, admission: Admission) -> None:
+        """Frees an admission's ticket; nobody waits for it (a lost abandon only
+        leaves a ticket pending until the engine forgets it)."""
+        if not admission.outcome.accepted or self.closed:
+            return
+        ticket = admission.ticket
+        try:
+            done, op = self._submit(
+                lambda seq, now: records.abandon(seq, now, ticket),
+                partial(self.engine.abandon, admission),
+            )
+        except StoreError:
+            return
+        if op is not None:
+            op.result.add_done_callback(_retrieve)
+
+    async def reset_emergency(self) -> bool:
+        """Clears the emergency shutdown; True when it was active."""
+
+        def reset() -> bool:
+            was_active = self.engine.state().emergency
+            self.engine.reset_emergency()
+            return was_active
+
+        return await self._write(lambda seq, now: records.reset_emergency(seq, now), reset)
+
+    # reads
+
+    async def state(self) -> EngineStateView:
+        return await self.read(self.engine.state)
+
+    async def read(self, fn: Callable[[], T], *, heavy: bool = False) -> T:
+        """Runs `fn` after every write queued before it; `heavy` ones may run in
+        a worker thread (a snapshot of a large store)."""
+        self._ensure_open()
+        if not self._queue and not heavy:
+            return fn()
+        op = _Op(0, 0.0, None, fn, asyncio.get_running_loop().create_future(), heavy)
+        self._enqueue(op)
+        result: T = await asyncio.shield(op.result)
+        return result
+
+    # the ordered record -> commit -> apply
+
+    async def _write(self, encode: Callable[[int, float], bytes], fn: Callable[[], T]) -> T:
+        done, op = self._submit(encode, fn)
+        if op is None:
+            return cast(T, done)
+        result: T = await asyncio.shield(op.result)
+        return result
+
+    def _submit(
+        self, encode: Callable[[int, float], bytes], fn: Callable[[], T]
+    ) -> tuple[T | None, _Op | None]:
+        self._ensure_open()
+        now = time.time()
+        if not self._durable and not self._queue and not self._caller.offloads(self.engine):
+            # Nothing is kept: no record to encode, no commit to wait for.
+            return self._apply_inline(self._next_seq, now, fn), None
+        seq = self._next_seq
+        commit = self._store.append(self.lease, seq, encode(seq, now))
+        self._next_seq = seq + 1
+        if not self._queue and commit.done() and not self._caller.offloads(self.engine):
+            exc = commit.exception()
+            if exc is not None:
+                self._commit_failed(seq, exc)
+                raise exc
+            return self._apply_inline(seq, now, fn), None
+        op = _Op(seq, now, commit, fn, asyncio.get_running_loop().create_future())
+        self._enqueue(op)
+        return None, op
+
+    def _apply_inline(self, seq: int, now: float, fn: Callable[[], T]) -> T:
+        self.clock.now = now
+        try:
+            return fn()
+        finally:
+            self._applied(seq)
+
+    def _applied(self, seq: int) -> None:
+        self.applied_seq = seq
+        self._next_seq = max(self._next_seq, seq + 1)
+        if self.since_snapshot >= self._snapshot_every and self._durable:
+            self._events.snapshot_due(self)
+
+    def _commit_failed(self, seq: int, exc: BaseException) -> None:
+        if seq == self.applied_seq + 1:
+            # The store refuses later appends until one carries this seq again.
+            self._next_seq = seq
+        if isinstance(exc, StoreError):
+            self._events.commit_failed(self, exc)
+
+    def _enqueue(self, op: _Op) -> None:
+        self._queue.append(op)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(
+                self._drain(), name=f"mlsdm-tenant-{self.name}"
+            )
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                op = self._queue[0]
+                try:
+                    if op.commit is not None:
+                        try:
+                            await op.commit
+                        except StoreError as exc:
+                            self._commit_failed(op.seq, exc)
+                            raise
+                    result = await self._run(op)
+                except Exception as exc:
+                    if not op.result.done():
+                        op.result.set_exception(exc)
+                else:
+                    if not op.result.done():
+                        op.result.set_result(result)
+                finally:
+                    self._queue.popleft()
+        finally:
+            self._worker = None
+
+    async def _run(self, op: _Op) -> Any:
+        offload = (op.heavy or op.seq > 0) and self._caller.offloads(self.engine)
+        if op.seq == 0:
+            return await self._caller.run(self.engine, op.fn) if offload else op.fn()
+        fn = op.fn
+        self.clock.now = op.now
+        try:
+            return await self._caller.run(self.engine, fn) if offload else fn()
+        finally:
+            self._applied(op.seq)
+
+    def _ensure_open(self) -> None:
+        if self.closed:
+            raise TenantClosed(f"tenant {self.name!r} is closed")
+
+    # snapshots and shutdown
+
+    async def snapshot(self) -> SnapshotInfo | None:
+        """Writes a snapshot of everything applied so far; None when the store
+        keeps nothing."""
+        if not self._durable:
+            return None
+        async with self._snapshot_lock:
+            blob, seq, step, used = await self.read(self._capture, heavy=True)
+            if seq <= self.snapshot_seq and seq > 0:
+                return SnapshotInfo(seq, step, 0)
+            size = await self._store.write_snapshot(
+                self.lease, seq, SNAPSHOT_FORMAT, blob, step=step, store_used=used
+            )
+            self.snapshot_seq = max(self.snapshot_seq, seq)
+            self.last_snapshot_at = time.monotonic()
+            return SnapshotInfo(seq, step, size)
+
+    def _capture(self) -> tuple[bytes, int, int, int]:
+        state = self.engine.state()
+        return self.engine.snapshot(), self.applied_seq, state.step, state.store_used
+
+    async def settle(self) -> None:
+        """Waits until every queued operation has been committed and applied."""
+        while self._worker is not None:
+            await asyncio.shield(self._worker)
+
+    def close(self) -> None:
+        """Takes no more operations; queued ones still finish (settle())."""
+        self.closed = True
+
+    def lease_lost(self) -> bool:
+        """True when this session must not serve again (its lease is gone)."""
+        return self.lease.expires_at <= time.time()
+
