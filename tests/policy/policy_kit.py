@@ -38,9 +38,18 @@ class KeysFile:
         tmp.write_text("".join(lines), encoding="utf-8")
         tmp.replace(self.path)
 
-    def add(self, principal: str, *roles: str, expires: datetime | None = None) -> str:
+    def add(
+        self,
+        principal: str,
+        *roles: str,
+        expires: datetime | None = None,
+        tenants: tuple[str, ...] = ("default",),
+    ) -> str:
+        """A new key; by default bound to the tenant `default` (pass () for none)."""
         key_id, key = new_key()
-        self.entries[key_id] = KeyEntry(key_id, hash_key(key), principal, frozenset(roles), expires)
+        self.entries[key_id] = KeyEntry(
+            key_id, hash_key(key), principal, frozenset(roles), expires, tenants
+        )
         self._write()
         return key
 
@@ -77,6 +86,8 @@ class Issuer:
             "aud": self.AUDIENCE,
             "sub": subject,
             "roles": roles,
+            # Bound to the tenant `default` unless a test says otherwise (None drops it).
+            "mlsdm_tenants": ["default"],
             "iat": now,
             "exp": now + 600,
         }

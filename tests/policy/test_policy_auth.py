@@ -131,7 +131,7 @@ def test_rotation_without_restart(keys_file: KeysFile, stub: pb_grpc.CognitiveSe
     assert error.reason == "RATE_LIMITED"
 
 
-def test_broken_rewrite_keeps_the_previous_keys(
+def test_broken_rewrite_fails_closed(
     keys_file: KeysFile, stub: pb_grpc.CognitiveServiceStub
 ) -> None:
     key = keys_file.add("steady", "read")
@@ -139,9 +139,12 @@ def test_broken_rewrite_keeps_the_previous_keys(
     good = keys_file.path.read_text()
     keys_file.path.write_text(good + "{not json\n")
     try:
-        # Past auth (the key still opens), stopped by the principal's spent bucket.
+        # auth.keys_file_missing defaults to fail_closed (test_keys_file.py has both policies).
         error = rich(failure(stub.GetState, pb.GetStateRequest(), metadata=(("x-api-key", key),)))
-        assert error.reason == "RATE_LIMITED"
+        assert (error.code, error.reason) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "CREDENTIALS_UNAVAILABLE",
+        )
     finally:
         keys_file.path.write_text(good)
 
@@ -158,7 +161,7 @@ def test_read_key_cannot_write(keys_file: KeysFile, stub: pb_grpc.CognitiveServi
 def test_roles_are_hierarchical(
     keys_file: KeysFile, channel: grpc.Channel, stub: pb_grpc.CognitiveServiceStub
 ) -> None:
-    writer = keys_file.add("writer", "write")
+    writer = keys_file.add("writer", "write", tenants=("rbac",))
     admin = keys_file.add("boss", "admin")
     tenant = (("x-mlsdm-tenant", "rbac"),)
     assert stub.ProcessEvent(EVENT, metadata=(("x-api-key", writer), *tenant)).step == 1
@@ -352,7 +355,11 @@ def test_mtls_subject_is_the_principal(
         creds = grpc.ssl_channel_credentials(ca.pem, reader.key_pem, reader.cert_pem)
         with grpc.secure_channel(target, creds) as ch:
             stub = pb_grpc.CognitiveServiceStub(ch)
-            assert principal_seen(stub, ()) == _subject(reader.cert_pem) == "O=Acme,CN=billing"
+            # An unbound certificate may use the tenant named after its common name.
+            own = (("x-mlsdm-tenant", "billing"),)
+            assert principal_seen(stub, own) == _subject(reader.cert_pem) == "O=Acme,CN=billing"
+            error = rich(failure(stub.GetState, pb.GetStateRequest()))
+            assert (error.reason, error.metadata["tenant"]) == ("TENANT_FORBIDDEN", "default")
             error = rich(failure(stub.ProcessEvent, EVENT))
             assert error.code == grpc.StatusCode.PERMISSION_DENIED
             # An explicit key on the same connection speaks for its own principal.

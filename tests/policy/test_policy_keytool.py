@@ -26,7 +26,7 @@ def test_add_list_remove_against_a_live_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "api-keys"
-    writer = add_key(path, capsys, "--principal", "ci", "--role", "write")
+    writer = add_key(path, capsys, "--principal", "ci", "--role", "write", "--tenant", "ci-*")
     expired = add_key(
         path, capsys, "--principal", "old", "--role", "read", "--expires", "2020-01-01T00:00:00Z"
     )
@@ -39,13 +39,18 @@ def test_add_list_remove_against_a_live_server(
     assert main(["keys", "list", "--file", str(path)]) == 0
     listing = capsys.readouterr().out
     assert "ci  read,write" not in listing  # roles are stored as given
-    assert "write  expires never" in listing and "(expired)" in listing
+    assert "write  expires never  tenants ci-*" in listing and "(expired)" in listing
+    assert "tenants old (own name)" in listing
+    assert [json.loads(line).get("tenants") for line in text.splitlines()] == [["ci-*"], None]
 
     overrides = {"auth": {"api_keys_file": str(path), "reload_interval_s": 0}}
     with server_thread(overrides) as running, grpc.insecure_channel(running.address) as ch:
         stub = pb_grpc.CognitiveServiceStub(ch)
         event = pb.ProcessEventRequest(vector=[0.2] * 384, moral_value=0.9)
-        assert stub.ProcessEvent(event, metadata=bearer(writer)).step == 1
+        ci = (("x-mlsdm-tenant", "ci-main"),)
+        assert stub.ProcessEvent(event, metadata=(*bearer(writer), *ci)).step == 1
+        error = rich(failure(stub.ProcessEvent, event, metadata=bearer(writer)))
+        assert error.reason == "TENANT_FORBIDDEN"
         error = rich(failure(stub.GetState, pb.GetStateRequest(), metadata=bearer(expired)))
         assert error.reason == "CREDENTIALS_EXPIRED"
 

@@ -16,11 +16,20 @@ from dataclasses import dataclass, field
 
 from mlsdm.server.service.errors import R, ServiceError, invalid_argument
 from mlsdm.server.service.policy.priority import Priority as Priority
+from mlsdm.server.service.security.binding import (
+    ANY_TENANT,
+    TENANT_DESCRIPTION,
+    TenantBinding,
+    valid_tenant,
+)
+from mlsdm.server.service.security.roles import ADMIN
 
 DEFAULT_TENANT = "default"
-# Tenant ids name files on disk and label metrics: keep them short and tame.
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Whole-value matches (fullmatch): `$` would also accept a trailing newline.
+_REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+# Headers a caller may send once: a second value is refused, never "last one wins"
+# (a proxy that checked the first would be fooled by the second).
+SINGLE_VALUED = ("authorization", "x-api-key", "x-mlsdm-tenant", "x-mlsdm-priority", "x-request-id")
 
 
 @dataclass(slots=True)
@@ -43,6 +52,13 @@ class CallInfo:
     raw_metadata: tuple[tuple[str, str | bytes], ...] = ()
     principal: str = "anonymous"
     roles: frozenset[str] = frozenset()
+    # The tenants the identity may use (set by the auth gate with principal and roles).
+    binding: TenantBinding = ANY_TENANT
+
+    @property
+    def admin(self) -> bool:
+        """Whether the caller holds the admin role (any tenant, no tenant quota)."""
+        return ADMIN in self.roles
 
     def remaining(self) -> float | None:
         """Seconds left before the effective deadline; None when unbounded."""
@@ -77,12 +93,8 @@ def parse_metadata(pairs: Iterable[tuple[str, str | bytes]] | None) -> dict[str,
 
 def parse_tenant(metadata: dict[str, str]) -> str:
     tenant = metadata.get("x-mlsdm-tenant", DEFAULT_TENANT)
-    if not _TENANT_RE.match(tenant):
-        raise _bad_header(
-            "x-mlsdm-tenant",
-            "must be 1-64 characters of letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-        )
+    if not valid_tenant(tenant):
+        raise _bad_header("x-mlsdm-tenant", TENANT_DESCRIPTION)
     return tenant
 
 
@@ -91,7 +103,7 @@ def parse_priority(metadata: dict[str, str]) -> Priority:
     if raw is None:
         return Priority.NORMAL
     try:
-        return Priority[raw.strip().upper()]
+        return Priority[raw.upper()]
     except KeyError:
         raise _bad_header(
             "x-mlsdm-priority", "must be one of low, normal, high, critical"
@@ -99,10 +111,28 @@ def parse_priority(metadata: dict[str, str]) -> Priority:
 
 
 def request_id_from(metadata: dict[str, str]) -> str:
+    """The caller's request id when it is valid, else a fresh one (check_request_id
+    refuses the call then, answering under the fresh id)."""
     rid = metadata.get("x-request-id")
-    if rid is not None and _REQUEST_ID_RE.match(rid):
+    if rid is not None and _REQUEST_ID_RE.fullmatch(rid):
         return rid
     return uuid.uuid4().hex
+
+
+def check_request_id(metadata: dict[str, str]) -> None:
+    rid = metadata.get("x-request-id")
+    if rid is not None and _REQUEST_ID_RE.fullmatch(rid) is None:
+        raise _bad_header("x-request-id", "must be 1-128 visible ASCII characters")
+
+
+def check_single_valued(raw: Iterable[tuple[str, str | bytes]]) -> None:
+    """Refuses a second value of any SINGLE_VALUED header."""
+    seen: set[str] = set()
+    for key, _ in raw:
+        if key in SINGLE_VALUED:
+            if key in seen:
+                raise _bad_header(key, "must be sent at most once")
+            seen.add(key)
 
 
 def _bad_header(header: str, description: str) -> ServiceError:

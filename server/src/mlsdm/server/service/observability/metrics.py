@@ -144,7 +144,49 @@ class JwksMetrics:
             self.last_success.set_to_current_time()
 
 
+# Reasons an auth-gate refusal is counted under (mlsdm_auth_failures_total).
+AUTH_FAILURE_REASONS = (
+    "CREDENTIALS_MISSING",
+    "CREDENTIALS_INVALID",
+    "CREDENTIALS_EXPIRED",
+    "CREDENTIALS_UNAVAILABLE",
+    "AUTH_THROTTLED",
+    "PERMISSION_DENIED",
+    "TENANT_FORBIDDEN",
+)
+
+
+class AuthMetrics:
+    """Refusals of the auth gate by reason, and the state of the keys file."""
+
+    def __init__(self) -> None:
+        self.failures_total = Counter(
+            "mlsdm_auth_failures_total",
+            "Calls refused by authentication or authorization, by ErrorInfo reason.",
+            ("reason",),
+        )
+        # Labelled by auth.keys_file_missing, so the series exists only on a server
+        # with a keys file and the alert can say what the server does meanwhile.
+        self.keys_file_ok = Gauge(
+            "mlsdm_auth_keys_file_ok",
+            "1 while auth.api_keys_file reads and parses, 0 while it is missing or broken.",
+            ("policy",),
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.failures_total.labels(reason)
+
+    def failed(self, reason: str) -> None:
+        """One refused call; reason is one of AUTH_FAILURE_REASONS (others are ignored)."""
+        if reason in AUTH_FAILURE_REASONS:
+            self.failures_total.labels(reason).inc()
+
+    def keys_file_state(self, policy: str, ok: bool) -> None:
+        """policy: fail_closed or keep_last_good (bind it to get a keyfile.StateCallback)."""
+        self.keys_file_ok.labels(policy).set(1 if ok else 0)
+
+
 GRPC = GrpcServerMetrics()
 GENERATION = GenerationMetrics()
 POLICY = PolicyMetrics()
 JWKS = JwksMetrics()
+AUTH = AuthMetrics()

@@ -3,28 +3,38 @@
 An explicit credential in the metadata wins over the connection's client
 certificate, so one mTLS sidecar can carry calls for several principals. With
 no credential source configured at all (loopback development), every caller is
-`anonymous` with every role; settings refuse that on a non-loopback address
-unless server.insecure is set.
+`anonymous` with every role and any tenant; settings refuse that on a
+non-loopback address unless server.insecure is set. Each identity carries its
+tenant binding (security/binding.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from mlsdm.server.service.errors import R, ServiceError, unauthenticated, unavailable
+from mlsdm.server.service.observability.metrics import AUTH
+from mlsdm.server.service.security.binding import ANY_TENANT, TenantBinding, binding_for
 from mlsdm.server.service.security.jwks_url import FetchCallback, KeysUnavailable, RemoteKeySet
 from mlsdm.server.service.security.jwt_verify import FileKeySet, TokenExpired, TokenInvalid
-from mlsdm.server.service.security.keys import KeyCheck, KeyEntry, key_id_of, lookup, parse_keys
-from mlsdm.server.service.security.reload import ReloadingFile
+from mlsdm.server.service.security.keyfile import KeysSource
+from mlsdm.server.service.security.keys import KeyCheck, KeyEntry, key_id_of, lookup
 from mlsdm.server.service.security.roles import ADMIN, expand
 from mlsdm.server.service.security.settings import AuthSettings
 
 log = logging.getLogger("mlsdm.server.service.security")
 
 ANONYMOUS = "anonymous"
+# Whole values only: visible ASCII, no spaces or control characters around the token.
+_BEARER_RE = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([\x21-\x7e]+)")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 AuthContext = Mapping[str, Iterable[bytes]]
 
 
@@ -35,6 +45,7 @@ class Identity:
     roles: frozenset[str]
     # "api_key", "jwt", "mtls" or "none".
     source: str
+    binding: TenantBinding = ANY_TENANT
 
 
 def _missing() -> ServiceError:
@@ -74,26 +85,43 @@ def _jwt_keys(
 
 
 class Authenticator:
-    def __init__(
-        self, settings: AuthSettings, on_jwks_fetch: FetchCallback | None = None
-    ) -> None:
-        self._settings = settings
-        interval = settings.reload_interval_s
+    def __init__(self, settings: AuthSettings, on_jwks_fetch: FetchCallback | None = None) -> None:
+        self.settings = settings
         self._keys = (
-            ReloadingFile(settings.api_keys_file, parse_keys, interval)
+            KeysSource(
+                settings.api_keys_file,
+                settings.reload_interval_s,
+                settings.keys_file_missing,
+                settings.keys_file_grace_s,
+                partial(AUTH.keys_file_state, settings.keys_file_missing),
+            )
             if settings.api_keys_file is not None
             else None
         )
         self._jwks = _jwt_keys(settings, on_jwks_fetch)
         self.open = not settings.has_credentials
-        self._anonymous = Identity(ANONYMOUS, expand([ADMIN]), "none")
+        self._anonymous = Identity(ANONYMOUS, expand([ADMIN]), "none", ANY_TENANT)
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Fetches a JWKS URL's keys before serving, then keeps them fresh."""
+        """Fetches a JWKS URL's keys before serving, then keeps them fresh; watches
+        the keys file so its log line and gauge follow it without traffic."""
         if isinstance(self._jwks, RemoteKeySet):
             await self._jwks.start()
+        if self._keys is not None and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(self._keys), name="mlsdm-keys")
+
+    async def _watch(self, keys: KeysSource) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.settings.reload_interval_s))
+            keys.check()
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if isinstance(self._jwks, RemoteKeySet):
             await self._jwks.close()
 
@@ -116,23 +144,32 @@ class Authenticator:
     def _token(metadata: Mapping[str, str]) -> str | None:
         header = metadata.get("authorization")
         if header is not None:
-            scheme, _, value = header.strip().partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
+            match = _BEARER_RE.fullmatch(header)
+            if match is None:
                 raise _invalid("the authorization header must read 'Bearer <token>'")
-            return value.strip()
+            return match.group(1)
         key = metadata.get("x-api-key")
-        return key.strip() if key is not None else None
+        if key is not None and _TOKEN_RE.fullmatch(key) is None:
+            raise _invalid("x-api-key must be the key alone")
+        return key
 
     def _from_token(self, token: str) -> Identity:
         if key_id_of(token) is not None:
             if self._keys is None:
                 raise _invalid("API keys are not accepted by this server")
-            found = lookup(self._keys.get(), token, datetime.now(UTC))
+            try:
+                entries = self._keys.entries()
+            except KeysUnavailable as exc:
+                log.debug("API key not verifiable now: %s", exc)
+                raise _unverifiable(exc.retry_after) from None
+            found = lookup(entries, token, datetime.now(UTC))
             if found == KeyCheck.EXPIRED:
                 raise _expired("API key")
             if not isinstance(found, KeyEntry):
                 raise _invalid("unknown API key")
-            return Identity(found.principal, expand(found.roles), "api_key")
+            roles = expand(found.roles)
+            binding = binding_for(found.principal, roles, found.tenants)
+            return Identity(found.principal, roles, "api_key", binding)
         if self._jwks is not None and token.count(".") == 2:
             try:
                 claims = self._jwks.verify(token)
@@ -144,21 +181,25 @@ class Authenticator:
             except TokenInvalid as exc:
                 log.debug("JWT rejected: %s", exc)
                 raise _invalid(f"JWT not accepted ({exc})") from None
-            return Identity(claims.principal, expand(claims.roles), "jwt")
+            roles = expand(claims.roles)
+            binding = binding_for(claims.principal, roles, claims.tenants)
+            return Identity(claims.principal, roles, "jwt", binding)
         raise _invalid("not a key or token this server accepts")
 
     def _from_certificate(self, auth_context: Callable[[], AuthContext]) -> Identity | None:
-        tls = self._settings.tls
+        tls = self.settings.tls
         if tls.client_ca_file is None:
             return None
         context = auth_context()
         # grpc only fills the peer's x509 properties after verifying the chain
         # against client_ca_file.
         subject = _text(context.get("x509_subject", ()))
+        common_name = _text(context.get("x509_common_name", ()))
         if subject is None:
-            subject = _text(context.get("x509_common_name", ()))
-            subject = f"CN={subject}" if subject is not None else None
+            subject = f"CN={common_name}" if common_name is not None else None
         if subject is None:
             return None
-        roles = tls.client_roles.get(subject, tls.client_default_roles)
-        return Identity(subject, expand(roles), "mtls")
+        roles = expand(tls.client_roles.get(subject, tls.client_default_roles))
+        # A subject string is no tenant name: unbound certificates get their common name's.
+        binding = binding_for(subject, roles, tls.client_tenants.get(subject), common_name or "")
+        return Identity(subject, roles, "mtls", binding)

@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 
+from mlsdm.server.service.security.binding import check_patterns
 from mlsdm.server.service.security.reload import FileLoadError, ReloadingFile
 from mlsdm.server.service.security.settings import JWTSettings
 
@@ -90,6 +91,8 @@ def jwks_from_data(data: Any, source: str) -> KeySet:
 class Claims:
     principal: str
     roles: tuple[str, ...]
+    # The tenants claim; None when the token has none (own-name tenant only).
+    tenants: tuple[str, ...] | None = None
 
 
 def verify(token: str, keys: KeySet, settings: JWTSettings) -> Claims:
@@ -123,7 +126,19 @@ def verify(token: str, keys: KeySet, settings: JWTSettings) -> Claims:
     roles = raw.split() if isinstance(raw, str) else raw
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise TokenInvalid(f"claim {settings.roles_claim!r} must be a list of role names")
-    return Claims(principal, tuple(roles))
+    return Claims(principal, tuple(roles), _tenants(claims, settings.tenants_claim))
+
+
+def _tenants(claims: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    if name not in claims:
+        return None
+    raw = claims[name]
+    if not isinstance(raw, list):
+        raise TokenInvalid(f"claim {name!r} must be a list of tenant names or patterns")
+    try:
+        return check_patterns(raw)
+    except ValueError as exc:
+        raise TokenInvalid(f"claim {name!r}: {exc}") from None
 
 
 class FileKeySet:

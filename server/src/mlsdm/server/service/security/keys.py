@@ -3,7 +3,11 @@
 Format: JSON Lines, one key per line, `#` comments and blank lines ignored:
 
     {"id": "k3f9a1c2", "hash": "sha256:<hex>", "principal": "billing", "roles": ["write"],
-     "expires": "2026-12-31T00:00:00Z"}
+     "tenants": ["billing", "team-a-*"], "expires": "2026-12-31T00:00:00Z"}
+
+`tenants` (optional; files written before it existed still load) lists the
+tenants the key may use, names or prefix patterns (security/binding.py); without
+it the key may use only the tenant named after its principal.
 
 A key reads `mlsdm_<id>_<secret>`. The id is public and picks the entry (and
 names the key in logs, so rotation can say which one to remove); the secret
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mlsdm.server.service.security.binding import check_patterns
 from mlsdm.server.service.security.reload import FileLoadError
 from mlsdm.server.service.security.roles import check_roles
 
@@ -40,6 +45,8 @@ class KeyEntry:
     principal: str
     roles: frozenset[str]
     expires: datetime | None
+    # Tenant names or prefix patterns; empty: only the tenant named after the principal.
+    tenants: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -48,6 +55,8 @@ class KeyEntry:
             "principal": self.principal,
             "roles": sorted(self.roles),
         }
+        if self.tenants:
+            data["tenants"] = list(self.tenants)
         if self.expires is not None:
             data["expires"] = self.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
         return json.dumps(data)
@@ -89,12 +98,13 @@ def parse_expiry(raw: str) -> datetime:
 def _entry(data: Any, where: str) -> KeyEntry:
     if not isinstance(data, dict):
         raise FileLoadError(f"{where}: expected a JSON object")
-    unknown = set(data) - {"id", "hash", "principal", "roles", "expires", "comment"}
+    unknown = set(data) - {"id", "hash", "principal", "roles", "tenants", "expires", "comment"}
     if unknown:
         raise FileLoadError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     try:
         key_id, digest, principal = data["id"], data["hash"], data["principal"]
         roles = data.get("roles", [])
+        tenants = data.get("tenants", [])
     except KeyError as exc:
         raise FileLoadError(f"{where}: missing field {exc.args[0]!r}") from None
     if not isinstance(key_id, str) or not key_id or not set(key_id) <= _ID_CHARS:
@@ -111,12 +121,15 @@ def _entry(data: Any, where: str) -> KeyEntry:
         raise FileLoadError(f"{where}: principal must be a non-empty string")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise FileLoadError(f"{where}: roles must be a list of strings")
+    if not isinstance(tenants, list):
+        raise FileLoadError(f"{where}: tenants must be a list of tenant names or patterns")
     try:
         checked = frozenset(check_roles(roles))
+        bound = check_patterns(tenants)
         expires = parse_expiry(data["expires"]) if data.get("expires") else None
     except (ValueError, TypeError) as exc:
         raise FileLoadError(f"{where}: {exc}") from None
-    return KeyEntry(key_id, raw_digest, principal, checked, expires)
+    return KeyEntry(key_id, raw_digest, principal, checked, expires, bound)
 
 
 def parse_keys(text: str, source: str = "keys file") -> dict[str, KeyEntry]:

@@ -1,8 +1,11 @@
 """`mlsdm-grpc keys add|list|remove`: manage a keys file without ever storing a key.
 
-`add` prints the new key once on stdout and appends only its hash; `remove`
-rewrites the file atomically (temp file + rename), which the server picks up on
-its next check, so rotation is: add the new key, move clients, remove the old.
+`add` prints the new key once on stdout and stores only its hash, with the
+tenants it may use (`--tenant`, repeatable, `team-a-*` for a prefix; none: only
+the tenant named after the principal). Both `add` and `remove` rewrite the file
+atomically (temp file + rename), so the server, which fails closed on a file
+that does not parse, never sees half a line; it picks the change up on its next
+check, so rotation is: add the new key, move clients, remove the old.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mlsdm.server.service.security.binding import check_patterns
 from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key, parse_expiry, parse_keys
 from mlsdm.server.service.security.reload import FileLoadError
 from mlsdm.server.service.security.roles import ROLES
@@ -43,6 +47,28 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
+def _pattern(raw: str) -> str:
+    try:
+        (pattern,) = check_patterns([raw])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return pattern
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replaces the file whole; an existing file keeps its mode, a new one is owner-only."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _cmd_add(args: argparse.Namespace) -> int:
     path: Path = args.file
     text = _read(path)
@@ -53,12 +79,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
     expires: datetime | None = args.expires
     if args.expires_in is not None:
         expires = datetime.now(UTC).replace(microsecond=0) + args.expires_in
-    entry = KeyEntry(key_id, hash_key(key), args.principal, frozenset(args.role), expires)
+    tenants = tuple(dict.fromkeys(args.tenant or ()))
+    entry = KeyEntry(key_id, hash_key(key), args.principal, frozenset(args.role), expires, tenants)
     prefix = "" if not text or text.endswith("\n") else "\n"
-    # Owner-only when created here; an existing file keeps its mode.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as out:
-        out.write(f"{prefix}{entry.to_json()}\n")
+    _write_atomic(path, f"{text}{prefix}{entry.to_json()}\n")
     print(key)
     print(
         f"added key id {key_id} for principal {args.principal!r} to {path}; "
@@ -75,7 +99,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         expires = "never" if entry.expires is None else entry.expires.isoformat()
         state = " (expired)" if entry.expires is not None and entry.expires <= now else ""
         roles = ",".join(r for r in ROLES if r in entry.roles)
-        print(f"{entry.key_id}  {entry.principal}  {roles}  expires {expires}{state}")
+        tenants = ",".join(entry.tenants) or f"{entry.principal} (own name)"
+        print(
+            f"{entry.key_id}  {entry.principal}  {roles}  expires {expires}{state}  "
+            f"tenants {tenants}"
+        )
     return 0
 
 
@@ -94,15 +122,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
             if args.id in single:
                 continue
         keep.append(line)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, path.stat().st_mode & 0o777)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.writelines(keep)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, "".join(keep))
     print(f"removed key id {args.id} from {path}", file=sys.stderr)
     return 0
 
@@ -129,6 +149,14 @@ def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         required=True,
         choices=ROLES,
         help="repeatable; admin > write > read",
+    )
+    add.add_argument(
+        "--tenant",
+        action="append",
+        type=_pattern,
+        metavar="NAME",
+        help="repeatable: a tenant the key may use, or a prefix pattern such as 'team-a-*'; "
+        "none: only the tenant named after the principal (admin: any tenant)",
     )
     when = add.add_mutually_exclusive_group()
     when.add_argument(

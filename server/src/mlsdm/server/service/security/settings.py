@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from mlsdm.server._model import SettingsModel
+from mlsdm.server.service.security.binding import check_patterns
 from mlsdm.server.service.security.roles import check_roles
 
 # Asymmetric algorithms only: a JWKS file publishes public keys, and accepting
@@ -42,6 +44,10 @@ class JWTSettings(SettingsModel):
     principal_claim: str = "sub"
     # A list of role names, or one space-separated string.
     roles_claim: str = "roles"
+    # A list of tenant names or prefix patterns ("team-a-*") the token may use; a
+    # token without it may use only the tenant named after its principal, one whose
+    # claim is not a list is refused (UNAUTHENTICATED).
+    tenants_claim: str = "mlsdm_tenants"
     # Clock skew tolerated on exp / nbf / iat.
     leeway_s: float = Field(default=30.0, ge=0.0, le=300.0)
 
@@ -110,6 +116,14 @@ class TLSSettings(SettingsModel):
     client_roles: dict[str, list[str]] = Field(default_factory=dict)
     # Roles of a verified client certificate whose subject is not in client_roles.
     client_default_roles: list[str] = Field(default_factory=list)
+    # Certificate subject -> tenant names or patterns. A subject not listed may use
+    # only the tenant named after its certificate's common name (admins: any).
+    client_tenants: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("client_tenants")
+    @classmethod
+    def _tenant_patterns(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {subject: list(check_patterns(p)) for subject, p in value.items()}
 
     @field_validator("client_roles")
     @classmethod
@@ -134,11 +148,30 @@ class TLSSettings(SettingsModel):
         return self.cert_file is not None
 
 
+class FailureLimitSettings(SettingsModel):
+    """Failed authentications per peer address: a token bucket of their own, checked
+    before any key hash or token signature is computed (RESOURCE_EXHAUSTED,
+    AUTH_THROTTLED, with RetryInfo). Every failure takes a token; successes take none."""
+
+    enabled: bool = True
+    rate: float = Field(default=1.0, gt=0.0, le=10000.0)
+    burst: int = Field(default=20, ge=1, le=100000)
+    # Peers remembered at most (least recently failing forgotten first).
+    max_peers: int = Field(default=10000, ge=1, le=10_000_000)
+
+
 class AuthSettings(SettingsModel):
     """Credential sources. With none configured, only loopback serving is allowed."""
 
     # File of hashed API keys (see README "Authentication"); reloaded on change.
     api_keys_file: Path | None = None
+    # The keys file vanished or stopped parsing after startup. fail_closed: API keys
+    # are refused (UNAVAILABLE, CREDENTIALS_UNAVAILABLE) until a good file is back;
+    # keep_last_good: the last good keys stay valid for keys_file_grace_s, then the
+    # same. Either way it is logged and mlsdm_auth_keys_file_ok drops to 0.
+    keys_file_missing: Literal["fail_closed", "keep_last_good"] = "fail_closed"
+    keys_file_grace_s: float = Field(default=600.0, ge=0.0, le=7 * 86400.0)
+    failure_limit: FailureLimitSettings = FailureLimitSettings()
     # How often the keys and JWKS files are checked for changes (0: on every call).
     reload_interval_s: float = Field(default=1.0, ge=0.0, le=3600.0)
     jwt: JWTSettings = JWTSettings()

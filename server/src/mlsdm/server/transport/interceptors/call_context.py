@@ -29,6 +29,8 @@ from mlsdm.server.transport.call import (
     CallInfo,
     Priority,
     bind_call,
+    check_request_id,
+    check_single_valued,
     parse_metadata,
     parse_priority,
     parse_tenant,
@@ -71,6 +73,9 @@ def refuse_when_draining(lifecycle: Lifecycle) -> CallCheck:
 
 
 def read_headers(call: CallInfo, request: Any) -> None:
+    """Every header problem is INVALID_ARGUMENT, INVALID_METADATA (one ErrorInfo)."""
+    check_single_valued(call.raw_metadata)
+    check_request_id(call.metadata)
     call.tenant = parse_tenant(call.metadata)
     call.priority = parse_priority(call.metadata)
 
