@@ -1,4 +1,4 @@
-"""The `mlsdm-grpc` console script: serve, check, info, demo, protoset, eval, keys."""
+"""The `mlsdm-grpc` console script: serve, check, info, demo, protoset, eval, keys, tenants."""
 
 from __future__ import annotations
 
@@ -96,9 +96,27 @@ def _cmd_info(args: argparse.Namespace) -> int:
         },
         "reflection": settings.server.reflection,
         "credentials_configured": settings.auth.has_credentials,
+        "tenants": _store_info(settings),
     }
     print(json.dumps(info, indent=2))
     return 0
+
+
+def _store_info(settings: Settings) -> dict[str, Any]:
+    t = settings.tenants
+    out: dict[str, Any] = {"store": t.store, "max_resident": t.max_resident}
+    if t.store == "sqlite":
+        out.update(path=str(t.sqlite_path.absolute()), sync=t.sync)
+    elif t.store == "postgres" and t.postgres_dsn is not None:
+        from mlsdm.server.service.store.pg_info import describe
+
+        # The DSN is a secret: shown masked, like `check` shows it.
+        out["postgres_dsn"] = "***"
+        out["owner"] = t.lease_owner or "host name + random suffix, chosen at start"
+        out["database"] = asyncio.run(
+            describe(t.postgres_dsn.get_secret_value(), t.postgres_connect_timeout_s)
+        )
+    return out
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -189,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_cmd_eval)
 
     from mlsdm.server.service.security.keytool import add_keys_parser
+    from mlsdm.server.tenants_cli import add_tenants_parser
 
     add_keys_parser(sub)
+    add_tenants_parser(sub, _settings_args, _load)
     return parser
 
 

@@ -217,6 +217,9 @@ class TenantSession:
         """Runs `fn` after every write queued before it; `heavy` ones may run in
         a worker thread (a snapshot of a large store)."""
         self._ensure_open()
+        return await self._ordered(fn, heavy)
+
+    async def _ordered(self, fn: Callable[[], T], heavy: bool) -> T:
         if not self._queue and not heavy:
             return fn()
         op = _Op(0, 0.0, None, fn, asyncio.get_running_loop().create_future(), heavy)
@@ -327,7 +330,8 @@ class TenantSession:
         if not self._durable:
             return None
         async with self._snapshot_lock:
-            blob, seq, step, used = await self.read(self._capture, heavy=True)
+            # Also on a closed session: eviction and drain snapshot what it applied.
+            blob, seq, step, used = await self._ordered(self._capture, True)
             if seq <= self.snapshot_seq and seq > 0:
                 return SnapshotInfo(seq, step, 0)
             size = await self._store.write_snapshot(
