@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SqliteHarness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_kit import SqliteHarness
 
 from mlsdm.server.service.store import sqlite_data
 from mlsdm.server.service.store.port import (

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import Harness, MemoryHarness, until_probe_ok
+from store_kit import Harness, MemoryHarness, until_probe_ok
 
 from mlsdm.server.service.store.port import (
     Lease,
@@ -33,7 +33,7 @@ def rec(tenant: str, seq: int) -> bytes:
 
 
 async def opened(harness: Harness) -> TenantStore:
-    store = harness.make()
+    store: TenantStore = harness.make()
     await store.open()
     return store
 
@@ -113,8 +113,9 @@ def test_a_failed_commit_fails_every_later_append_until_the_caller_rewinds(
             failed = [store.append(lease, s, b"lost") for s in (6, 7, 8)]
             results = await asyncio.gather(*failed, return_exceptions=True)
             assert all(isinstance(r, StorageUnavailable) for r in results), results
-            assert results[0] is results[1] is results[2]  # the same error
-            assert results[0].retry_after_s > 0
+            first = results[0]
+            assert isinstance(first, StorageUnavailable) and first.retry_after_s > 0
+            assert first is results[1] is results[2]  # the same error
             # on top of the failed one: refused at once, without a commit
             late = store.append(lease, 9, b"on top")
             assert late.done() and isinstance(late.exception(), StorageUnavailable)
