@@ -21,11 +21,13 @@ from store_kit import SqliteHarness
 from mlsdm.server.service.store import sqlite_data
 from mlsdm.server.service.store.port import (
     Lease,
+    LeaseLost,
     StorageUnavailable,
     StoreOpenError,
     TenantDataCorrupt,
 )
 from mlsdm.server.service.store.sqlite import SqliteConfig, SqliteStore
+from mlsdm.server.service.store.sqlite_data import checksum
 from mlsdm.server.service.store.sqlite_schema import CURRENT_VERSION
 
 
@@ -318,3 +320,29 @@ def test_any_interleaving_keeps_each_tenants_order_after_a_restart(
             return out
 
         run(body)
+
+
+def test_a_store_ahead_of_the_caller_makes_it_reload(sqlite_harness: SqliteHarness) -> None:
+    async def body() -> None:
+        store = sqlite_harness.make()
+        await store.open()
+        lease = await store.acquire("t", wait_s=0)
+        await store.load(lease)
+        await asyncio.gather(*(store.append(lease, s, b"e") for s in (1, 2, 3)))
+        # a commit the caller never heard of (as if its acknowledgement was lost)
+        await asyncio.to_thread(
+            sqlite_harness.sql,
+            "INSERT INTO events VALUES ('t', 4, CAST('x' AS BLOB), ?)",
+            (checksum(b"x"),),
+        )
+        await asyncio.to_thread(sqlite_harness.sql, "UPDATE tenants SET last_seq = 4")
+        with pytest.raises(LeaseLost):
+            await store.append(lease, 4, b"again")
+        with pytest.raises(LeaseLost):  # on top of it: refused at once
+            await store.append(lease, 5, b"on top")
+        assert (await store.load(lease)).last_seq == 4
+        await store.append(lease, 5, b"e")
+        assert (await store.load(lease)).events[-2:] == [(4, b"x"), (5, b"e")]
+        await store.close()
+
+    run(body)
