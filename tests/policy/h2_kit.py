@@ -5,9 +5,13 @@ chosen source address. It parses the status and grpc-status-details-bin itself."
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import struct
+import sys
+import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 import h2.config
@@ -16,6 +20,8 @@ import h2.events
 from google.rpc import error_details_pb2, status_pb2
 
 Headers = list[tuple[str, str]]
+GET_STATE = "/mlsdm.v1.CognitiveService/GetState"
+RESOURCE_EXHAUSTED = 8
 
 
 @dataclass
@@ -48,6 +54,14 @@ class Reply:
         status = status_pb2.Status()
         status.ParseFromString(base64.b64decode(raw + "=" * (-len(raw) % 4)))
         return status
+
+    def retry_delay(self) -> float | None:
+        for detail in self.status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                return float(info.retry_delay.ToTimedelta().total_seconds())
+        return None
 
     def error_infos(self) -> list[error_details_pb2.ErrorInfo]:
         infos = []
@@ -157,3 +171,34 @@ class RawGrpc:
 
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def flood(port: int, source: str, seconds: float, token: str, batch: int = 32) -> dict[str, Any]:
+    """Bad credentials from `source` for `seconds`, `batch` calls in flight at a time:
+    how many calls ended with which grpc-status, and one throttled reply's details."""
+    counts: dict[int, int] = {}
+    sample: dict[str, Any] = {}
+    body = b""
+    metadata = [("authorization", f"Bearer {token}"), ("x-mlsdm-tenant", "flood")]
+    end = time.monotonic() + seconds
+    with RawGrpc(port, source=source) as raw:
+        while time.monotonic() < end:
+            ids = [raw.start(GET_STATE, body, metadata) for _ in range(batch)]
+            for reply in raw.wait(ids):
+                counts[reply.code] = counts.get(reply.code, 0) + 1
+                if reply.code == RESOURCE_EXHAUSTED and not sample:
+                    (info,) = reply.error_infos()
+                    sample = {
+                        "reason": info.reason,
+                        "metadata": dict(info.metadata),
+                        "message": reply.message,
+                        "retry_delay_s": reply.retry_delay(),
+                    }
+    return {"counts": {str(k): v for k, v in counts.items()}, "sample": sample}
+
+
+if __name__ == "__main__":
+    # python h2_kit.py PORT SOURCE SECONDS TOKEN: one flood, its tally as JSON on stdout.
+    port, source, seconds, token = sys.argv[1:5]
+    print("started", flush=True)
+    print(json.dumps(flood(int(port), source, float(seconds), token)), flush=True)

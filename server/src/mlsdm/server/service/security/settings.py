@@ -158,6 +158,9 @@ class FailureLimitSettings(SettingsModel):
     burst: int = Field(default=20, ge=1, le=100000)
     # Peers remembered at most (least recently failing forgotten first).
     max_peers: int = Field(default=10000, ge=1, le=10_000_000)
+    # A throttled call is answered after its RetryInfo delay, at most this long
+    # (0: at once). Slows a flood that ignores RetryInfo to its concurrency per delay.
+    tarpit_max_s: float = Field(default=1.0, ge=0.0, le=30.0)
 
 
 class AuthSettings(SettingsModel):

@@ -2,7 +2,8 @@
 
 In order, before the handler reads or changes anything:
 1. a peer with too many recent failed authentications is refused
-   (RESOURCE_EXHAUSTED, AUTH_THROTTLED) before its credentials are verified;
+   (RESOURCE_EXHAUSTED, AUTH_THROTTLED) before its credentials are verified,
+   after waiting the RetryInfo delay (at most auth.failure_limit.tarpit_max_s);
 2. UNAUTHENTICATED for missing, bad or expired credentials (each takes one of
    the peer's failure tokens);
 3. PERMISSION_DENIED for a known principal without the method's role
@@ -16,6 +17,9 @@ tenant quota and the access log. Every refusal is counted by reason
 """
 
 from __future__ import annotations
+
+import asyncio
+import random
 
 from mlsdm.server.service.errors import (
     Code,
@@ -38,6 +42,7 @@ class AuthGate(Gate):
         super().__init__()
         self._auth = authenticator
         limit = authenticator.settings.failure_limit
+        self._tarpit = limit.tarpit_max_s
         self.throttle = (
             FailureThrottle(limit.rate, limit.burst, limit.max_peers)
             if limit.enabled and not authenticator.open
@@ -46,7 +51,7 @@ class AuthGate(Gate):
 
     async def check(self, call: CallInfo, context: Context) -> Release | None:
         try:
-            identity = self._identify(call, context)
+            identity = await self._identify(call, context)
             call.principal = identity.principal
             call.roles = identity.roles
             call.binding = identity.binding
@@ -60,12 +65,17 @@ class AuthGate(Gate):
             raise
         return None
 
-    def _identify(self, call: CallInfo, context: Context) -> Identity:
+    async def _identify(self, call: CallInfo, context: Context) -> Identity:
         if self.throttle is None:
             return self._auth.authenticate(call.metadata, context.auth_context)
         peer = peer_key(context.peer())
         wait = self.throttle.wait(peer)
         if wait > 0.0:
+            # Answered only after most of the wait the refusal asks for (capped): a
+            # flood that does not wait is slowed to its concurrency per delay, and the
+            # jitter spreads a batch's refusals, so the event loop stays free for the
+            # other peers. Nothing is held meanwhile but the call itself.
+            await asyncio.sleep(min(wait, self._tarpit) * random.uniform(0.5, 1.0))
             raise auth_throttled(peer, wait)
         try:
             return self._auth.authenticate(call.metadata, context.auth_context)
