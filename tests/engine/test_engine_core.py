@@ -86,17 +86,21 @@ def test_sleep_refuses_and_wake_resumes() -> None:
     assert reasons == ([RefusalReason.NONE] * 8 + [RefusalReason.SLEEP] * 3) * 2
 
 
-def test_consolidation_replays_wake_entries_with_sleep_phase() -> None:
+def test_consolidation_retags_in_place_and_memories_stay_retrievable() -> None:
     engine = CognitiveEngine(EngineConfig(dim=DIM, capacity=64, store_chunk=8), clock=FakeClock())
     rng = np.random.default_rng(1)
-    for _ in range(8):
-        engine.process_event(rng.standard_normal(DIM).astype(np.float32), 0.95)
+    told = [rng.standard_normal(DIM).astype(np.float32) for _ in range(8)]
+    for v in told:
+        engine.process_event(v, 0.95)
     store = engine.store
-    assert store.size == 16
-    phases = store.used_phases()
-    np.testing.assert_allclose(phases[:8], 0.1)
-    np.testing.assert_allclose(phases[8:], 0.9)
-    np.testing.assert_allclose(store.used_vectors()[:8], store.used_vectors()[8:])
+    assert store.size == 8  # no copies: capacity counts distinct memories
+    np.testing.assert_allclose(store.used_phases(), 0.9)
+    for _ in range(3):
+        engine.process_event(told[0], 0.95)  # sleep: refused
+    adm = engine.admit("anything", 0.95, 16, 5)
+    assert adm.outcome.accepted
+    top = engine.store.retrieve(told[3], (0.1, 0.9), 0.15, 1)
+    assert top[0][0] == 3
 
 
 @settings(max_examples=40, deadline=None)
@@ -241,3 +245,50 @@ def test_concurrent_calls_keep_counts_consistent() -> None:
     state = engine.state()
     assert state.step == 400
     assert state.accepted_total + sum(state.rejected_by_reason.values()) == 400
+
+
+def test_context_item_carries_prompt_response_step_and_age() -> None:
+    engine = CognitiveEngine(EngineConfig(), clock=FakeClock())
+    told = engine.admit("My garden has tomatoes by the south wall.", 0.95, 64, 5)
+    assert engine.commit(told, LONG_ANSWER).stored
+    engine.process_event(np.ones(384, dtype=np.float32), 0.95)
+    asked = engine.admit("What grows by the south wall?", 0.95, 64, 5)
+    item = next(c for c in asked.context if c.prompt)
+    assert item.prompt == "My garden has tomatoes by the south wall."
+    assert item.response == item.text == LONG_ANSWER
+    assert item.step == 1 and item.age_steps == asked.outcome.step - 1 == 2
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "\n\t"])
+def test_empty_answers_are_not_remembered(answer: str) -> None:
+    engine = small_engine()
+    adm = engine.admit("remember this", 0.95, 0, 0)
+    result = engine.commit(adm, answer)
+    assert not result.stored and result.confidence == 0.0
+    assert engine.store.size == 0
+    assert not engine.commit(adm, LONG_ANSWER).stored  # the ticket is spent
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(vectors, min_size=1, max_size=60), st.integers(1, 24))
+def test_capacity_counts_distinct_memories_and_all_stay_retrievable(
+    told: list[np.ndarray], capacity: int
+) -> None:
+    cfg = EngineConfig(dim=DIM, capacity=capacity, store_chunk=4)
+    engine = CognitiveEngine(cfg, clock=FakeClock())
+    accepted = [v for v in told if engine.process_event(v, 0.95).accepted]
+    store = engine.store
+    # One slot per accepted event (no consolidation copies), up to capacity.
+    assert store.size == min(len(accepted), capacity)
+    phases = store.used_phases()
+    assert set(np.round(phases, 6)) <= {0.1, 0.9}
+    assert np.all(np.isfinite(store.used_vectors()))
+    # Every held memory, consolidated or not, is what admission retrieves from.
+    reachable = store.retrieve(np.ones(DIM), (0.1, 0.9), cfg.phase_tolerance, capacity)
+    assert len(reachable) == store.size
+    # The newest `size` accepted events are the ones held, in ring order.
+    newest = accepted[-store.size :]
+    held = store.used_vectors()[store.age_order()]
+    for v, h in zip(newest, held, strict=True):
+        unit = v.astype(np.float64) / np.linalg.norm(v.astype(np.float64))
+        assert float(unit @ h) > 0.98

@@ -48,21 +48,28 @@ def test_attempts_are_limited_until_admin_reset() -> None:
     assert engine.process_event(ONES, 0.95).accepted
 
 
-def test_memory_budget_triggers_emergency_and_blocks_recovery() -> None:
+def test_memory_budget_emergency_trims_the_ring_and_recovers_by_itself() -> None:
     probe, _ = _engine()
-    probe.process_event(ONES, 0.95)
-    # A budget exactly at one event's footprint: the second event passes it.
-    engine, clock = _engine(memory_budget_bytes=probe.state().accounted_memory_bytes)
-    outs = [engine.process_event(ONES, 0.95) for _ in range(3)]
-    assert outs[0].accepted and outs[1].accepted
-    state = engine.state()
-    assert state.emergency and state.emergency_reason == "MEMORY_BUDGET_EXCEEDED"
-    assert outs[-1].reason is RefusalReason.EMERGENCY
-    clock.now += 1000.0
-    # Memory is still above 80 % of the budget, so no automatic recovery.
-    assert engine.process_event(ONES, 0.95).reason is RefusalReason.EMERGENCY
-    adm = engine.admit("hello", 0.95, 0, 0)
-    assert adm.outcome.reason is RefusalReason.EMERGENCY and adm.context == []
+    base = probe.state().accounted_memory_bytes
+    # Room for the synaptic levels and a dozen or so memories, not for 64.
+    budget = base + 1024
+    engine, _ = _engine(memory_budget_bytes=budget)
+    rng = np.random.default_rng(5)
+    outs, states = [], []
+    for _ in range(60):
+        outs.append(engine.process_event(rng.standard_normal(DIM).astype(np.float32), 0.95))
+        states.append(engine.state())
+    entered = next(i for i, st in enumerate(states) if st.emergency)
+    state = states[entered]
+    assert state.emergency_reason == "MEMORY_BUDGET_EXCEEDED"
+    # Trimmed at once to under 80 % of the budget, keeping the newest memories.
+    assert state.accounted_memory_bytes < 0.8 * budget
+    assert 0 < state.store_used < entered + 1
+    refused = [o.reason for o in outs[entered + 1 : entered + 10]]
+    assert refused == [RefusalReason.EMERGENCY] * 9
+    # recovery_min_steps (10) after entry it recovers with no admin reset.
+    assert outs[entered + 10].accepted
+    assert all(st.accounted_memory_bytes <= budget for st in states)
 
 
 def test_commit_during_emergency_stores_nothing() -> None:

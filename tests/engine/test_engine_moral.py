@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlsdm.engine import EngineConfig, MoralFilter, score_moral_text
+from mlsdm.engine.evaluation import toxic_mix
 
 CFG = EngineConfig()
 
@@ -18,17 +20,42 @@ def test_fixed_bands() -> None:
     assert f.evaluate(0.5) and not f.evaluate(0.49)
 
 
-def test_threshold_rises_under_constant_acceptance() -> None:
+def test_clean_traffic_leaves_the_threshold_alone() -> None:
+    # The seeds' rule chased 50 % acceptance and refused about half of this stream.
+    f = MoralFilter(CFG)
+    rng = np.random.default_rng(3)
+    accepted = [f.evaluate_and_adapt(float(v)) for v in rng.uniform(0.6, 1.0, 500)]
+    assert sum(accepted[50:]) / len(accepted[50:]) >= 0.95
+    assert f.threshold == pytest.approx(0.5)
+
+
+def test_threshold_moves_into_the_gap_between_the_streams_sides() -> None:
     f = MoralFilter(CFG)
     history = [f.threshold]
-    for _ in range(20):
-        f.evaluate_and_adapt(1.0)
+    for _ in range(60):
+        f.evaluate_and_adapt(0.95)
+        f.evaluate_and_adapt(0.45)  # below θ₀: pulls the low mean up
         history.append(f.threshold)
-    assert history[-1] == pytest.approx(0.90)
-    # r = 0.55 after one acceptance; in binary floating point 0.55 - 0.5 is a
-    # hair above 0.05, so the literal rule "r - 0.5 > 0.05" already fires.
-    assert history[1] == pytest.approx(0.55)
-    assert all(0 < b - a <= 0.05 + 1e-12 for a, b in itertools.pairwise(history[:9]))
+    # low -> 0.45, high -> 0.95: the set-point 0.70 is reached in 0.05 steps.
+    assert history[-1] == pytest.approx(0.70, abs=0.05 + 1e-9)
+    assert all(abs(b - a) <= 0.05 + 1e-12 for a, b in itertools.pairwise(history))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.7])
+def test_toxic_mixes(fraction: float) -> None:
+    rejected, refused, in_bounds = toxic_mix(fraction)
+    assert in_bounds and refused <= 0.05
+    if fraction == 0.3:
+        assert rejected >= 0.93  # the seeds' protocol: 30 % toxic, seed 42
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.6, 1.0, allow_nan=False), min_size=60, max_size=300))
+def test_any_clean_stream_is_accepted_after_warm_up(values: list[float]) -> None:
+    f = MoralFilter(CFG)
+    accepted = [f.evaluate_and_adapt(v) for v in values]
+    refused = len(accepted[50:]) - sum(accepted[50:])
+    assert refused <= 0.05 * len(accepted[50:])
 
 
 @settings(max_examples=150, deadline=None)
@@ -41,6 +68,7 @@ def test_threshold_bounds_and_step_size(values: list[float]) -> None:
         assert 0.30 <= f.threshold <= 0.90
         assert abs(f.threshold - before) <= 0.05 + 1e-12
         assert 0.0 <= f.ema <= 1.0
+        assert 0.0 <= f.low <= 1.0 and 0.0 <= f.high <= 1.0
 
 
 def test_text_score_word_lists() -> None:

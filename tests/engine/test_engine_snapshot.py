@@ -83,7 +83,9 @@ HEADER = 18  # magic + version + length
         (HEADER + 24, struct.pack("<Q", 7), "phase"),  # phase code
         (HEADER + 32, struct.pack("<Q", 99), "counter"),  # rhythm counter
         (HEADER + 40, struct.pack("<d", 2.0), "moral"),  # threshold
-        (HEADER + 56 + 3 * 4 * DIM, struct.pack("<Q", 10**6), "capacity"),  # store size
+        (HEADER + 48, struct.pack("<d", 1.5), "moral"),  # acceptance EMA
+        (HEADER + 56, struct.pack("<d", -0.5), "moral"),  # mean of the low side
+        (HEADER + 72 + 3 * 4 * DIM, struct.pack("<Q", 10**6), "capacity"),  # store size
     ],
 )
 def test_inconsistent_payload_is_rejected(offset: int, value: bytes, message: str) -> None:
@@ -100,3 +102,28 @@ def test_trailing_bytes_are_rejected() -> None:
     body[10:18] = struct.pack("<Q", len(body) - HEADER)
     with pytest.raises(SnapshotError, match="trailing"):
         CognitiveEngine.restore(bytes(body) + _digest(bytes(body)), SMALL)
+
+
+def test_round_trip_keeps_prompts_steps_and_pending_prompts() -> None:
+    engine = _busy_engine()
+    engine.reset_emergency()
+    restored = CognitiveEngine.restore(engine.snapshot(), SMALL)
+    assert restored.store.used_prompts() == engine.store.used_prompts()
+    assert list(restored.store.used_steps()) == list(engine.store.used_steps())
+    assert any(p.startswith("question") for p in restored.store.used_prompts())
+    # The pending admission's prompt survives: its commit stores the exchange.
+    pending = engine.admit("told before the snapshot", 0.95, 0, 0)
+    again = CognitiveEngine.restore(engine.snapshot(), SMALL)
+    assert again.commit(pending, "An answer with enough words to be a confident one.").stored
+    size = again.store.size
+    last = [s for s in range(size) if again.store.prompt(s) == "told before the snapshot"]
+    assert len(last) == 1
+
+
+def test_format_1_snapshot_is_refused_with_a_clear_error() -> None:
+    from mlsdm.engine.snapshot import Writer
+
+    w = Writer()
+    w.u64(DIM)
+    with pytest.raises(SnapshotError, match="format 1"):
+        CognitiveEngine.restore(w.frame(1), SMALL)

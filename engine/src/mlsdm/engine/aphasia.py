@@ -3,6 +3,14 @@
 Three signals, each a flag when past its limit: short sentences, few function
 words, many fragments. Severity is the mean of the normalised shortfalls, so a
 response failing one signal badly scores lower than one failing all three.
+
+Only prose is judged: fenced and indented code blocks, markdown list items,
+headings and table rows are set aside first (a reply that is only a list or
+only code is not aphasic). A sentence is *complete* when it holds a function
+word or consists of reply words ("yes", "thanks", "sure", ...); a short reply
+(at most ``SHORT_REPLY_WORDS`` words) whose sentences are all complete is not
+aphasic ("Yes. I agree. Thank you."), and only incomplete short sentences
+count as fragments.
 """
 
 from __future__ import annotations
@@ -14,6 +22,46 @@ MIN_AVG_SENTENCE_LENGTH = 6.0
 MIN_FUNCTION_WORD_RATIO = 0.15
 MAX_FRAGMENT_RATIO = 0.5
 FRAGMENT_WORDS = 4
+SHORT_REPLY_WORDS = 12
+
+# Words that make a complete reply on their own.
+REPLY_WORDS: frozenset[str] = frozenset(
+    [
+        "yes",
+        "no",
+        "ok",
+        "okay",
+        "sure",
+        "thanks",
+        "thank",
+        "please",
+        "hello",
+        "hi",
+        "hey",
+        "sorry",
+        "great",
+        "good",
+        "fine",
+        "done",
+        "right",
+        "agreed",
+        "certainly",
+        "absolutely",
+        "indeed",
+        "exactly",
+        "correct",
+        "welcome",
+        "bye",
+        "goodbye",
+        "morning",
+        "evening",
+        "night",
+        "congratulations",
+        "wow",
+        "oh",
+        "ah",
+    ]
+)
 
 # Articles, prepositions, auxiliaries, conjunctions and pronouns.
 FUNCTION_WORDS: frozenset[str] = frozenset(
@@ -121,13 +169,16 @@ FUNCTION_WORDS: frozenset[str] = frozenset(
 )
 
 APHASIA_REPAIR_INSTRUCTION = (
-    "Rewrite your previous answer in complete, grammatical sentences. Use full "
+    "Rewrite the draft answer below in complete, grammatical sentences. Use full "
     "sentences with articles, prepositions and verbs; do not use fragments, lists "
-    "of keywords or telegraphic style. Keep the same meaning."
+    "of keywords or telegraphic style. Keep the same meaning and the facts it uses."
 )
 
-_SENTENCE_SPLIT = re.compile(r"[.!?;]+|\n+")
+_SENTENCE_SPLIT = re.compile(r"[.!?;]+(?:\s|$)|\n+")
 _WORD = re.compile(r"[A-Za-z0-9']+")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+# Indented code, list items, headings, table rows, and a lead-in line ("Options:").
+_NOT_PROSE = re.compile(r"^(\s{4,}|\t)\S|^\s*([-*+\u2022]\s|\d+[.)]\s|#{1,6}\s|\|)|.*:\s*$")
 
 
 @dataclass(frozen=True)
@@ -140,19 +191,52 @@ class AphasiaReport:
     fragment_ratio: float
 
 
+def prose_of(text: str) -> str:
+    """The text without code blocks, list items, headings and table rows."""
+    kept: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_code = not in_code
+            continue
+        if in_code or _NOT_PROSE.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _complete(words: list[str]) -> bool:
+    lowered = [w.lower() for w in words]
+    return any(w in FUNCTION_WORDS for w in lowered) or all(w in REPLY_WORDS for w in lowered)
+
+
+_CLEAN = AphasiaReport(False, 0.0, (), 0.0, 0.0, 0.0)
+
+
 def detect_aphasia(text: str) -> AphasiaReport:
-    sentences = [_WORD.findall(s) for s in _SENTENCE_SPLIT.split(text)]
+    if not _WORD.search(text):
+        return AphasiaReport(True, 1.0, ("empty_response",), 0.0, 0.0, 1.0)
+    sentences = [_WORD.findall(s) for s in _SENTENCE_SPLIT.split(prose_of(text))]
     sentences = [s for s in sentences if s]
     if not sentences:
-        return AphasiaReport(True, 1.0, ("empty_response",), 0.0, 0.0, 1.0)
+        return _CLEAN  # only code, lists or headings: nothing to judge as prose
+    complete = [_complete(s) for s in sentences]
     total_words = sum(len(s) for s in sentences)
-    avg_len = total_words / len(sentences)
     function_words = sum(1 for s in sentences for w in s if w.lower() in FUNCTION_WORDS)
     fw_ratio = function_words / total_words
-    fragment_ratio = sum(1 for s in sentences if len(s) < FRAGMENT_WORDS) / len(sentences)
+    if total_words <= SHORT_REPLY_WORDS and (
+        all(complete)
+        or (2 * sum(complete) >= len(complete) and fw_ratio >= MIN_FUNCTION_WORD_RATIO)
+    ):
+        return _CLEAN  # a short complete reply
+    avg_len = total_words / len(sentences)
+    fragments = sum(
+        1 for s, c in zip(sentences, complete, strict=True) if len(s) < FRAGMENT_WORDS and not c
+    )
+    fragment_ratio = fragments / len(sentences)
 
     flags: list[str] = []
-    if avg_len < MIN_AVG_SENTENCE_LENGTH:
+    if avg_len < MIN_AVG_SENTENCE_LENGTH and not all(complete):
         flags.append("short_sentences")
     if fw_ratio < MIN_FUNCTION_WORD_RATIO:
         flags.append("low_function_words")
@@ -163,7 +247,7 @@ def detect_aphasia(text: str) -> AphasiaReport:
         max(0.0, (MIN_FUNCTION_WORD_RATIO - fw_ratio) / MIN_FUNCTION_WORD_RATIO),
         max(0.0, (fragment_ratio - MAX_FRAGMENT_RATIO) / MAX_FRAGMENT_RATIO),
     )
-    severity = min(1.0, sum(shortfalls) / 3.0)
+    severity = min(1.0, sum(shortfalls) / 3.0) if flags else 0.0
     return AphasiaReport(bool(flags), severity, tuple(flags), avg_len, fw_ratio, fragment_ratio)
 
 

@@ -29,6 +29,9 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 
 def response_confidence(text: str) -> float:
+    """0.0 for an empty or whitespace-only text (it is never remembered)."""
+    if not text.strip():
+        return 0.0
     lowered = text.lower()
     score = 1.0
     score -= HEDGE_PENALTY * sum(len(p.findall(lowered)) for p in _HEDGES)

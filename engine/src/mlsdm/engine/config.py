@@ -27,7 +27,10 @@ class EngineConfig:
     reject_below: float = 0.30
     ema_alpha: float = 0.1
     ema_init: float = 0.5
-    ema_target: float = 0.5
+    # Initial means of the values below / at or above θ (the moral filter's
+    # set-point is their midpoint, so it starts at threshold_init).
+    moral_low_init: float = 0.25
+    moral_high_init: float = 0.75
     adapt_step: float = 0.05
     dead_band: float = 0.05
     # synaptic memory
@@ -64,47 +67,70 @@ class EngineConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent setting."""
-        positive_ints = {
-            "dim": self.dim,
-            "capacity": self.capacity,
-            "store_chunk": self.store_chunk,
-            "wake_steps": self.wake_steps,
-            "sleep_steps": self.sleep_steps,
-            "default_top_k": self.default_top_k,
-            "max_top_k": self.max_top_k,
-            "consolidation_buffer_max": self.consolidation_buffer_max,
-            "wake_max_tokens": self.wake_max_tokens,
-            "default_max_tokens": self.default_max_tokens,
-            "max_prompt_chars": self.max_prompt_chars,
-            "max_pending_tickets": self.max_pending_tickets,
-            "memory_budget_bytes": self.memory_budget_bytes,
-        }
-        for name, value in positive_ints.items():
+        self._check_positive_ints()
+        self._check_unit_interval()
+        self._check_non_negative()
+        self._check_relations()
+
+    def _check_positive_ints(self) -> None:
+        for name in (
+            "dim",
+            "capacity",
+            "store_chunk",
+            "wake_steps",
+            "sleep_steps",
+            "default_top_k",
+            "max_top_k",
+            "consolidation_buffer_max",
+            "wake_max_tokens",
+            "default_max_tokens",
+            "max_prompt_chars",
+            "max_pending_tickets",
+            "memory_budget_bytes",
+        ):
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        unit_interval = {
-            "threshold_init": self.threshold_init,
-            "threshold_min": self.threshold_min,
-            "threshold_max": self.threshold_max,
-            "accept_above": self.accept_above,
-            "reject_below": self.reject_below,
-            "ema_alpha": self.ema_alpha,
-            "ema_init": self.ema_init,
-            "ema_target": self.ema_target,
-            "lambda_l1": self.lambda_l1,
-            "lambda_l2": self.lambda_l2,
-            "lambda_l3": self.lambda_l3,
-            "gating12": self.gating12,
-            "gating23": self.gating23,
-            "wake_phase_value": self.wake_phase_value,
-            "sleep_phase_value": self.sleep_phase_value,
-            "confidence_floor": self.confidence_floor,
-            "event_confidence": self.event_confidence,
-            "recovery_memory_fraction": self.recovery_memory_fraction,
-        }
-        for name, fvalue in unit_interval.items():
-            if not 0.0 <= fvalue <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {fvalue!r}")
+
+    def _check_unit_interval(self) -> None:
+        for name in (
+            "threshold_init",
+            "threshold_min",
+            "threshold_max",
+            "accept_above",
+            "reject_below",
+            "ema_alpha",
+            "ema_init",
+            "moral_low_init",
+            "moral_high_init",
+            "lambda_l1",
+            "lambda_l2",
+            "lambda_l3",
+            "gating12",
+            "gating23",
+            "wake_phase_value",
+            "sleep_phase_value",
+            "confidence_floor",
+            "event_confidence",
+            "recovery_memory_fraction",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+    def _check_non_negative(self) -> None:
+        for name in ("adapt_step", "dead_band", "phase_tolerance", "recovery_min_seconds"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        for name in ("theta_l1", "theta_l2", "vector_max_abs"):
+            value = getattr(self, name)
+            if not 0.0 < value < float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.recovery_min_steps < 0 or self.recovery_max_attempts < 0:
+            raise ValueError("recovery_min_steps and recovery_max_attempts must be >= 0")
+
+    def _check_relations(self) -> None:
         if not self.threshold_min <= self.threshold_init <= self.threshold_max:
             raise ValueError(
                 "threshold_init must lie in [threshold_min, threshold_max], got "
@@ -115,25 +141,15 @@ class EngineConfig:
                 f"reject_below ({self.reject_below}) must not exceed "
                 f"accept_above ({self.accept_above})"
             )
+        if self.moral_low_init > self.moral_high_init:
+            raise ValueError(
+                f"moral_low_init ({self.moral_low_init}) must not exceed "
+                f"moral_high_init ({self.moral_high_init})"
+            )
         if self.ema_alpha == 0.0:
             raise ValueError("ema_alpha must be > 0, or the threshold never adapts")
         if self.wake_phase_value == self.sleep_phase_value:
             raise ValueError("wake_phase_value and sleep_phase_value must differ")
-        for name, fvalue in {
-            "adapt_step": self.adapt_step,
-            "dead_band": self.dead_band,
-            "phase_tolerance": self.phase_tolerance,
-            "recovery_min_seconds": self.recovery_min_seconds,
-        }.items():
-            if not fvalue >= 0.0:
-                raise ValueError(f"{name} must be >= 0, got {fvalue!r}")
-        for name, fvalue in {
-            "theta_l1": self.theta_l1,
-            "theta_l2": self.theta_l2,
-            "vector_max_abs": self.vector_max_abs,
-        }.items():
-            if not 0.0 < fvalue < float("inf"):
-                raise ValueError(f"{name} must be a finite number > 0, got {fvalue!r}")
         if self.default_top_k > self.max_top_k:
             raise ValueError(
                 f"default_top_k ({self.default_top_k}) must not exceed max_top_k ({self.max_top_k})"
@@ -143,5 +159,3 @@ class EngineConfig:
                 f"default_max_tokens ({self.default_max_tokens}) must not exceed "
                 f"wake_max_tokens ({self.wake_max_tokens})"
             )
-        if self.recovery_min_steps < 0 or self.recovery_max_attempts < 0:
-            raise ValueError("recovery_min_steps and recovery_max_attempts must be >= 0")

@@ -1,16 +1,28 @@
-"""One tenant's cognitive state and the governed operations on it."""
+"""One tenant's cognitive state and the governed operations on it.
+
+A memory is an exchange: what the caller said (the accepted prompt, kept in the
+pending-ticket map from ``admit`` to ``commit``) and the answer that followed,
+stored with the prompt's vector, so a question about a fact told earlier finds
+the telling. ProcessEvent memories hold a vector and no text.
+
+Consolidation (at each wake->sleep transition) retags the wake's new entries
+with the sleep phase value in place: no copies, so capacity counts distinct
+memories, and admission retrieves from both phases, so consolidated memories
+stay reachable.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import state_codec
 from .confidence import response_confidence
 from .config import EngineConfig
 from .embedding import Embedder, HashingEmbedder
@@ -27,7 +39,7 @@ from .results import (
     RefusalReason,
 )
 from .rhythm import WakeSleepRhythm
-from .snapshot import Reader, Writer
+from .snapshot import Reader
 from .store import VectorStore
 from .synaptic import SynapticMemory
 from .validation import (
@@ -38,16 +50,8 @@ from .validation import (
     check_vector,
 )
 
-_REFUSALS = (RefusalReason.MORAL, RefusalReason.SLEEP, RefusalReason.EMERGENCY)
-
-
-class _BufferedEntry:
-    __slots__ = ("confidence", "text", "vector")
-
-    def __init__(self, vector: NDArray[np.float32], confidence: float, text: str) -> None:
-        self.vector = vector
-        self.confidence = confidence
-        self.text = text
+REFUSALS = (RefusalReason.MORAL, RefusalReason.SLEEP, RefusalReason.EMERGENCY)
+_PENDING_ENTRY_BYTES = 64  # a ticket, a dict slot and a string header
 
 
 class CognitiveEngine:
@@ -72,17 +76,19 @@ class CognitiveEngine:
         self._rhythm = WakeSleepRhythm(cfg)
         self._synaptic = SynapticMemory(cfg)
         self._store = VectorStore(cfg.dim, cfg.capacity, cfg.store_chunk, cfg.confidence_floor)
-        self._buffer: deque[_BufferedEntry] = deque()
-        self._buffer_text_bytes = 0
+        # Entries written since the last consolidation (the newest ones in the ring).
+        self._unconsolidated = 0
         self._emergency = EmergencyState()
         self._step = 0
         self._accepted = 0
-        self._rejected: dict[RefusalReason, int] = {r: 0 for r in _REFUSALS}
+        self._rejected: dict[RefusalReason, int] = {r: 0 for r in REFUSALS}
         self._consolidations = 0
         self._next_ticket = 1
-        # Accepted admissions not yet committed; bounded so that a caller who
-        # never commits cannot grow it without limit (the oldest are forgotten).
-        self._pending: OrderedDict[int, None] = OrderedDict()
+        # Accepted admissions not yet committed, with the prompt each accepted;
+        # bounded so that a caller who never commits cannot grow it without
+        # limit (the oldest are forgotten).
+        self._pending: OrderedDict[int, str] = OrderedDict()
+        self._pending_bytes = 0
 
     @property
     def config(self) -> EngineConfig:
@@ -102,7 +108,7 @@ class CognitiveEngine:
             consolidations = self._consolidations
             reason, phase = self._begin(moral)
             if reason is RefusalReason.NONE:
-                self._absorb(event, self._cfg.event_confidence, "")
+                self._absorb(event, self._cfg.event_confidence, "", "")
             outcome = self._finish(reason, phase)
             if self._consolidations != consolidations:
                 outcome = dataclasses.replace(outcome, consolidated=True)
@@ -121,27 +127,20 @@ class CognitiveEngine:
         with self._lock:
             reason, phase = self._begin(moral)
             context: list[ContextItem] = []
-            if reason is RefusalReason.NONE:
-                for slot, score in self._store.retrieve(
-                    vector, cfg.wake_phase_value, cfg.phase_tolerance, top_k
-                ):
-                    context.append(
-                        ContextItem(self._store.text(slot), score, self._store.phase_value(slot))
-                    )
             ticket = self._next_ticket
             self._next_ticket += 1
             if reason is RefusalReason.NONE:
-                self._pending[ticket] = None
-                while len(self._pending) > cfg.max_pending_tickets:
-                    self._pending.popitem(last=False)
+                context = self._context(vector, top_k)
+                self._remember_pending(ticket, text)
             outcome = self._finish(reason, phase)
         return Admission(outcome, moral, vector, context, tokens, top_k, ticket)
 
     def commit(self, admission: Admission, response_text: str) -> CommitResult:
-        """Remember an accepted admission's response.
+        """Remember an accepted admission's exchange: its prompt and this response.
 
         Nothing is stored for a refused, already committed or forgotten
-        admission, nor while in emergency (storing would grow memory).
+        admission, for an empty or whitespace-only response, nor while in
+        emergency (storing would grow memory).
         """
         if not isinstance(response_text, str):
             raise ValidationError("response", "INVALID_DTYPE", "response must be a string")
@@ -149,16 +148,17 @@ class CognitiveEngine:
         with self._lock:
             if not admission.outcome.accepted or admission.ticket not in self._pending:
                 return CommitResult(confidence, False)
-            del self._pending[admission.ticket]
-            if self._emergency.active:
+            prompt = self._forget_pending(admission.ticket)
+            if self._emergency.active or not response_text.strip():
                 return CommitResult(confidence, False)
-            stored = self._absorb(admission.prompt_vector, confidence, response_text)
+            stored = self._absorb(admission.prompt_vector, confidence, response_text, prompt)
             return CommitResult(confidence, stored)
 
     def abandon(self, admission: Admission) -> None:
         """Forget an admission that will never be committed (LLM failed, RPC cancelled)."""
         with self._lock:
-            self._pending.pop(admission.ticket, None)
+            if admission.ticket in self._pending:
+                self._forget_pending(admission.ticket)
 
     # state and administration
 
@@ -211,6 +211,32 @@ class CognitiveEngine:
             raise ValueError("embedder returned a zero vector")
         return vec
 
+    def _context(self, vector: NDArray[np.float32], top_k: int) -> list[ContextItem]:
+        cfg, store = self._cfg, self._store
+        bands = (cfg.wake_phase_value, cfg.sleep_phase_value)
+        return [
+            ContextItem(
+                text=store.text(slot),
+                score=score,
+                phase_value=store.phase_value(slot),
+                prompt=store.prompt(slot),
+                step=store.step(slot),
+                age_steps=self._step - store.step(slot),
+            )
+            for slot, score in store.retrieve(vector, bands, cfg.phase_tolerance, top_k)
+        ]
+
+    def _remember_pending(self, ticket: int, prompt: str) -> None:
+        self._pending[ticket] = prompt
+        self._pending_bytes += _PENDING_ENTRY_BYTES + len(prompt.encode("utf-8"))
+        while len(self._pending) > self._cfg.max_pending_tickets:
+            self._forget_pending(next(iter(self._pending)))
+
+    def _forget_pending(self, ticket: int) -> str:
+        prompt = self._pending.pop(ticket)
+        self._pending_bytes -= _PENDING_ENTRY_BYTES + len(prompt.encode("utf-8"))
+        return prompt
+
     def _begin(self, moral: float) -> tuple[RefusalReason, Phase]:
         self._step += 1
         phase = self._rhythm.phase
@@ -229,7 +255,7 @@ class CognitiveEngine:
             self._rejected[reason] += 1
         next_phase = self._rhythm.step()
         if phase is Phase.WAKE and next_phase is Phase.SLEEP:
-            self._replay()
+            self._consolidate()
         return Outcome(
             accepted=reason is RefusalReason.NONE,
             reason=reason,
@@ -249,84 +275,52 @@ class CognitiveEngine:
     def _check_budget(self) -> None:
         if not self._emergency.active and self._memory() > self._cfg.memory_budget_bytes:
             self._emergency.enter(MEMORY_BUDGET_REASON, self._step, self._clock())
+            self._trim_to_recovery_level()
 
-    def _absorb(self, vector: NDArray[np.float32], confidence: float, text: str) -> bool:
+    def _trim_to_recovery_level(self) -> None:
+        """Forget the oldest memories until the tenant is under the recovery
+        fraction of its budget, so the emergency can end by itself."""
+        cfg, store = self._cfg, self._store
+        goal = cfg.recovery_memory_fraction * cfg.memory_budget_bytes
+        keep = store.size
+        while keep > 0 and self._memory() >= goal:
+            per_entry = max(1.0, store.nbytes / max(1, store.size))
+            excess = self._memory() - goal
+            keep = max(0, min(keep - 1, store.size - int(np.ceil(excess / per_entry))))
+            store.trim(keep)
+        self._unconsolidated = min(self._unconsolidated, store.size)
+
+    def _absorb(
+        self, vector: NDArray[np.float32], confidence: float, text: str, prompt: str
+    ) -> bool:
         if self._synaptic.update(vector):
             self._consolidations += 1
-        slot = self._store.put(vector, self._cfg.wake_phase_value, confidence, text)
+        slot = self._store.put(
+            vector, self._cfg.wake_phase_value, confidence, text, prompt, self._step
+        )
         if slot is None:
             return False
-        if len(self._buffer) >= self._cfg.consolidation_buffer_max:
-            self._buffer_text_bytes -= len(self._buffer.popleft().text.encode("utf-8"))
-        self._buffer.append(_BufferedEntry(self._store.vector(slot), confidence, text))
-        self._buffer_text_bytes += len(text.encode("utf-8"))
+        self._unconsolidated = min(self._unconsolidated + 1, self._store.size)
         self._check_budget()
         return True
 
-    def _replay(self) -> None:
-        """Wake->sleep consolidation: re-store the wake's entries with the sleep phase.
-
-        In emergency the buffer is dropped instead, since replay would grow memory.
-        """
-        if not self._emergency.active:
-            sleep = self._cfg.sleep_phase_value
-            for entry in self._buffer:
-                self._store.put(entry.vector, sleep, entry.confidence, entry.text)
-        self._buffer.clear()
-        self._buffer_text_bytes = 0
-        self._check_budget()
+    def _consolidate(self) -> None:
+        """Wake->sleep consolidation: retag the wake's new entries with the sleep
+        phase value, in place (they stay retrievable and count once)."""
+        limit = min(self._unconsolidated, self._cfg.consolidation_buffer_max)
+        for slot in self._store.newest(limit):
+            self._store.set_phase(slot, self._cfg.sleep_phase_value)
+        self._unconsolidated = 0
 
     def _memory(self) -> int:
-        return (
-            self._store.nbytes
-            + self._synaptic.nbytes
-            + len(self._buffer) * 4 * self._cfg.dim
-            + self._buffer_text_bytes
-        )
+        return self._store.nbytes + self._synaptic.nbytes + self._pending_bytes
 
     # persistence
 
     def snapshot(self) -> bytes:
         """Deterministic bytes of the whole state (only the used part of the store)."""
         with self._lock:
-            cfg, w = self._cfg, Writer()
-            w.u64(cfg.dim)
-            w.u64(cfg.capacity)
-            w.u64(self._step)
-            w.u64(0 if self._rhythm.phase is Phase.WAKE else 1)
-            w.u64(self._rhythm.counter)
-            w.f64(self._moral.threshold)
-            w.f64(self._moral.ema)
-            for level in (self._synaptic.l1, self._synaptic.l2, self._synaptic.l3):
-                w.array(level, "<f4")
-            store = self._store
-            w.u64(store.size)
-            w.u64(store.head)
-            w.array(store.used_vectors(), "<f4")
-            w.array(store.used_phases(), "<f8")
-            w.array(store.used_confidences(), "<f4")
-            for text in store.used_texts():
-                w.text(text)
-            w.u64(len(self._buffer))
-            for entry in self._buffer:
-                w.array(entry.vector, "<f4")
-                w.f64(entry.confidence)
-                w.text(entry.text)
-            em = self._emergency
-            w.u64(int(em.active))
-            w.text(em.reason)
-            w.i64(em.entered_step)
-            w.f64(em.entered_time)
-            w.u64(em.attempts)
-            w.u64(self._accepted)
-            for reason in _REFUSALS:
-                w.u64(self._rejected[reason])
-            w.u64(self._consolidations)
-            w.u64(self._next_ticket)
-            w.u64(len(self._pending))
-            for ticket in self._pending:
-                w.u64(ticket)
-            return w.frame()
+            return state_codec.dump(self)
 
     @classmethod
     def restore(
@@ -338,64 +332,9 @@ class CognitiveEngine:
     ) -> CognitiveEngine:
         engine = cls(config, embedder, clock)
         try:
-            engine._load(Reader(bytes(data)))
+            state_codec.load(engine, Reader(bytes(data)))
         except SnapshotError:
             raise
         except (ValueError, KeyError, OverflowError) as exc:
             raise SnapshotError(f"inconsistent snapshot: {exc}") from exc
         return engine
-
-    def _load(self, r: Reader) -> None:
-        cfg = self._cfg
-        dim, capacity = r.u64(), r.u64()
-        if (dim, capacity) != (cfg.dim, cfg.capacity):
-            raise SnapshotError(
-                f"snapshot is for dim={dim} capacity={capacity}, "
-                f"config has dim={cfg.dim} capacity={cfg.capacity}"
-            )
-        self._step = r.u64()
-        phase_code, counter = r.u64(), r.u64()
-        if phase_code > 1:
-            raise SnapshotError("bad phase code")
-        self._rhythm.phase = Phase.WAKE if phase_code == 0 else Phase.SLEEP
-        limit = cfg.wake_steps if phase_code == 0 else cfg.sleep_steps
-        if not 1 <= counter <= limit:
-            raise SnapshotError("rhythm counter out of range")
-        self._rhythm.counter = counter
-        threshold, ema = r.f64(), r.f64()
-        if not (cfg.threshold_min <= threshold <= cfg.threshold_max and 0.0 <= ema <= 1.0):
-            raise SnapshotError("moral filter state out of range")
-        self._moral.threshold, self._moral.ema = threshold, ema
-        for level in (self._synaptic.l1, self._synaptic.l2, self._synaptic.l3):
-            level[:] = r.array("<f4", (dim,))
-        size, head = r.u64(), r.u64()
-        if size > capacity:
-            raise SnapshotError("store size exceeds capacity")
-        vecs = r.array("<f4", (size, dim)).astype(np.float32)
-        phases = r.array("<f8", (size,)).astype(np.float64)
-        confs = r.array("<f4", (size,)).astype(np.float32)
-        texts = [r.text() for _ in range(size)]
-        self._store.load(vecs, phases, confs, texts, head)
-        count = r.u64()
-        if count > cfg.consolidation_buffer_max:
-            raise SnapshotError("consolidation buffer exceeds its bound")
-        for _ in range(count):
-            vec = r.array("<f4", (dim,)).astype(np.float32)
-            conf = r.f64()
-            text = r.text()
-            self._buffer.append(_BufferedEntry(vec, conf, text))
-            self._buffer_text_bytes += len(text.encode("utf-8"))
-        em = self._emergency
-        em.active = bool(r.u64())
-        em.reason = r.text()
-        em.entered_step = r.i64()
-        em.entered_time = r.f64()
-        em.attempts = r.u64()
-        self._accepted = r.u64()
-        for reason in _REFUSALS:
-            self._rejected[reason] = r.u64()
-        self._consolidations = r.u64()
-        self._next_ticket = r.u64()
-        for _ in range(r.u64()):
-            self._pending[r.u64()] = None
-        r.done()

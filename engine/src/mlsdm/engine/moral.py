@@ -1,9 +1,9 @@
 """Moral filter with an adaptive threshold, and the fallback text scorer.
 
-The threshold chases an acceptance-rate target: when the EMA of acceptances sits
-above target + dead band the filter tightens by one step, below target - dead band
-it loosens, so |Δθ| per evaluation never exceeds ``adapt_step`` and θ never leaves
-[threshold_min, threshold_max].
+θ moves by at most ``adapt_step`` per evaluation, only when its set-point is
+more than ``dead_band`` away, and never leaves [threshold_min, threshold_max];
+the set-point is the midpoint between the stream's values above and below θ
+(see ``MoralFilter``), not an acceptance-rate target.
 """
 
 from __future__ import annotations
@@ -73,10 +73,25 @@ def score_moral_text(text: str) -> float:
 
 
 class MoralFilter:
+    """Fixed bands, and an adaptive threshold that sits between the stream's two sides.
+
+    The seeds' rule moved θ by ``adapt_step`` whenever the acceptance EMA left
+    0.5 ± ``dead_band``, so a stream with no toxic content at all got about half
+    refused. Here θ keeps the seeds' bounds, step and dead band, but its set-point
+    is the midpoint of two running means: of the values seen at or above θ
+    (``high``) and of those below it (``low``), each an EMA with ``ema_alpha``.
+    Clean traffic (values in [0.6, 1.0]) moves only ``high``; the midpoint stays
+    near θ₀ and nothing clean is refused. A stream with toxic values pulls ``low``
+    to their mean, so θ settles in the gap between the two groups. ``ema`` (the
+    acceptance EMA) is still kept and reported.
+    """
+
     def __init__(self, config: EngineConfig) -> None:
         self._cfg = config
         self.threshold: float = config.threshold_init
         self.ema: float = config.ema_init
+        self.low: float = config.moral_low_init
+        self.high: float = config.moral_high_init
 
     def evaluate(self, value: float) -> bool:
         if value >= self._cfg.accept_above:
@@ -85,19 +100,27 @@ class MoralFilter:
             return False
         return value >= self.threshold
 
-    def adapt(self, accepted: bool) -> None:
+    def adapt(self, value: float, accepted: bool) -> None:
         cfg = self._cfg
+        alpha = cfg.ema_alpha
         signal = 1.0 if accepted else 0.0
-        self.ema = cfg.ema_alpha * signal + (1.0 - cfg.ema_alpha) * self.ema
-        # Rounding could push the EMA a hair outside [0, 1]; the invariant is exact.
-        self.ema = min(1.0, max(0.0, self.ema))
-        error = self.ema - cfg.ema_target
-        if error > cfg.dead_band:
-            self.threshold = min(self.threshold + cfg.adapt_step, cfg.threshold_max)
-        elif error < -cfg.dead_band:
+        # Rounding could push an EMA a hair outside [0, 1]; the invariant is exact.
+        self.ema = _unit(alpha * signal + (1.0 - alpha) * self.ema)
+        if value >= self.threshold:
+            self.high = _unit(alpha * value + (1.0 - alpha) * self.high)
+        else:
+            self.low = _unit(alpha * value + (1.0 - alpha) * self.low)
+        target = min(cfg.threshold_max, max(cfg.threshold_min, 0.5 * (self.low + self.high)))
+        if self.threshold - target > cfg.dead_band:
             self.threshold = max(self.threshold - cfg.adapt_step, cfg.threshold_min)
+        elif target - self.threshold > cfg.dead_band:
+            self.threshold = min(self.threshold + cfg.adapt_step, cfg.threshold_max)
 
     def evaluate_and_adapt(self, value: float) -> bool:
         accepted = self.evaluate(value)
-        self.adapt(accepted)
+        self.adapt(value, accepted)
         return accepted
+
+
+def _unit(x: float) -> float:
+    return min(1.0, max(0.0, x))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,9 +37,23 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ContextItem:
+    """One remembered exchange returned as context.
+
+    ``text`` is the answer that followed (the response); ``prompt`` is what the
+    caller said (empty for a ProcessEvent memory); ``step`` is the tenant step
+    the memory was stored at and ``age_steps`` the steps since then.
+    """
+
     text: str
     score: float
     phase_value: float
+    prompt: str = ""
+    step: int = 0
+    age_steps: int = 0
+
+    @property
+    def response(self) -> str:
+        return self.text
 
 
 # eq=False: the prompt vector is an array, and array equality is not a bool.
@@ -78,3 +93,13 @@ class EngineStateView:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     consolidations_total: int = 0
     accounted_memory_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    passed: bool = True
+    floor: str = ""
+    # The suite's headline numbers, by name (printed by `mlsdm-grpc eval`).
+    headline: dict[str, float] = field(default_factory=dict)

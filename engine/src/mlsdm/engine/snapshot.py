@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 from .errors import SnapshotError
 
 MAGIC = b"MLSDMENG"
-VERSION = 1
+VERSION = 2
+# Versions whose frame can be read (the payload decides whether it can be loaded).
+READABLE = (1, 2)
 _HEADER = struct.Struct("<8sHQ")
 _DIGEST = 16
 
@@ -47,9 +49,9 @@ class Writer:
     def array(self, arr: NDArray[np.generic], dtype: str) -> None:
         self._parts.append(np.ascontiguousarray(arr, dtype=np.dtype(dtype)).tobytes())
 
-    def frame(self) -> bytes:
+    def frame(self, version: int = VERSION) -> bytes:
         payload = b"".join(self._parts)
-        head = _HEADER.pack(MAGIC, VERSION, len(payload)) + payload
+        head = _HEADER.pack(MAGIC, version, len(payload)) + payload
         return head + _digest(head)
 
 
@@ -60,8 +62,9 @@ class Reader:
         magic, version, length = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise SnapshotError("not an engine snapshot (bad magic)")
-        if version != VERSION:
+        if version not in READABLE:
             raise SnapshotError(f"unsupported snapshot version {version}, expected {VERSION}")
+        self.version = int(version)
         if len(data) != _HEADER.size + length + _DIGEST:
             raise SnapshotError("snapshot length does not match its header (truncated?)")
         body, digest = data[:-_DIGEST], data[-_DIGEST:]

@@ -8,6 +8,11 @@ a few hundred bytes; growth copies the used block once per chunk, which keeps an
 insert O(dim) amortised. Rows are stored in insertion order until the ring first
 wraps, so slot numbers are stable for the life of an entry.
 
+Each entry is a memory: what the caller said (``prompt``), the answer that
+followed (``text``, the response), and the tenant step it was stored at.
+Consolidation retags an entry's phase value in place (``set_phase``), so a
+consolidated memory is the same slot, counted once, never a copy.
+
 Vectors are kept as int8 codes with a per-row scale (``quantized.Int8Rows``):
 a full 20,000 x 384 ring is 7.5 MiB, not 30 MiB. Retrieval scores every row in
 the phase tolerance with one int8 scan (a quarter of the bytes a float32 scan
@@ -48,6 +53,8 @@ class VectorStore:
         self._phase: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
         self._conf: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self._texts: list[str] = []
+        self._prompts: list[str] = []
+        self._steps: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._text_bytes = 0
         self._size = 0
         self._head = 0  # next slot to write
@@ -74,8 +81,9 @@ class VectorStore:
             self._rows.nbytes
             + self._phase.nbytes
             + self._conf.nbytes
+            + self._steps.nbytes
             + self._text_bytes
-            + _PTR_BYTES * len(self._texts)
+            + 2 * _PTR_BYTES * len(self._texts)
         )
 
     def _grow(self) -> None:
@@ -85,12 +93,21 @@ class VectorStore:
         phase[: self._size] = self._phase[: self._size]
         conf = np.zeros(rows, dtype=np.float32)
         conf[: self._size] = self._conf[: self._size]
-        self._phase, self._conf = phase, conf
+        steps = np.zeros(rows, dtype=np.int64)
+        steps[: self._size] = self._steps[: self._size]
+        self._phase, self._conf, self._steps = phase, conf, steps
 
     def put(
-        self, v: NDArray[np.floating], phase_value: float, confidence: float, text: str = ""
+        self,
+        v: NDArray[np.floating],
+        phase_value: float,
+        confidence: float,
+        text: str = "",
+        prompt: str = "",
+        step: int = 0,
     ) -> int | None:
-        """Store ``v`` unit-normalised; return its slot, or None under the floor."""
+        """Store ``v`` unit-normalised with its memory (``prompt``, response
+        ``text``, ``step``); return its slot, or None under the floor."""
         if confidence < self.confidence_floor:
             return None
         vec = np.asarray(v, dtype=np.float64)
@@ -107,21 +124,29 @@ class VectorStore:
         self._rows.write(slot, vec / norm)
         self._phase[slot] = phase_value
         self._conf[slot] = confidence
-        encoded = len(text.encode("utf-8"))
+        self._steps[slot] = step
+        encoded = _utf8(text) + _utf8(prompt)
         if slot < len(self._texts):
-            self._text_bytes += encoded - len(self._texts[slot].encode("utf-8"))
+            self._text_bytes += encoded - _utf8(self._texts[slot]) - _utf8(self._prompts[slot])
             self._texts[slot] = text
+            self._prompts[slot] = prompt
         else:
             self._text_bytes += encoded
             self._texts.append(text)
+            self._prompts.append(prompt)
         self._head = (slot + 1) % self._capacity
         self._size = min(self._size + 1, self._capacity)
         return slot
 
     def retrieve(
-        self, q: NDArray[np.floating], phase_value: float, tolerance: float, k: int
+        self,
+        q: NDArray[np.floating],
+        phase_value: float | tuple[float, ...],
+        tolerance: float,
+        k: int,
     ) -> list[tuple[int, float]]:
-        """Top-k (slot, cosine) among entries within ``tolerance`` of the phase."""
+        """Top-k (slot, cosine) among entries within ``tolerance`` of the phase
+        value (or of any of several phase values)."""
         n = self._size
         if n == 0 or k < 1:
             return []
@@ -132,7 +157,10 @@ class VectorStore:
         if not qnorm > _MIN_NORM:
             return []
         q32 = (query / qnorm).astype(np.float32)
-        in_phase = np.abs(self._phase[:n] - phase_value) <= tolerance
+        bands = phase_value if isinstance(phase_value, tuple) else (phase_value,)
+        in_phase = np.zeros(n, dtype=bool)
+        for band in bands:
+            in_phase |= np.abs(self._phase[:n] - band) <= tolerance
         count = int(np.count_nonzero(in_phase))
         if count == 0:
             return []
@@ -166,8 +194,45 @@ class VectorStore:
         return float(self._conf[slot])
 
     def text(self, slot: int) -> str:
+        """The response the memory holds."""
         self._check(slot)
         return self._texts[slot]
+
+    def prompt(self, slot: int) -> str:
+        """What the caller said (empty for an event memory)."""
+        self._check(slot)
+        return self._prompts[slot]
+
+    def step(self, slot: int) -> int:
+        self._check(slot)
+        return int(self._steps[slot])
+
+    def set_phase(self, slot: int, phase_value: float) -> None:
+        """Retag one entry (consolidation): same slot, same memory, new phase value."""
+        self._check(slot)
+        self._phase[slot] = phase_value
+
+    def newest(self, count: int) -> list[int]:
+        """The ``count`` most recently written slots (fewer when fewer are held)."""
+        count = min(count, self._size)
+        return [(self._head - 1 - i) % self._capacity for i in range(count)]
+
+    def trim(self, keep: int) -> None:
+        """Forget all but the ``keep`` newest entries and release the freed rows
+        (memory-budget recovery); slot numbers of the kept entries change."""
+        if keep >= self._size:
+            return
+        order = self.age_order()[self._size - keep :]
+        idx = np.asarray(order, dtype=np.intp)
+        self.load(
+            self._rows.read_many(idx),
+            self._phase[idx].copy(),
+            self._conf[idx].copy(),
+            [self._texts[i] for i in order],
+            keep % self._capacity,
+            [self._prompts[i] for i in order],
+            self._steps[idx].copy(),
+        )
 
     def used_vectors(self) -> NDArray[np.float32]:
         """The used rows, dequantised (slot order, not age order); a copy.
@@ -188,6 +253,14 @@ class VectorStore:
     def used_texts(self) -> list[str]:
         return list(self._texts[: self._size])
 
+    def used_prompts(self) -> list[str]:
+        return list(self._prompts[: self._size])
+
+    def used_steps(self) -> NDArray[np.int64]:
+        view = self._steps[: self._size]
+        view.flags.writeable = False
+        return view
+
     def age_order(self) -> list[int]:
         """Slots from oldest to newest."""
         if self._size < self._capacity:
@@ -205,11 +278,17 @@ class VectorStore:
         confs: NDArray[np.float32],
         texts: list[str],
         head: int,
+        prompts: list[str] | None = None,
+        steps: NDArray[np.int64] | None = None,
     ) -> None:
         """Replace the contents wholesale (snapshot restore)."""
         n = vecs.shape[0]
+        prompts = [""] * n if prompts is None else prompts
+        steps = np.zeros(n, dtype=np.int64) if steps is None else steps
         if not (
-            n <= self._capacity
+            len(prompts) == n
+            and steps.shape == (n,)
+            and n <= self._capacity
             and phases.shape == (n,)
             and confs.shape == (n,)
             and len(texts) == n
@@ -226,10 +305,17 @@ class VectorStore:
         self._phase[:n] = phases
         self._conf = np.zeros(rows, dtype=np.float32)
         self._conf[:n] = confs
+        self._steps = np.zeros(rows, dtype=np.int64)
+        self._steps[:n] = steps
         self._texts = list(texts)
-        self._text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+        self._prompts = list(prompts)
+        self._text_bytes = sum(_utf8(t) for t in texts) + sum(_utf8(t) for t in prompts)
         self._size = n
         self._head = head
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def _best(scores: NDArray[np.float32], k: int) -> NDArray[np.intp]:
