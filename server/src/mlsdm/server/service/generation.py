@@ -80,11 +80,27 @@ class Generation:
 
 
 def build_prompt(prompt: str, context: list[ContextItem]) -> str:
-    """The user prompt with the retrieved memories in front of it."""
+    """The user prompt with the retrieved memories in front of it: each memory
+    is what the user said and, when there was one, the answer given."""
     if not context:
         return prompt
-    memories = "\n".join(f"- {item.text}" for item in context)
+    lines = []
+    for item in context:
+        if item.prompt:
+            lines.append(f"- User said: {item.prompt}")
+            if item.response:
+                lines.append(f"  You answered: {item.response}")
+        elif item.response:
+            lines.append(f"- {item.response}")
+    if not lines:
+        return prompt
+    memories = "\n".join(lines)
     return f"Relevant memories:\n{memories}\n\nUser: {prompt}"
+
+
+def build_repair_prompt(prompt: str, context: list[ContextItem], draft: str) -> str:
+    """The repair request: the same memories and question, and the draft to rewrite."""
+    return f"{build_prompt(prompt, context)}\n\nDraft answer to rewrite:\n{draft}"
 
 
 class GenerationObserver(Protocol):
@@ -146,10 +162,20 @@ class GovernedGenerator:
         generation.timings.commit = time.perf_counter() - started
 
     def _request(
-        self, generation: Generation, prompt: str, deadline: float | None, system: str
+        self,
+        generation: Generation,
+        prompt: str,
+        deadline: float | None,
+        system: str,
+        draft: str | None = None,
     ) -> LLMRequest:
+        context = generation.admission.context
         return LLMRequest(
-            prompt=build_prompt(prompt, generation.admission.context),
+            prompt=(
+                build_prompt(prompt, context)
+                if draft is None
+                else build_repair_prompt(prompt, context, draft)
+            ),
             max_tokens=generation.admission.max_tokens,
             system=system,
             deadline=deadline,
@@ -182,7 +208,9 @@ class GovernedGenerator:
                 if report.is_aphasic and self._aphasia_repair:
                     generation.repair_attempted = True
                     second = await self._backend.complete(
-                        self._request(generation, prompt, deadline, APHASIA_REPAIR_INSTRUCTION)
+                        self._request(
+                            generation, prompt, deadline, APHASIA_REPAIR_INSTRUCTION, first.text
+                        )
                     )
                     usage.append(second)
                     second_report = detect_aphasia(second.text)

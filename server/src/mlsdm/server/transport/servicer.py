@@ -176,7 +176,15 @@ def _generate_response(generation: Generation, include_text: bool) -> pb.Generat
         moral_threshold=outcome.moral_threshold,
         moral_value=admission.moral_value,
         context_items=[
-            types_pb2.ContextItem(text=c.text, score=c.score, phase_value=c.phase_value)
+            types_pb2.ContextItem(
+                text=c.response,
+                score=c.score,
+                phase_value=c.phase_value,
+                prompt=c.prompt,
+                response=c.response,
+                step=c.step,
+                age_steps=c.age_steps,
+            )
             for c in admission.context
         ],
         confidence=generation.confidence,
