@@ -43,6 +43,10 @@ def test_generate_accepted_then_recalled(stub: pb_grpc.CognitiveServiceStub) -> 
     assert second.step == 2
     assert [c.text for c in second.context_items] == [first.response]
     assert 0 < second.context_items[0].score <= 1.0
+    item = second.context_items[0]
+    assert item.prompt == "The blue kettle sits on the oak shelf."
+    assert item.response == item.text == first.response
+    assert (item.step, item.age_steps) == (1, 1)
 
 
 def test_moral_refusal_is_a_response_not_an_error(stub: pb_grpc.CognitiveServiceStub) -> None:
