@@ -69,3 +69,16 @@ def test_refuses_to_append_to_a_broken_file(
     assert main(["keys", "add", "--file", str(path), "--principal", "p", "--role", "read"]) == 2
     assert "line 1" in capsys.readouterr().err
     assert path.read_text() == "not json\n"
+
+
+@pytest.mark.parametrize("pattern", ["abc\n", "../etc", "a*b", "*x", ""])
+def test_refuses_a_bad_tenant_pattern(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pattern: str
+) -> None:
+    path = tmp_path / "api-keys"
+    args = ["keys", "add", "--file", str(path), "--principal", "p", "--role", "read"]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--tenant", pattern])
+    assert exited.value.code == 2
+    assert "tenant pattern" in capsys.readouterr().err
+    assert not path.exists()
