@@ -226,9 +226,16 @@ def test_a_group_commit_is_one_transaction_for_every_tenant(
         for i in range(8):
             leases.append(await store.acquire(f"t{i}", wait_s=0))
             await store.load(leases[-1])
-        gate = threading.Event()
-        # Holds the writer thread while every append is queued.
-        held = store._writer.submit(lambda conn: gate.wait(30))
+        started, gate = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            started.set()
+            gate.wait(30)
+
+        # Holds the writer thread (inside a job, so nothing queued after it
+        # is taken yet) while every append is queued.
+        held = store._writer.submit(hold)
+        assert await asyncio.to_thread(started.wait, 30)
         futures = [store.append(lease, s, b"e") for s in range(1, 26) for lease in leases]
         gate.set()
         await held
