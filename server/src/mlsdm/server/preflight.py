@@ -115,10 +115,12 @@ def check_embedder(settings: Settings) -> None:
         return
     if settings.engine.dim != MINILM_DIM:
         raise PreflightError(f"llm.embedder=minilm needs engine.dim={MINILM_DIM}")
-    if importlib.util.find_spec("sentence_transformers") is None:
-        raise PreflightError(
-            "llm.embedder=minilm: sentence-transformers is not installed: " + install_hint("minilm")
-        )
+    from mlsdm.server.service.embeddings import EmbedderUnavailableError, model_dir
+
+    try:
+        model_dir()
+    except EmbedderUnavailableError as exc:
+        raise PreflightError(f"{exc} ({install_hint('minilm')})") from None
 
 
 def preflight(settings: Settings, env: Mapping[str, str] | None = None) -> None:
