@@ -13,11 +13,18 @@ import pytest
 from mlsdm_testkit import console_script, server_process
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSDM_", "OTEL_"))}
     child_env.update(env or {})
     return subprocess.run(
-        [*console_script(), *args], capture_output=True, text=True, timeout=120, env=child_env
+        [*console_script(), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env,
+        cwd=cwd,
     )
 
 
@@ -74,6 +81,29 @@ def test_demo_beside_a_running_serve_with_the_same_settings() -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "refused:moral" in done.stdout
         assert f":{proc.port}" not in done.stdout.splitlines()[0]
+        assert proc.proc.poll() is None
+        assert proc.terminate() == 0
+
+
+def test_demo_beside_a_running_serve_in_the_same_folder(tmp_path: Path) -> None:
+    # As a reader runs them: `serve` in one terminal, `demo` in another, both
+    # from the clone, so both see the same tenants.data_dir (sqlite, locked by
+    # the running server). The demo's own tenants stay in memory.
+    metrics = _free_port()
+    with server_process(f"observability.metrics.port={metrics}", workdir=tmp_path) as proc:
+        before = sorted(p.name for p in (tmp_path / "mlsdm-data").iterdir())
+        done = run(
+            "demo",
+            "--port",
+            str(proc.port),
+            "--set",
+            f"observability.metrics.port={metrics}",
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "refused:sleep" in done.stdout
+        assert "Traceback" not in done.stderr, done.stderr
+        assert sorted(p.name for p in (tmp_path / "mlsdm-data").iterdir()) == before
         assert proc.proc.poll() is None
         assert proc.terminate() == 0
 

@@ -1,7 +1,8 @@
 """`mlsdm-grpc demo`: a scripted session that shows what governance does.
 
 Against --target it talks to a running server; without one it starts an
-embedded server on a free loopback port for the length of the session.
+embedded server on free loopback ports, its tenants in memory, for the length
+of the session.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ async def run_demo(target: str | None, settings: Settings | None, api_key: str |
     server: MlsdmServer | None = None
     if target is None:
         assert settings is not None
-        # Free ports for both listeners: the demo must run beside a `serve`
-        # (or anything else) holding the configured ones.
+        # Free ports for both listeners and tenants kept in memory: the demo
+        # must run beside a `serve` (or anything else) holding the configured
+        # ports and, from the same folder, the configured data directory; its
+        # throwaway tenant leaves nothing on disk.
         obs = settings.observability
         embedded = settings.model_copy(
             update={
@@ -65,6 +68,7 @@ async def run_demo(target: str | None, settings: Settings | None, api_key: str |
                 "observability": obs.model_copy(
                     update={"metrics": obs.metrics.model_copy(update={"port": 0})}
                 ),
+                "tenants": settings.tenants.model_copy(update={"store": "memory"}),
             }
         )
         server = MlsdmServer(embedded)
