@@ -43,3 +43,14 @@ def test_check_reports_an_inconsistent_engine_setting_by_its_name() -> None:
 def test_memory_budget_in_mib_sets_the_bytes() -> None:
     engine = EngineSettings(memory_budget_mb=0.5)
     assert engine.config().memory_budget_bytes == 512 * 1024
+
+
+def test_secure_mode_requires_a_credential_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SettingsError, match=r"engine\.secure_mode"):
+        load_settings(env={}, overrides={"engine": {"secure_mode": True}})
+    keys = tmp_path / "keys.txt"
+    keys.write_text("")
+    settings = load_settings(
+        env={}, overrides={"engine": {"secure_mode": True}, "auth": {"api_keys_file": str(keys)}}
+    )
+    assert settings.engine.secure_mode

@@ -11,7 +11,6 @@ here.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from collections.abc import Iterator, Mapping

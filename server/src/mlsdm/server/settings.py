@@ -142,6 +142,11 @@ class Settings(SettingsModel):
                 f"server.host {self.server.host!r} is not loopback and no credential source "
                 "is configured (auth.*); configure one or set server.insecure=true"
             )
+        if self.engine.secure_mode and not self.auth.has_credentials:
+            raise ValueError(
+                "engine.secure_mode is true but no credential source is configured (auth.*); "
+                "configure one or set engine.secure_mode=false"
+            )
         return self
 
     def masked(self) -> dict[str, Any]:

