@@ -58,3 +58,31 @@ def test_unknown_suite() -> None:
     with pytest.raises(ValueError, match="unknown"):
         run_suites(["nope"])
     assert [r.name for r in run_suites(["moral"])] == ["moral"]
+
+
+def test_told_then_asked_can_fail() -> None:
+    import numpy as np
+
+    from mlsdm.engine.eval_retrieval import engine_told_then_asked, told_row
+
+    class Unrelated:
+        dim = 384
+
+        def embed(self, text: str) -> np.ndarray:
+            v = np.random.default_rng(len(text)).standard_normal(384)
+            return (v / np.linalg.norm(v)).astype(np.float32)
+
+    result = engine_told_then_asked(Unrelated())
+    assert result.recall_at_5 < 0.8 and not told_row("x", result)["ok"]
+
+
+def test_told_then_asked_questions_are_held_out() -> None:
+    from mlsdm.engine.eval_retrieval import load_told_then_asked
+    from mlsdm.engine.text_features import content_stems
+
+    items = load_told_then_asked()
+    assert len(items) == 20
+    for item in items:
+        fact, question = set(content_stems(item.fact)), set(content_stems(item.question))
+        # A question shares at most half of its fact's content words.
+        assert len(fact & question) <= len(fact) / 2, item

@@ -93,4 +93,25 @@ def test_demo_runs_against_an_embedded_server() -> None:
 def test_eval_suites_pass_their_floors() -> None:
     done = run("eval")
     assert done.returncode == 0, done.stdout
-    assert "3 passed, 0 failed" in done.stdout
+    assert "4 passed, 0 failed" in done.stdout
+    headline = done.stdout.split("== headline", 1)[1]
+    for name in (
+        "told_then_asked_recall@1",
+        "told_then_asked_recall@5",
+        "clean_refusal_rate",
+        "toxic_rejection",
+        "aphasia_precision",
+        "aphasia_recall",
+    ):
+        assert name in headline, headline
+    assert "None" not in done.stdout
+
+
+def test_eval_exits_non_zero_below_a_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlsdm.server.service.memory_eval as memory_eval
+    from mlsdm.engine import SuiteResult
+    from mlsdm.server.cli import main
+
+    failing = SuiteResult("memory", [{"case": "x", "ok": False}], False, "floor", {"r": 0.1})
+    monkeypatch.setattr(memory_eval, "memory_suite", lambda name: failing)
+    assert main(["eval", "--suite", "memory"]) == 1

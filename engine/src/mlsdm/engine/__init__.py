@@ -34,6 +34,7 @@ from .results import (
     Outcome,
     Phase,
     RefusalReason,
+    SuiteResult,
 )
 from .rhythm import WakeSleepRhythm
 from .store import VectorStore
@@ -55,6 +56,7 @@ __all__ = [
     "Phase",
     "RefusalReason",
     "SnapshotError",
+    "SuiteResult",
     "SynapticMemory",
     "ValidationError",
     "VectorStore",

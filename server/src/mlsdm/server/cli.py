@@ -146,22 +146,35 @@ def _cmd_protoset(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from mlsdm.engine.evaluation import run_suites
+    from mlsdm.engine.evaluation import SUITES, run_suites
+    from mlsdm.server.service.memory_eval import memory_suite
 
-    results = run_suites(args.suite or None)
+    chosen = args.suite or [*SUITES, "memory"]
+    results = run_suites([n for n in chosen if n != "memory"])
+    if "memory" in chosen:
+        results.append(memory_suite(args.embedder))
     failed = 0
     for result in results:
         print(f"\n== {result.name}: {'PASS' if result.passed else 'FAIL'} ({result.floor})")
-        if result.rows:
-            columns = list(result.rows[0])
-            widths = [max(len(c), *(len(_fmt(r.get(c))) for r in result.rows)) for c in columns]
-            print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-            for row in result.rows:
-                cells = (_fmt(row.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True))
-                print("  ".join(cells))
+        _print_rows(result.rows)
         failed += not result.passed
+    print("\n== headline")
+    for result in results:
+        for name, value in result.headline.items():
+            print(f"{name:<28} {value:.3f}")
     print(f"\n{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    widths = [max(len(c), *(len(_fmt(r.get(c, ""))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        cells = (_fmt(row.get(c, "")).ljust(w) for c, w in zip(columns, widths, strict=True))
+        print("  ".join(cells))
 
 
 def _fmt(value: object) -> str:
@@ -202,7 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="run the engine's built-in evaluation suites")
     evaluate.add_argument(
-        "--suite", action="append", choices=["aphasia", "moral", "retrieval"], help="repeatable"
+        "--suite",
+        action="append",
+        choices=["aphasia", "moral", "retrieval", "memory"],
+        help="repeatable (memory: told-then-asked through the service path)",
+    )
+    evaluate.add_argument(
+        "--embedder",
+        choices=["hashing", "minilm"],
+        default="hashing",
+        help="embedder for the memory suite (minilm needs the extra)",
     )
     evaluate.set_defaults(func=_cmd_eval)
 
