@@ -126,9 +126,10 @@ def echo_server(
 
 
 def write_keys_file(path: Path) -> str:
-    """A one-key keys file (role write, which implies read); returns the key."""
+    """A one-key keys file (role write, which implies read; every tenant: the
+    scripts name their own, `bench-probe`, `ladder`, ...); returns the key."""
     key_id, key = new_key()
-    entry = KeyEntry(key_id, hash_key(key), "bench", frozenset({"write"}), None)
+    entry = KeyEntry(key_id, hash_key(key), "bench", frozenset({"write"}), None, ("*",))
     path.write_text(entry.to_json() + "\n", encoding="utf-8")
     path.chmod(0o600)
     return key

@@ -1,10 +1,10 @@
-"""ProcessEvent throughput through the real server under each fsync policy.
+"""ProcessEvent throughput through the real server under each `tenants.sync` level.
 
-For each policy (off, interval, always) a fresh `mlsdm-grpc serve` child is
+For each level of the sqlite store (off, normal, full) a fresh `mlsdm-grpc serve` child is
 started on 127.0.0.1 with a fresh data directory; a grpc.aio client in this
 process keeps `--concurrency` ProcessEvent calls in flight on one tenant for
 `--seconds`, after a short warm-up. Rate limiting and admission are switched off
-so the server's own path (engine + event log + fsync) is what is measured.
+so the server's own path (engine + store commits + fsync) is what is measured.
 Prints a Markdown table with RPS and the ratio to `off`.
 
     python bench/persistence_bench.py            # full run (~30 s)
@@ -27,12 +27,12 @@ from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 DIM = 384
-POLICIES = ("off", "interval", "always")
+POLICIES = ("off", "normal", "full")
 
 
 # The chain_server launcher of the load bench, with everything but the
 # server's own path switched off: no auth, no rate limit, no admission, no
-# access log, so the engine, the event log and fsync are what is measured.
+# access log, so the engine, the store's commits and fsync are what is measured.
 def _settings(workdir: Path, policy: str) -> dict[str, object | None]:
     return {
         "auth.api_keys_file": None,
@@ -41,7 +41,7 @@ def _settings(workdir: Path, policy: str) -> dict[str, object | None]:
         "observability.logging.level": "WARNING",
         "observability.logging.access_log": "false",
         "tenants.data_dir": workdir / "data",
-        "tenants.fsync": policy,
+        "tenants.sync": policy,
     }
 
 
@@ -102,7 +102,7 @@ def main() -> int:
         f"best of {rounds}, dim {DIM}, CPUs {os.cpu_count()}"
     )
     print()
-    print("| fsync | RPS | ratio to off |")
+    print("| tenants.sync | RPS | ratio to off |")
     print("|---|---:|---:|")
     for policy in POLICIES:
         print(f"| {policy} | {results[policy]:,.0f} | {results[policy] / off:.2f} |")
