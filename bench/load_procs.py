@@ -137,10 +137,13 @@ def write_keys_file(path: Path) -> str:
 
 def chain_settings(workdir: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The full interceptor chain: API-key auth, a rate limit set out of reach,
-    admission, Prometheus metrics and JSON access logs, the local stub LLM."""
+    admission, Prometheus metrics and JSON access logs, the local stub LLM.
+    Tenant state lives under `workdir` too: a run starts from no tenants and
+    leaves nothing in the working directory (nor fights a `serve` there for it)."""
     settings: dict[str, Any] = {
         "server.host": "127.0.0.1",
         "server.port_file": workdir / "mlsdm.port",
+        "tenants.data_dir": workdir / "data",
         "auth.api_keys_file": workdir / "keys.jsonl",
         "rate_limit.enabled": "true",
         "rate_limit.rate": 1_000_000,

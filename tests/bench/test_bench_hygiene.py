@@ -82,6 +82,8 @@ def test_quick_run_without_matplotlib_leaves_results_untouched(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert snapshot() == before
+    # Nor anything in the folder it ran from (no tenant store in ./mlsdm-data).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
     lines = done.stdout.splitlines()
     # The table is printed in full, then one line says why there is no PNG.
     assert any(line.split()[:2] == ["Generate", "c=2"] for line in lines), done.stdout
