@@ -64,7 +64,9 @@ def _sender(address: str, tenant: str, r: int, worker: int, ledger: Ledger) -> N
                 vector=_vector(tenant, event).tolist(), moral_value=_moral(event)
             )
             try:
-                reply = stub.ProcessEvent(request, metadata=[("x-mlsdm-tenant", tenant)], timeout=30)
+                reply = stub.ProcessEvent(
+                    request, metadata=[("x-mlsdm-tenant", tenant)], timeout=30
+                )
             except grpc.RpcError:
                 with ledger.lock:
                     ledger.unacked[tenant].append(event)
@@ -140,7 +142,9 @@ async def _stored_engines(path: Path) -> dict[str, bytes]:
         for tenant in TENANTS:
             lease = await store.acquire(tenant, wait_s=0)
             stored = await store.load(lease)
-            out[tenant] = rebuild(tenant, stored, EngineConfig(), HashingEmbedder(DIM)).engine.snapshot()
+            out[tenant] = rebuild(
+                tenant, stored, EngineConfig(), HashingEmbedder(DIM)
+            ).engine.snapshot()
     finally:
         await store.close()
     return out

@@ -73,11 +73,10 @@ def _tmpfs(path: Path, size: str) -> Iterator[Path]:
 
 def _fill(directory: Path) -> Path:
     filler = directory / "filler"
-    with filler.open("wb") as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
+    with filler.open("wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
     with contextlib.suppress(OSError), filler.open("ab") as f:
         while True:
             f.write(b"\0" * 512)
@@ -87,9 +86,10 @@ def _fill(directory: Path) -> Path:
 
 def test_full_disk_refuses_writes_precisely_then_resumes_losing_nothing(tmp_path: Path) -> None:
     with _tmpfs(tmp_path / "small", "4m") as data:
-        with server_process(f"tenants.data_dir={data}") as server, grpc.insecure_channel(
-            server.address
-        ) as channel:
+        with (
+            server_process(f"tenants.data_dir={data}") as server,
+            grpc.insecure_channel(server.address) as channel,
+        ):
             stub = pb_grpc.CognitiveServiceStub(channel)
             meta = [("x-mlsdm-tenant", "t")]
             acked = 0
@@ -132,9 +132,10 @@ def test_full_disk_refuses_writes_precisely_then_resumes_losing_nothing(tmp_path
                 stub.ProcessEvent(_event(5000 + j), metadata=meta, timeout=10)
                 acked += 1
             assert server.terminate() == 0
-        with server_process(f"tenants.data_dir={data}") as server, grpc.insecure_channel(
-            server.address
-        ) as channel:
+        with (
+            server_process(f"tenants.data_dir={data}") as server,
+            grpc.insecure_channel(server.address) as channel,
+        ):
             state = pb_grpc.CognitiveServiceStub(channel).GetState(
                 pb.GetStateRequest(), metadata=meta, timeout=10
             )
@@ -142,9 +143,10 @@ def test_full_disk_refuses_writes_precisely_then_resumes_losing_nothing(tmp_path
 
 
 def _write(data: Path, tenant: str, first: int, n: int, *, snapshot: bool, kill: bool) -> None:
-    with server_process(f"tenants.data_dir={data}") as server, grpc.insecure_channel(
-        server.address
-    ) as channel:
+    with (
+        server_process(f"tenants.data_dir={data}") as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
         stub = pb_grpc.CognitiveServiceStub(channel)
         for i in range(first, first + n):
             stub.ProcessEvent(_event(i), metadata=[("x-mlsdm-tenant", tenant)], timeout=10)
@@ -201,9 +203,10 @@ def test_a_corrupt_tenant_is_data_loss_for_it_alone_and_repairs(tmp_path: Path, 
     else:
         _write(data, "broken", 30, 10, snapshot=False, kill=True)
     _damage(data / "tenants.sqlite3", table, column, seqs)
-    with server_process(f"tenants.data_dir={data}") as server, grpc.insecure_channel(
-        server.address
-    ) as channel:
+    with (
+        server_process(f"tenants.data_dir={data}") as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
         stub = pb_grpc.CognitiveServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
             _get(stub, "broken")
@@ -229,9 +232,10 @@ def test_a_corrupt_newest_snapshot_falls_back_to_the_older_one(tmp_path: Path) -
     _write(data, "broken", 0, 30, snapshot=True, kill=False)
     _write(data, "broken", 30, 30, snapshot=True, kill=False)
     _damage(data / "tenants.sqlite3", "snapshots", "blob", [60])
-    with server_process(f"tenants.data_dir={data}") as server, grpc.insecure_channel(
-        server.address
-    ) as channel:
+    with (
+        server_process(f"tenants.data_dir={data}") as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
         assert _get(pb_grpc.CognitiveServiceStub(channel), "broken").step == 60
         assert server.terminate() == 0
         assert "tenant loaded around damage" in server.output()

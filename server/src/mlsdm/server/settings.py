@@ -27,13 +27,13 @@ from mlsdm.engine import EngineConfig
 from mlsdm.server._model import SettingsModel
 from mlsdm.server.service.llm.settings import LLMSettings
 from mlsdm.server.service.observability.settings import ObservabilitySettings
-from mlsdm.server.service.store.settings import TenantSettings
 from mlsdm.server.service.policy.settings import (
     AdmissionSettings,
     DeadlineSettings,
     RateLimitSettings,
 )
 from mlsdm.server.service.security.settings import AuthSettings
+from mlsdm.server.service.store.settings import TenantSettings
 
 ENV_PREFIX = "MLSDM_"
 CONFIG_ENV = "MLSDM_CONFIG"

@@ -30,6 +30,7 @@ from mlsdm.server.service.store.port import (
     TenantStore,
 )
 from mlsdm.server.service.store.settings import TenantSettings
+from mlsdm.server.service.tenancy import upkeep
 from mlsdm.server.service.tenancy.cache import PinnedLRU
 from mlsdm.server.service.tenancy.loader import load_session
 from mlsdm.server.service.tenancy.session import EngineCaller, TenantClosed, TenantSession
@@ -37,8 +38,6 @@ from mlsdm.server.service.tenancy.stats import TenantStats
 
 log = logging.getLogger("mlsdm.tenants")
 
-# How often idle tenants are checked for a time-based snapshot.
-SNAPSHOT_CHECK_S = 1.0
 # A tenant just loaded serves the calls that waited for it before it honours
 # another replica's request to hand it over (no ping-pong between two pods).
 MIN_HOLD_S = 0.05
@@ -90,9 +89,9 @@ class TenantRegistry:
         self.store.on_release_requested(self._release_requested)
         loop = asyncio.get_running_loop()
         if self.store.durable:
-            self._tickers.append(loop.create_task(self._snapshot_ticker(), name="mlsdm-snap"))
+            self._tickers.append(loop.create_task(upkeep.snapshots(self), name="mlsdm-snap"))
         if self.store.kind == "postgres":
-            self._tickers.append(loop.create_task(self._renew_ticker(), name="mlsdm-leases"))
+            self._tickers.append(loop.create_task(upkeep.leases(self), name="mlsdm-leases"))
 
     async def close(self) -> None:
         """Drain: every resident tenant settles, is snapshotted when it has news,
@@ -141,8 +140,8 @@ class TenantRegistry:
     def resident(self) -> list[tuple[str, CognitiveEngine]]:
         return [(name, s.engine) for name, s in self._cache.items()]
 
-    def resident_names(self) -> set[str]:
-        return {name for name, _ in self._cache.items()}
+    def sessions(self) -> list[TenantSession]:
+        return [s for _, s in self._cache.items()]
 
     # calls
 
@@ -161,7 +160,7 @@ class TenantRegistry:
         try:
             yield session
         finally:
-            session.pins -= 1
+            session.unpin()
             if len(self._cache) > self._cache.capacity:
                 self._evict_over_limit()
 
@@ -172,11 +171,11 @@ class TenantRegistry:
             found = self._cache.get(tenant)
             if found is not None and not found.closed:
                 if found.lease_lost():
-                    self._drop(found, "lease expired without renewal")
+                    self.drop(found, "lease expired without renewal")
                     continue
                 found.pins += 1
                 return found
-            busy = self._busy.get(tenant)
+            busy = self._running(tenant)
             if busy is None:
                 busy = self._start_busy(tenant, self._load(tenant, principal, wait_s))
             result = await asyncio.shield(busy)
@@ -216,8 +215,20 @@ class TenantRegistry:
         task.add_done_callback(done)
         return task
 
+    def _running(self, tenant: str) -> asyncio.Task[TenantSession | None] | None:
+        """The tenant's load/eviction/handover/deletion still running, if any.
+
+        A finished one can still be in the map until its done-callback runs,
+        and awaiting a finished task does not yield to the loop: without this
+        check a caller would spin on it forever."""
+        busy = self._busy.get(tenant)
+        if busy is not None and busy.done():
+            del self._busy[tenant]
+            return None
+        return busy
+
     async def _settle_busy(self, tenant: str) -> None:
-        while (busy := self._busy.get(tenant)) is not None:
+        while (busy := self._running(tenant)) is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(busy)
 
@@ -226,7 +237,7 @@ class TenantRegistry:
     def commit_failed(self, session: TenantSession, exc: StoreError) -> None:
         if isinstance(exc, LeaseLost):
             self.stats.add("leases_lost")
-            self._drop(session, "lease lost")
+            self.drop(session, "lease lost")
         elif isinstance(exc, StorageUnavailable):
             self.stats.add("commit_failures")
             self._storage(False)
@@ -235,7 +246,7 @@ class TenantRegistry:
     def snapshot_due(self, session: TenantSession) -> None:
         if not session.snapshot_pending:
             session.snapshot_pending = True
-            self._spawn(self._snapshot_quietly(session))
+            self._spawn(self.snapshot_quietly(session))
 
     async def probe_later(self) -> None:
         # Readiness comes back by itself once a probe write succeeds.
@@ -243,7 +254,7 @@ class TenantRegistry:
             await asyncio.sleep(0.5)
             await self.probe()
 
-    def _drop(self, session: TenantSession, why: str) -> None:
+    def drop(self, session: TenantSession, why: str) -> None:
         """Stops serving a session whose state may no longer be ours."""
         if self._cache.pop(session.name, session) is not None or not session.closed:
             log.warning("dropping tenant", extra={"tenant": session.name, "why": why})
@@ -253,13 +264,13 @@ class TenantRegistry:
 
     def _evict_over_limit(self) -> None:
         victims = self._cache.over_capacity()
-        if not victims and len(self._cache) > self._cache.capacity:
-            if not self._overflow_warned:
-                self._overflow_warned = True
-                log.warning(
-                    "every resident tenant is busy; over max_resident for now",
-                    extra={"resident": len(self._cache), "max": self._cache.capacity},
-                )
+        over = len(self._cache) > self._cache.capacity
+        if not victims and over and not self._overflow_warned:
+            self._overflow_warned = True
+            log.warning(
+                "every resident tenant is busy; over max_resident for now",
+                extra={"resident": len(self._cache), "max": self._cache.capacity},
+            )
         for victim in victims:
             self.stats.add("evictions")
             self._start_busy(victim.name, self._retire_task(victim))
@@ -311,49 +322,18 @@ class TenantRegistry:
         await self._settle_busy(tenant)
 
     async def _handover(self, session: TenantSession) -> TenantSession | None:
-        deadline = time.monotonic() + self.settings.handover_wait_s
-        while session.pins > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await session.wait_unpinned(self.settings.handover_wait_s)
         snapshot = session.since_snapshot >= HANDOVER_SNAPSHOT_EVENTS
         await self._retire(session, snapshot=snapshot)
         return None
 
-    async def _snapshot_quietly(self, session: TenantSession) -> None:
+    async def snapshot_quietly(self, session: TenantSession) -> None:
         try:
             await session.snapshot()
         except (TenantClosed, StoreError) as exc:
-            log.warning(
-                "snapshot failed", extra={"tenant": session.name, "error": str(exc)[:200]}
-            )
+            log.warning("snapshot failed", extra={"tenant": session.name, "error": str(exc)[:200]})
         finally:
             session.snapshot_pending = False
-
-    async def _snapshot_ticker(self) -> None:
-        every = self.settings.snapshot_every_s
-        while True:
-            await asyncio.sleep(min(SNAPSHOT_CHECK_S, every))
-            now = time.monotonic()
-            for _, session in self._cache.items():
-                if session.since_snapshot > 0 and now - session.last_snapshot_at >= every:
-                    await self._snapshot_quietly(session)
-
-    async def _renew_ticker(self) -> None:
-        every = self.settings.lease_renew_s
-        while True:
-            await asyncio.sleep(every)
-            for _, session in self._cache.items():
-                if session.closed:
-                    continue
-                try:
-                    session.lease = await self.store.renew(session.lease)
-                except LeaseLost:
-                    self.stats.add("leases_lost")
-                    self._drop(session, "lease taken over")
-                except StoreError as exc:
-                    log.warning(
-                        "lease renewal failed",
-                        extra={"tenant": session.name, "error": str(exc)[:200]},
-                    )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -131,12 +131,31 @@ class TenantSession:
         # Calls holding the tenant (an admission may wait on the LLM for long);
         # the registry never evicts a pinned tenant.
         self.pins = 0
+        self._unpinned: asyncio.Event | None = None
         self.acquired_at = time.monotonic()
         self.last_snapshot_at = time.monotonic()
 
     @property
     def since_snapshot(self) -> int:
         return self.applied_seq - self.snapshot_seq
+
+    def unpin(self) -> None:
+        self.pins -= 1
+        if self.pins == 0 and self._unpinned is not None:
+            self._unpinned.set()
+
+    async def wait_unpinned(self, limit_s: float) -> bool:
+        """Waits (at most `limit_s`) until no call holds the session."""
+        if self.pins == 0:
+            return True
+        self._unpinned = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._unpinned.wait(), limit_s)
+        except TimeoutError:
+            return False
+        finally:
+            self._unpinned = None
+        return True
 
     @property
     def idle(self) -> bool:
@@ -189,7 +208,7 @@ class TenantSession:
             return
         ticket = admission.ticket
         try:
-            done, op = self._submit(
+            _, op = self._submit(
                 lambda seq, now: records.abandon(seq, now, ticket),
                 partial(self.engine.abandon, admission),
             )
@@ -357,4 +376,3 @@ class TenantSession:
     def lease_lost(self) -> bool:
         """True when this session must not serve again (its lease is gone)."""
         return self.lease.expires_at <= time.time()
-
