@@ -67,6 +67,8 @@ class Load:
     failed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     bad: list[str] = field(default_factory=list)
+    # (time.monotonic() the call was sent, how it ended), every call
+    calls: list[tuple[float, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -86,6 +88,7 @@ class Load:
                 i += 1
                 target = self._target()
                 stub = pb_grpc.CognitiveServiceStub(channels[target])
+                sent = time.monotonic()
                 try:
                     stub.ProcessEvent(
                         event(worker * 1_000_000 + i),
@@ -93,23 +96,24 @@ class Load:
                         timeout=10,
                     )
                 except grpc.RpcError as exc:
-                    self._refused(exc)
+                    self.calls.append((sent, self._refused(exc)))
                     continue
                 with self.lock:
                     self.acked += 1
                     self.outcomes["OK"] += 1
+                self.calls.append((sent, "OK"))
         finally:
             for channel in channels.values():
                 channel.close()
 
-    def _refused(self, exc: grpc.RpcError) -> None:
+    def _refused(self, exc: grpc.RpcError) -> str:
         code = exc.code()  # type: ignore[attr-defined]
         with self.lock:
             self.failed += 1
         if code != grpc.StatusCode.UNAVAILABLE:
             with self.lock:
                 self.bad.append(f"{code.name}: {exc.details()}")  # type: ignore[attr-defined]
-            return
+            return str(code.name)
         try:
             status = rich(exc)
             reason = status.reason
@@ -121,6 +125,7 @@ class Load:
             self.outcomes[f"UNAVAILABLE {reason}"] += 1
             if not has_retry:
                 self.bad.append(f"UNAVAILABLE {reason} without RetryInfo")
+        return f"UNAVAILABLE {reason}"
 
     def start(self, limit_s: float = 60.0) -> Load:
         self._threads = [
