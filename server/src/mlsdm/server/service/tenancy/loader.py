@@ -27,9 +27,10 @@ async def load_session(
 ) -> TenantSession:
     store = registry.store
     started = time.perf_counter()
+    # The quota first: a refused tenant leaves nothing behind, not even a lease.
+    await store.register(tenant, principal, limit)
     lease = await store.acquire(tenant, wait_s=wait_s)
     try:
-        await store.register(tenant, principal, limit)
         stored = await store.load(lease)
         if stored.snapshot is None and not stored.events:
             built = rebuild(tenant, stored, registry.config, registry.embedder)

@@ -248,6 +248,10 @@ class TenantRegistry:
             session.snapshot_pending = True
             self._spawn(self.snapshot_quietly(session))
 
+    def snapshot_written(self, session: TenantSession, size: int) -> None:
+        self.stats.add("snapshots_written")
+        self.stats.add("snapshot_bytes", size)
+
     async def probe_later(self) -> None:
         # Readiness comes back by itself once a probe write succeeds.
         while not self.storage_ok:

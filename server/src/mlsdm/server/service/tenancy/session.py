@@ -65,6 +65,8 @@ class SessionEvents(Protocol):
 
     def snapshot_due(self, session: TenantSession) -> None: ...
 
+    def snapshot_written(self, session: TenantSession, size: int) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotInfo:
@@ -358,6 +360,7 @@ class TenantSession:
             )
             self.snapshot_seq = max(self.snapshot_seq, seq)
             self.last_snapshot_at = time.monotonic()
+            self._events.snapshot_written(self, size)
             return SnapshotInfo(seq, step, size)
 
     def _capture(self) -> tuple[bytes, int, int, int]:
