@@ -27,11 +27,14 @@ from mlsdm.server.service.listen import (
 from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
 from mlsdm.server.service.observability.metrics import JWKS, POLICY
+from mlsdm.server.service.observability.lease_metrics import lease_collector
 from mlsdm.server.service.observability.runtime import Observability
+from mlsdm.server.service.observability.store_metrics import store_collector
 from mlsdm.server.service.offload import EngineRunner
 from mlsdm.server.service.policy.admission import AdmissionController
 from mlsdm.server.service.security.authenticator import Authenticator
 from mlsdm.server.service.store.factory import build_store
+from mlsdm.server.service.store.pg_stats import PgStats
 from mlsdm.server.service.store.port import StoreOpenError
 from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
@@ -226,6 +229,9 @@ class MlsdmServer:
             # Taken since the probe: undo what started, then report it.
             await self.stop(0)
             raise
+        store_collector().attach(self.tenants)
+        if isinstance(getattr(self.tenants.store, "stats", None), PgStats):
+            lease_collector().attach(self.tenants.store)  # type: ignore[arg-type]
         await self.health.start()
         self._monitor = asyncio.create_task(self._watch_health(), name="mlsdm-health")
         if s.port_file is not None:
@@ -297,6 +303,8 @@ class MlsdmServer:
         # Snapshots the resident tenants, releases their leases, closes the store.
         await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        store_collector().detach(self.tenants)
+        lease_collector().detach(self.tenants.store)  # type: ignore[arg-type]
         self.observability.stop()
         self._stopped.set()
 

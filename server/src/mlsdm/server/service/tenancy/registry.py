@@ -137,6 +137,17 @@ class TenantRegistry:
 
     # readers (any thread)
 
+    @property
+    def store_kind(self) -> str:
+        return self.store.kind
+
+    def store_counters(self) -> dict[str, int]:
+        out = self.stats.as_dict()
+        stats = getattr(self.store, "stats", None)
+        out["commits"] = int(getattr(stats, "commits", 0))
+        out["committed_events"] = int(getattr(stats, "committed_events", 0))
+        return out
+
     def resident(self) -> list[tuple[str, CognitiveEngine]]:
         return [(name, s.engine) for name, s in self._cache.items()]
 
