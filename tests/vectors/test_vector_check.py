@@ -67,6 +67,16 @@ def test_wrong_expectation_fails(expect: dict[str, Any]) -> None:
     assert check(_vector(expect), "t", OK) != []
 
 
+def test_non_empty_indexes_lists() -> None:
+    item = types_pb2.ContextItem(prompt="p", response="r", step=1, age_steps=1)
+    recalled = Outcome(pb.GenerateResponse(context_items=[item]), None, {})
+    first = _vector({"code": "OK", "non_empty": ["contextItems.0.response"]})
+    assert check(first, "t", recalled) == []
+    assert check(first, "t", OK) != []
+    for path in ("contextItems.1.response", "contextItems.0.text", "contextItems.x.response"):
+        assert check(_vector({"code": "OK", "non_empty": [path]}), "t", recalled) != [], path
+
+
 def test_deadline_without_details() -> None:
     late = Outcome(None, _Late(), {})
     assert check(_vector({"code": "DEADLINE_EXCEEDED"}), "t", late) == []

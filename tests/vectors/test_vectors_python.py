@@ -31,9 +31,10 @@ def stub(vectors_address: str) -> Iterator[pb_grpc.CognitiveServiceStub]:
         yield pb_grpc.CognitiveServiceStub(channel)
 
 
-def _request(vector: dict[str, Any]) -> Message:
+def _request(call: dict[str, Any]) -> Message:
+    """The vector's (or a setup call's) request as its stub type."""
     # ParseDict rejects unknown fields, so a typo in the file fails here.
-    return json_format.ParseDict(vector["request"], REQUESTS[vector["rpc"]]())
+    return json_format.ParseDict(call["request"], REQUESTS[call["rpc"]]())
 
 
 def test_vectors_file_is_well_formed() -> None:
@@ -42,6 +43,9 @@ def test_vectors_file_is_well_formed() -> None:
     for vector in VECTORS:
         assert vector["tenant"], vector["name"]
         _request(vector)
+        for earlier in vector.get("setup", ()):
+            assert set(earlier) == {"rpc", "request"}, vector["name"]
+            _request(earlier)
         assert set(vector["expect"]) <= KNOWN_EXPECT_KEYS, vector["name"]
 
 
@@ -50,8 +54,17 @@ def test_vector(stub: pb_grpc.CognitiveServiceStub, vector: dict[str, Any]) -> N
     tenant = f"{vector['tenant']}-{LANGUAGE}-{RUN_ID}"
     metadata = [("x-mlsdm-tenant", tenant)]
     metadata += [(k, v.replace("${tenant}", tenant)) for k, v in vector.get("metadata", {}).items()]
-    method = getattr(stub, vector["rpc"])
     timeout = vector.get("timeout_ms", 20_000) / 1000
+    # setup: earlier calls on the same tenant, each of which must end OK.
+    for i, earlier in enumerate(vector.get("setup", ())):
+        try:
+            getattr(stub, earlier["rpc"])(_request(earlier), metadata=metadata, timeout=timeout)
+        except grpc.RpcError as err:
+            pytest.fail(
+                f"{vector['name']}: setup[{i}] {earlier['rpc']}: expected OK, got "
+                f"{err.code().name} ({err.details()})"
+            )
+    method = getattr(stub, vector["rpc"])
     try:
         response, call = method.with_call(_request(vector), metadata=metadata, timeout=timeout)
         # "headers" in the vectors means response metadata: a unary reply

@@ -82,11 +82,15 @@ def subset(expected: Any, actual: Any, at: str, tenant: str) -> list[str]:
 
 
 def _lookup(doc: Any, dotted: str) -> Any:
+    """The value at a dotted path; a segment that is a number indexes a list."""
     cur = doc
     for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
+        if isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        elif isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
             return None
-        cur = cur[part]
     return cur
 
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,16 @@ type vector struct {
 	Tenant    string                     `json:"tenant"`
 	Metadata  map[string]string          `json:"metadata"`
 	TimeoutMS int64                      `json:"timeout_ms"`
+	Setup     []setupCall                `json:"setup"`
 	Request   json.RawMessage            `json:"request"`
 	Expect    map[string]json.RawMessage `json:"expect"`
+}
+
+// setupCall is one call made before the checked one, on the same tenant; it
+// must end OK.
+type setupCall struct {
+	RPC     string          `json:"rpc"`
+	Request json.RawMessage `json:"request"`
 }
 
 var knownExpectKeys = map[string]bool{
@@ -74,8 +83,12 @@ func loadVectors(t *testing.T) []vector {
 // newRequest parses the vector's proto JSON into the RPC's request type;
 // unknown fields are an error so a typo in the file cannot go unnoticed.
 func newRequest(v vector) (proto.Message, error) {
+	return parseRequest(v.Name, v.RPC, v.Request)
+}
+
+func parseRequest(name, rpc string, raw json.RawMessage) (proto.Message, error) {
 	var req proto.Message
-	switch v.RPC {
+	switch rpc {
 	case "Generate":
 		req = &mlsdmv1.GenerateRequest{}
 	case "ProcessEvent":
@@ -83,10 +96,10 @@ func newRequest(v vector) (proto.Message, error) {
 	case "GetState":
 		req = &mlsdmv1.GetStateRequest{}
 	default:
-		return nil, fmt.Errorf("unknown rpc %q", v.RPC)
+		return nil, fmt.Errorf("%s: unknown rpc %q", name, rpc)
 	}
-	if err := protojson.Unmarshal(v.Request, req); err != nil {
-		return nil, fmt.Errorf("request of %s: %w", v.Name, err)
+	if err := protojson.Unmarshal(raw, req); err != nil {
+		return nil, fmt.Errorf("request of %s: %w", name, err)
 	}
 	return req, nil
 }
@@ -167,14 +180,25 @@ func subset(expected, actual any, path string, tenant string) []string {
 	}
 }
 
+// lookup finds the value at a dotted path; a segment that is a number
+// indexes a list.
 func lookup(doc any, dotted string) (any, bool) {
 	cur := doc
 	for _, part := range strings.Split(dotted, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
+		switch node := cur.(type) {
+		case map[string]any:
+			next, ok := node[part]
+			if !ok {
+				return nil, false
+			}
+			cur = next
+		case []any:
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(node) {
+				return nil, false
+			}
+			cur = node[i]
+		default:
 			return nil, false
 		}
 	}
@@ -317,12 +341,31 @@ func TestVectorsLive(t *testing.T) {
 			if timeout == 0 {
 				timeout = 20 * time.Second
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			ctx = metadata.AppendToOutgoingContext(ctx, mlsdm.HeaderTenant, tenant)
+			md := metadata.Pairs(mlsdm.HeaderTenant, tenant)
 			for k, val := range v.Metadata {
-				ctx = metadata.AppendToOutgoingContext(ctx, k, strings.ReplaceAll(val, "${tenant}", tenant))
+				md.Append(k, strings.ReplaceAll(val, "${tenant}", tenant))
 			}
+			// Every call (setup ones included) gets the vector's metadata and
+			// its own deadline of timeout_ms.
+			callCtx := func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				return metadata.NewOutgoingContext(ctx, md), cancel
+			}
+			// setup: earlier calls on the same tenant, each of which must end OK.
+			for i, s := range v.Setup {
+				earlier, err := parseRequest(v.Name, s.RPC, s.Request)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sctx, scancel := callCtx()
+				_, err = invoke(sctx, c, earlier)
+				scancel()
+				if err != nil {
+					t.Fatalf("setup[%d] %s: expected OK, got %s (%v)", i, s.RPC, status.Code(err), err)
+				}
+			}
+			ctx, cancel := callCtx()
+			defer cancel()
 			// "headers" in the vectors means response metadata: a unary
 			// reply carries the server's keys in its trailers.
 			var header, trailer metadata.MD
@@ -348,6 +391,11 @@ func TestVectorsFile(t *testing.T) {
 		seen[v.Name] = true
 		if _, err := newRequest(v); err != nil {
 			t.Error(err)
+		}
+		for _, s := range v.Setup {
+			if _, err := parseRequest(v.Name+" setup", s.RPC, s.Request); err != nil {
+				t.Error(err)
+			}
 		}
 		if v.Tenant == "" {
 			t.Errorf("%s: no tenant", v.Name)
@@ -391,6 +439,18 @@ func TestCheckCatchesWrongExpectations(t *testing.T) {
 		if p := check(mk(bad), "t", resp, nil, header); len(p) == 0 {
 			t.Errorf("wrong expectation %s passed", bad)
 		}
+	}
+	recalled := &mlsdmv1.GenerateResponse{ContextItems: []*mlsdmv1.ContextItem{{Prompt: "p", Response: "r", Step: 1, AgeSteps: 1}}}
+	if p := check(mk(`{"code":"OK","non_empty":["contextItems.0.response"]}`), "t", recalled, nil, nil); len(p) != 0 {
+		t.Errorf("list index path failed: %v", p)
+	}
+	for _, path := range []string{"contextItems.1.response", "contextItems.0.text", "contextItems.x.response"} {
+		if p := check(mk(`{"code":"OK","non_empty":["`+path+`"]}`), "t", recalled, nil, nil); len(p) == 0 {
+			t.Errorf("non_empty %s passed", path)
+		}
+	}
+	if p := check(mk(`{"code":"OK","non_empty":["contextItems.0.response"]}`), "t", resp, nil, header); len(p) == 0 {
+		t.Error("non_empty on an empty list passed")
 	}
 	err := status.Error(codes.DeadlineExceeded, "late")
 	if p := check(mk(`{"code":"DEADLINE_EXCEEDED"}`), "t", nil, err, nil); len(p) != 0 {

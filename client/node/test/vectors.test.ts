@@ -4,7 +4,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { create, fromJson, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
-import { ConnectError, Code } from "@connectrpc/connect";
+import { ConnectError, Code, type CallOptions } from "@connectrpc/connect";
 import { cognitiveClient, grpcTransport, HEADER_TENANT } from "../src/index.js";
 import {
   GenerateRequestSchema,
@@ -14,9 +14,9 @@ import {
   ProcessEventRequestSchema,
   ProcessEventResponseSchema,
 } from "../src/gen/mlsdm/v1/cognitive_service_pb.js";
-import { RefusalReason } from "../src/gen/mlsdm/v1/types_pb.js";
+import { ContextItemSchema, RefusalReason } from "../src/gen/mlsdm/v1/types_pb.js";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
-import { check, KNOWN_EXPECT_KEYS, loadVectors, type Outcome, type Vector } from "./lib/check.js";
+import { check, codeName, KNOWN_EXPECT_KEYS, loadVectors, type Outcome, type Vector } from "./lib/check.js";
 
 const LANGUAGE = "node";
 const vectors = loadVectors();
@@ -36,6 +36,10 @@ describe("vectors file", () => {
       const schemas = SCHEMAS[v.rpc];
       assert.ok(schemas, `${v.name}: unknown rpc ${v.rpc}`);
       fromJson(schemas.request, v.request); // throws on unknown fields
+      for (const call of v.setup ?? []) {
+        assert.ok(SCHEMAS[call.rpc], `${v.name}: unknown setup rpc ${call.rpc}`);
+        fromJson(SCHEMAS[call.rpc].request, call.request);
+      }
       assert.ok(v.tenant, `${v.name}: no tenant`);
       for (const k of Object.keys(v.expect)) assert.ok(KNOWN_EXPECT_KEYS.has(k), `${v.name}: unknown expect key ${k}`);
     }
@@ -66,6 +70,16 @@ describe("vectors file", () => {
       { code: "OK", surprise: 1 },
     ];
     for (const e of wrong) assert.notDeepEqual(check(mk(e), "t", outcome), [], `wrong expectation ${JSON.stringify(e)} passed`);
+    const item = create(ContextItemSchema, { prompt: "p", response: "r", step: 1n, ageSteps: 1n });
+    const recalled: Outcome = {
+      response: toJson(GenerateResponseSchema, create(GenerateResponseSchema, { contextItems: [item] }), { alwaysEmitImplicit: true }),
+      headers: new Headers(),
+    };
+    assert.deepEqual(check(mk({ code: "OK", non_empty: ["contextItems.0.response"] }), "t", recalled), []);
+    for (const p of ["contextItems.1.response", "contextItems.0.text", "contextItems.x.response"]) {
+      assert.notDeepEqual(check(mk({ code: "OK", non_empty: [p] }), "t", recalled), [], `non_empty ${p} passed`);
+    }
+    assert.notDeepEqual(check(mk({ code: "OK", non_empty: ["contextItems.0.response"] }), "t", outcome), []);
     const late: Outcome = { error: new ConnectError("late", Code.DeadlineExceeded), headers: new Headers() };
     assert.deepEqual(check(mk({ code: "DEADLINE_EXCEEDED" }), "t", late), []);
     assert.notDeepEqual(check(mk({ code: "DEADLINE_EXCEEDED", error_info: { reason: "DEADLINE_EXPIRED" } }), "t", late), []);
@@ -88,22 +102,29 @@ describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR
       const responseHeaders = new Headers();
       const keep = (h: Headers) => h.forEach((val, k) => responseHeaders.set(k, val));
       const options = { headers, timeoutMs: v.timeout_ms ?? 20_000, onHeader: keep, onTrailer: keep };
+      const call = async (rpc: string, request: JsonValue, opts: CallOptions) => {
+        switch (rpc) {
+          case "Generate":
+            return client.generate(fromJson(GenerateRequestSchema, request), opts);
+          case "ProcessEvent":
+            return client.processEvent(fromJson(ProcessEventRequestSchema, request), opts);
+          case "GetState":
+            return client.getState(fromJson(GetStateRequestSchema, request), opts);
+          default:
+            throw new Error(`unknown rpc ${rpc}`);
+        }
+      };
+      // setup: earlier calls on the same tenant, each of which must end OK.
+      for (const [i, earlier] of (v.setup ?? []).entries()) {
+        try {
+          await call(earlier.rpc, earlier.request, { headers, timeoutMs: options.timeoutMs });
+        } catch (err) {
+          assert.fail(`${v.name}: setup[${i}] ${earlier.rpc}: expected OK, got ${codeName(err)} (${String(err)})`);
+        }
+      }
       const outcome: Outcome = { headers: responseHeaders };
       try {
-        let response;
-        switch (v.rpc) {
-          case "Generate":
-            response = await client.generate(fromJson(GenerateRequestSchema, v.request), options);
-            break;
-          case "ProcessEvent":
-            response = await client.processEvent(fromJson(ProcessEventRequestSchema, v.request), options);
-            break;
-          case "GetState":
-            response = await client.getState(fromJson(GetStateRequestSchema, v.request), options);
-            break;
-          default:
-            throw new Error(`unknown rpc ${v.rpc}`);
-        }
+        const response = await call(v.rpc, v.request, options);
         outcome.response = toJson(schemas.response, response, { alwaysEmitImplicit: true });
       } catch (err) {
         outcome.error = err;

@@ -7,12 +7,19 @@ import { ConnectError, Code } from "@connectrpc/connect";
 import { toJson, type JsonValue } from "@bufbuild/protobuf";
 import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 
+/** A call made before the checked one, on the same tenant; it must end OK. */
+export interface SetupCall {
+  rpc: string;
+  request: JsonValue;
+}
+
 export interface Vector {
   name: string;
   rpc: string;
   tenant: string;
   metadata?: Record<string, string>;
   timeout_ms?: number;
+  setup?: SetupCall[];
   request: JsonValue;
   expect: Record<string, JsonValue>;
 }
@@ -70,11 +77,13 @@ export function subset(expected: JsonValue, actual: JsonValue | undefined, at: s
   return actual === want ? [] : [`${at}: expected ${JSON.stringify(want)}, got ${JSON.stringify(actual)}`];
 }
 
+/** The value at a dotted path; a segment that is a number indexes a list. */
 function lookup(doc: JsonValue | undefined, dotted: string): JsonValue | undefined {
   let cur: JsonValue | undefined = doc;
   for (const part of dotted.split(".")) {
-    if (!isObject(cur) || !(part in cur)) return undefined;
-    cur = cur[part];
+    if (Array.isArray(cur) && /^\d+$/.test(part)) cur = cur[Number(part)];
+    else if (isObject(cur) && part in cur) cur = cur[part];
+    else return undefined;
   }
   return cur;
 }

@@ -104,13 +104,22 @@ final class VectorCheck {
     return out;
   }
 
+  /** The value at a dotted path; a segment that is a number indexes a list. */
   private static JsonElement lookup(JsonElement doc, String dotted) {
     JsonElement cur = doc;
     for (String part : dotted.split("\\.")) {
-      if (cur == null || !cur.isJsonObject() || !cur.getAsJsonObject().has(part)) {
+      if (cur != null && cur.isJsonArray() && part.matches("\\d+")) {
+        JsonArray list = cur.getAsJsonArray();
+        int i = Integer.parseInt(part);
+        if (i >= list.size()) {
+          return null;
+        }
+        cur = list.get(i);
+      } else if (cur != null && cur.isJsonObject() && cur.getAsJsonObject().has(part)) {
+        cur = cur.getAsJsonObject().get(part);
+      } else {
         return null;
       }
-      cur = cur.getAsJsonObject().get(part);
     }
     return cur;
   }
@@ -200,6 +209,15 @@ final class VectorCheck {
       }
     }
     return problems;
+  }
+
+  /** The vector's setup calls ({"rpc", "request"}), made first on the same tenant; none when absent. */
+  static List<JsonObject> setupOf(JsonObject vector) {
+    List<JsonObject> out = new ArrayList<>();
+    if (vector.has("setup")) {
+      vector.getAsJsonArray("setup").forEach(c -> out.add(c.getAsJsonObject()));
+    }
+    return out;
   }
 
   static Map<String, String> metadataOf(JsonObject vector) {

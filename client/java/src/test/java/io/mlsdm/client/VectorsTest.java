@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -16,6 +17,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.MetadataUtils;
 import io.mlsdm.grpc.v1.CognitiveServiceGrpc;
 import io.mlsdm.grpc.v1.CognitiveServiceGrpc.CognitiveServiceBlockingStub;
+import io.mlsdm.grpc.v1.ContextItem;
 import io.mlsdm.grpc.v1.GenerateRequest;
 import io.mlsdm.grpc.v1.GenerateResponse;
 import io.mlsdm.grpc.v1.GetStateRequest;
@@ -48,7 +50,7 @@ class VectorsTest {
     };
   }
 
-  /** Parses the vector's proto JSON; unknown fields are an error. */
+  /** Parses the vector's (or a setup call's) proto JSON; unknown fields are an error. */
   private static Message request(JsonObject v) throws Exception {
     Message.Builder b = requestBuilder(v.get("rpc").getAsString());
     JsonFormat.parser().merge(v.get("request").toString(), b);
@@ -75,6 +77,10 @@ class VectorsTest {
       String name = v.get("name").getAsString();
       assertTrue(names.add(name), "duplicate vector " + name);
       assertNotNull(request(v));
+      for (JsonObject call : VectorCheck.setupOf(v)) {
+        assertEquals(Set.of("rpc", "request"), call.keySet(), name + ": setup call keys");
+        assertNotNull(request(call));
+      }
       assertFalse(v.get("tenant").getAsString().isEmpty(), name + ": no tenant");
       for (String k : v.getAsJsonObject("expect").keySet()) {
         assertTrue(VectorCheck.KNOWN_EXPECT_KEYS.contains(k), name + ": unknown expect key " + k);
@@ -108,6 +114,18 @@ class VectorsTest {
             "{\"code\":\"OK\",\"error_info\":{\"reason\":\"X\"}}",
             "{\"code\":\"OK\",\"surprise\":1}")) {
       assertFalse(VectorCheck.check(vector(bad), "t", ok).isEmpty(), "wrong expectation passed: " + bad);
+    }
+    GenerateResponse recalled =
+        GenerateResponse.newBuilder()
+            .addContextItems(ContextItem.newBuilder().setPrompt("p").setResponse("r").setStep(1).setAgeSteps(1))
+            .build();
+    VectorCheck.Outcome withItem = new VectorCheck.Outcome(recalled, null, new Metadata());
+    String firstItem = "{\"code\":\"OK\",\"non_empty\":[\"contextItems.0.response\"]}";
+    assertEquals(List.of(), VectorCheck.check(vector(firstItem), "t", withItem));
+    assertFalse(VectorCheck.check(vector(firstItem), "t", ok).isEmpty(), "non_empty on an empty list passed");
+    for (String path : List.of("contextItems.1.response", "contextItems.0.text", "contextItems.x.response")) {
+      String e = "{\"code\":\"OK\",\"non_empty\":[\"" + path + "\"]}";
+      assertFalse(VectorCheck.check(vector(e), "t", withItem).isEmpty(), "non_empty passed: " + path);
     }
     VectorCheck.Outcome late =
         new VectorCheck.Outcome(null, new StatusRuntimeException(Status.DEADLINE_EXCEEDED), null);
@@ -154,6 +172,20 @@ class VectorsTest {
             (k, val) ->
                 md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), val.replace("${tenant}", tenant)));
     long timeoutMs = v.has("timeout_ms") ? v.get("timeout_ms").getAsLong() : 20_000;
+    // setup: earlier calls on the same tenant, each of which must end OK.
+    List<JsonObject> setup = VectorCheck.setupOf(v);
+    for (int i = 0; i < setup.size(); i++) {
+      CognitiveServiceBlockingStub earlier =
+          CognitiveServiceGrpc.newBlockingStub(channel)
+              .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(md))
+              .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS);
+      String what = v.get("name").getAsString() + ": setup[" + i + "] " + setup.get(i).get("rpc").getAsString();
+      try {
+        invoke(earlier, request(setup.get(i)));
+      } catch (StatusRuntimeException e) {
+        fail(what + ": expected OK, got " + e.getStatus().getCode() + " (" + e.getMessage() + ")");
+      }
+    }
     AtomicReference<Metadata> headers = new AtomicReference<>();
     AtomicReference<Metadata> trailers = new AtomicReference<>();
     CognitiveServiceBlockingStub stub =
