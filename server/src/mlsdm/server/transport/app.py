@@ -26,8 +26,8 @@ from mlsdm.server.service.listen import (
 )
 from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
-from mlsdm.server.service.observability.metrics import JWKS, POLICY
 from mlsdm.server.service.observability.lease_metrics import lease_collector
+from mlsdm.server.service.observability.metrics import JWKS, POLICY
 from mlsdm.server.service.observability.runtime import Observability
 from mlsdm.server.service.observability.store_metrics import store_collector
 from mlsdm.server.service.offload import EngineRunner
@@ -187,23 +187,7 @@ class MlsdmServer:
 
     async def start(self) -> int:
         s = self.settings.server
-        m = self.settings.observability.metrics
-        # Both listeners first, so a taken port stops startup in one line before
-        # anything runs (gRPC's own bind failure is a multi-line log and a bare error).
-        probe(s.host, s.port, "server.port", GRPC_PORT_HINT)
-        if m.enabled:
-            probe(m.host, m.port, "observability.metrics.port", METRICS_PORT_HINT)
-        address = f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
-        credentials = server_credentials(self.settings.auth.tls)
-        try:
-            if credentials is None:
-                self.port = self.server.add_insecure_port(address)
-            else:
-                self.port = self.server.add_secure_port(address, credentials)
-        except RuntimeError:
-            self.port = 0
-        if self.port == 0:
-            raise listen_error(s.host, s.port, "server.port", GRPC_PORT_HINT, "bind failed")
+        self._bind()
         try:
             await self.tenants.start()
         except StoreOpenError as exc:
@@ -246,6 +230,26 @@ class MlsdmServer:
                 "(fine on loopback for development; see README 'Authentication')"
             )
         return self.port
+
+    def _bind(self) -> None:
+        s = self.settings.server
+        m = self.settings.observability.metrics
+        # Both listeners first, so a taken port stops startup in one line before
+        # anything runs (gRPC's own bind failure is a multi-line log and a bare error).
+        probe(s.host, s.port, "server.port", GRPC_PORT_HINT)
+        if m.enabled:
+            probe(m.host, m.port, "observability.metrics.port", METRICS_PORT_HINT)
+        address = f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
+        credentials = server_credentials(self.settings.auth.tls)
+        try:
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, credentials)
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise listen_error(s.host, s.port, "server.port", GRPC_PORT_HINT, "bind failed")
 
     def _breaker_state(self) -> tuple[str, str] | None:
         breaker = find_breaker(self.backend)

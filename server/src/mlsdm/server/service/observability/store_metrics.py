@@ -13,15 +13,35 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 
+class _Counters(Protocol):
+    def as_dict(self) -> dict[str, int]: ...
+
+
+class _Store(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
 class StoreSource(Protocol):
     """What the collector reads: the tenant registry."""
 
-    storage_ok: bool
+    @property
+    def storage_ok(self) -> bool: ...
 
     @property
-    def store_kind(self) -> str: ...
+    def stats(self) -> _Counters: ...
 
-    def store_counters(self) -> dict[str, int]: ...
+    @property
+    def store(self) -> _Store: ...
+
+
+def _counters(source: StoreSource) -> dict[str, int]:
+    out = source.stats.as_dict()
+    # The adapters' commit counters (PgStats and its local subclass).
+    commits = getattr(source.store, "stats", None)
+    out["commits"] = int(getattr(commits, "commits", 0))
+    out["committed_events"] = int(getattr(commits, "committed_events", 0))
+    return out
 
 
 _COUNTERS = (
@@ -81,9 +101,9 @@ class StoreCollector(Collector):
             for key, name, text in _COUNTERS
         }
         for source in sources:
-            kind = source.store_kind
+            kind = source.store.kind
             writable.add_metric([kind], 1.0 if source.storage_ok else 0.0)
-            counters = source.store_counters()
+            counters = _counters(source)
             for key, family in families.items():
                 family.add_metric([kind], counters.get(key, 0))
         yield writable

@@ -72,6 +72,7 @@ class TenantRegistry:
         self._busy: dict[str, asyncio.Task[TenantSession | None]] = {}
         self._tickers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._prober: asyncio.Task[None] | None = None
         self._pristine: EngineStateView | None = None
         self._listeners: list[StorageListener] = []
         self.storage_ok = True
@@ -101,6 +102,10 @@ class TenantRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         self._tickers.clear()
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
         for task in list(self._busy.values()):
             with contextlib.suppress(Exception):
                 await task
@@ -136,17 +141,6 @@ class TenantRegistry:
         return True
 
     # readers (any thread)
-
-    @property
-    def store_kind(self) -> str:
-        return self.store.kind
-
-    def store_counters(self) -> dict[str, int]:
-        out = self.stats.as_dict()
-        stats = getattr(self.store, "stats", None)
-        out["commits"] = int(getattr(stats, "commits", 0))
-        out["committed_events"] = int(getattr(stats, "committed_events", 0))
-        return out
 
     def resident(self) -> list[tuple[str, CognitiveEngine]]:
         return [(name, s.engine) for name, s in self._cache.items()]
@@ -252,7 +246,10 @@ class TenantRegistry:
         elif isinstance(exc, StorageUnavailable):
             self.stats.add("commit_failures")
             self._storage(False)
-            self._spawn(self.probe_later())
+            if self._prober is None or self._prober.done():
+                self._prober = asyncio.get_running_loop().create_task(
+                    self._probe_until_writable(), name="mlsdm-store-probe"
+                )
 
     def snapshot_due(self, session: TenantSession) -> None:
         if not session.snapshot_pending:
@@ -263,8 +260,9 @@ class TenantRegistry:
         self.stats.add("snapshots_written")
         self.stats.add("snapshot_bytes", size)
 
-    async def probe_later(self) -> None:
-        # Readiness comes back by itself once a probe write succeeds.
+    async def _probe_until_writable(self) -> None:
+        # One prober at a time: readiness comes back by itself once a probe
+        # write succeeds (the health monitor probes too, every second).
         while not self.storage_ok:
             await asyncio.sleep(0.5)
             await self.probe()
