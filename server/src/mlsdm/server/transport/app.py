@@ -275,7 +275,8 @@ class MlsdmServer:
             # One tenant's emergency refuses that tenant's calls only; the pod
             # stops taking traffic when none of its resident tenants can serve.
             all_down = await asyncio.to_thread(self._all_in_emergency)
-            await self.health.set_emergency(all_down)
+            # Past the process RSS ceiling no tenant here can serve either.
+            await self.health.set_emergency(all_down or self.tenants.over_rss)
             # Readiness follows the store: NOT_SERVING while commits fail or
             # the database is unreachable, SERVING once a probe write succeeds.
             await self.health.set_storage(await self.tenants.probe())

@@ -40,6 +40,11 @@ class TenantSettings(PostgresStoreSettings):
     snapshot_every_s: float = Field(default=300.0, gt=0.0)
     # Tenants one principal may create (admins are exempt); 0 = no quota.
     max_tenants_per_principal: int = Field(default=1_000, ge=0)
+    # The process RSS ceiling of emergency shutdown (engine.md): past it every
+    # resident tenant enters emergency (refusing governed calls with reason
+    # EMERGENCY; each recovers by the engine's own rules) and idle tenants are
+    # evicted to give memory back. None: no ceiling.
+    rss_ceiling_mb: float | None = Field(default=None, gt=0.0)
     # ListTenants paging (AIP-158): the size of a page when the caller asks
     # for none, and the most a caller gets however many it asks for.
     list_page_size: int = Field(default=100, ge=1, le=10_000)

@@ -67,6 +67,14 @@ class PinnedLRU(Generic[V]):
                     out.append(value)
         return out
 
+    def shed_idle(self) -> list[V]:
+        """Removes and returns every unpinned entry."""
+        with self._lock:
+            out = [(k, v) for k, v in self._items.items() if not self._pinned(v)]
+            for key, _ in out:
+                del self._items[key]
+        return [v for _, v in out]
+
     def items(self) -> list[tuple[str, V]]:
         with self._lock:
             return list(self._items.items())

@@ -37,6 +37,9 @@ class Kind(enum.IntEnum):
     COMMIT = 3
     ABANDON = 4
     RESET_EMERGENCY = 5
+    # Entered from outside the engine (the process passed its RSS ceiling);
+    # the body is the reason.
+    ENTER_EMERGENCY = 6
 
 
 class RecordError(ValueError):
@@ -83,6 +86,10 @@ def abandon(seq: int, now: float, ticket: int) -> bytes:
 
 def reset_emergency(seq: int, now: float) -> bytes:
     return _frame(seq, now, Kind.RESET_EMERGENCY, b"")
+
+
+def enter_emergency(seq: int, now: float, reason: str) -> bytes:
+    return _frame(seq, now, Kind.ENTER_EMERGENCY, reason.encode("utf-8"))
 
 
 def _frame(seq: int, now: float, kind: Kind, body: bytes) -> bytes:
@@ -142,6 +149,8 @@ def decode(payload: bytes) -> Record:
                 ticket=ticket,
                 text=bytes(body[start + nbytes :]).decode("utf-8"),
             )
+        if kind is Kind.ENTER_EMERGENCY:
+            return Record(seq, now, kind, text=bytes(body).decode("utf-8"))
         if kind is Kind.ABANDON:
             (ticket,) = _TICKET.unpack_from(body)
             return Record(seq, now, kind, ticket=ticket)

@@ -1,16 +1,15 @@
 """The tenants of one server process: loaded from the store on first use,
 kept resident while used, snapshotted, evicted, handed over, deleted.
 
-At most `tenants.max_resident` tenants stay in memory. Past that, the least
-recently used tenant that no call is holding is snapshotted and dropped (its
-lease released), and loaded back (snapshot + events) on its next call. A
-tenant held by calls is never evicted, so the limit can be exceeded by the
-number of tenants busy at the same moment.
+At most `tenants.max_resident` tenants stay in memory: past that the least
+recently used one no call holds is snapshotted and dropped (lease released),
+and loaded back (snapshot + events) on its next call; busy tenants are never
+evicted, so the limit can be exceeded by the number busy at once.
 
 With a leased store (postgres) a tenant is served only while this process
 holds its lease: taken at load (asking the holder to hand over, within the
 call's wait), renewed while resident, released on eviction, handover and
-drain. A lost lease drops the tenant's engine at once.
+drain; a lost lease drops the tenant's engine at once.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ log = logging.getLogger("mlsdm.tenants")
 # A tenant just loaded serves the calls that waited for it before it honours
 # another replica's request to hand it over (no ping-pong between two pods).
 MIN_HOLD_S = 0.05
-# A handover snapshots first when the next holder would otherwise replay
-# more events than this.
+# A handover snapshots first when the next holder would replay more than this.
 HANDOVER_SNAPSHOT_EVENTS = 500
 
 StorageListener = Callable[[bool], None]
@@ -76,6 +74,7 @@ class TenantRegistry:
         self._pristine: EngineStateView | None = None
         self._listeners: list[StorageListener] = []
         self.storage_ok = True
+        self.over_rss = False
         self._overflow_warned = False
 
     @property
@@ -93,6 +92,9 @@ class TenantRegistry:
             self._tickers.append(loop.create_task(upkeep.snapshots(self), name="mlsdm-snap"))
         if self.store.kind == "postgres":
             self._tickers.append(loop.create_task(upkeep.leases(self), name="mlsdm-leases"))
+        if self.settings.rss_ceiling_mb is not None:
+            guard = upkeep.rss_guard(self, self.settings.rss_ceiling_mb)
+            self._tickers.append(loop.create_task(guard, name="mlsdm-rss"))
 
     async def close(self) -> None:
         """Drain: every resident tenant settles, is snapshotted when it has news,
@@ -203,6 +205,8 @@ class TenantRegistry:
             self._storage(False)
             raise
         self._cache.put(tenant, session)
+        if self.over_rss:
+            await session.enter_emergency(upkeep.RSS_REASON)
         return session
 
     def _start_busy(
@@ -221,11 +225,9 @@ class TenantRegistry:
         return task
 
     def _running(self, tenant: str) -> asyncio.Task[TenantSession | None] | None:
-        """The tenant's load/eviction/handover/deletion still running, if any.
-
-        A finished one can still be in the map until its done-callback runs,
-        and awaiting a finished task does not yield to the loop: without this
-        check a caller would spin on it forever."""
+        """The tenant's load/eviction/handover/deletion still running, if any. A
+        finished one stays in the map until its done-callback runs, and awaiting
+        it never yields: without this check a caller would spin on it."""
         busy = self._busy.get(tenant)
         if busy is not None and busy.done():
             del self._busy[tenant]
@@ -267,6 +269,12 @@ class TenantRegistry:
             await asyncio.sleep(0.5)
             await self.probe()
 
+    def evict_idle(self) -> None:
+        """Every tenant no call holds leaves memory (snapshot, lease released)."""
+        for victim in self._cache.shed_idle():
+            self.stats.add("evictions")
+            self._start_busy(victim.name, self._retire_task(victim))
+
     def drop(self, session: TenantSession, why: str) -> None:
         """Stops serving a session whose state may no longer be ours."""
         if self._cache.pop(session.name, session) is not None or not session.closed:
@@ -296,8 +304,7 @@ class TenantRegistry:
             await self._retire(session, snapshot=snapshot)
 
     def session(self, tenant: str) -> TenantSession | None:
-        """The resident session, if any (listing); not pinned."""
-        return self._cache.peek(tenant)
+        return self._cache.peek(tenant)  # for listing: not pinned
 
     async def _retire_task(self, session: TenantSession) -> TenantSession | None:
         await self._retire(session, snapshot=True)

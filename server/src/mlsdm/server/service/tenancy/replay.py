@@ -60,6 +60,8 @@ def apply_record(engine: CognitiveEngine, clock: PinnedClock, rec: records.Recor
             engine.commit(accepted_admission(rec.ticket, rec.vector), rec.text)
         elif kind is records.Kind.ABANDON:
             engine.abandon(accepted_admission(rec.ticket, _NO_VECTOR))
+        elif kind is records.Kind.ENTER_EMERGENCY:
+            engine.enter_emergency(rec.text)
         else:
             engine.reset_emergency()
     except ValidationError:

@@ -229,6 +229,14 @@ class TenantSession:
 
         return await self._write(lambda seq, now: records.reset_emergency(seq, now), reset)
 
+    async def enter_emergency(self, reason: str) -> None:
+        """Emergency shutdown decided outside the engine (the process RSS
+        ceiling); recorded like any write, so a reload sees it too."""
+        await self._write(
+            lambda seq, now: records.enter_emergency(seq, now, reason),
+            partial(self.engine.enter_emergency, reason),
+        )
+
     # reads
 
     async def state(self) -> EngineStateView:
