@@ -25,9 +25,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.service.store.port import StoredTenant, StoreError, TenantStore
 from mlsdm.server.service.store.settings import TenantSettings
+from mlsdm.server.settings import Settings, SettingsError
 
 LoadSettings = Callable[[argparse.Namespace], Settings]
 
