@@ -36,7 +36,7 @@ from mlsdm.engine.validation import (
     check_top_k,
     check_vector,
 )
-from mlsdm.server.service.store.port import Lease, StoreError, TenantStore
+from mlsdm.server.service.store.port import Lease, StorageUnavailable, StoreError, TenantStore
 from mlsdm.server.service.tenancy import records
 from mlsdm.server.service.tenancy.clock import PinnedClock
 from mlsdm.server.service.tenancy.replay import SNAPSHOT_FORMAT
@@ -320,10 +320,17 @@ class TenantSession:
                 try:
                     if op.commit is not None:
                         try:
-                            await op.commit
+                            await asyncio.shield(op.commit)
                         except StoreError as exc:
                             self._commit_failed(op.seq, exc)
                             raise
+                        except asyncio.CancelledError:
+                            if not op.commit.cancelled():
+                                raise  # this worker itself is being cancelled
+                            # A store closing under us: the event was not committed.
+                            cancelled = StorageUnavailable("commit cancelled: the store is closing")
+                            self._commit_failed(op.seq, cancelled)
+                            raise cancelled from None
                     result = await self._run(op)
                 except Exception as exc:
                     if not op.result.done():
