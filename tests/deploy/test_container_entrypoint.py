@@ -178,7 +178,9 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
 
     key_id, key = new_key()
     keys_file = config.parent.parent / "keys" / "api-keys"
-    entry = KeyEntry(key_id, hash_key(key), "deploy-test", frozenset({"read"}), None)
+    entry = KeyEntry(
+        key_id, hash_key(key), "deploy-test", frozenset({"read"}), None, ("deploy",)
+    )
     keys_file.write_text(entry.to_json() + "\n", encoding="utf-8")
 
     argv = steps.exec_form(runtime.last("ENTRYPOINT").args)

@@ -67,6 +67,8 @@ def _writable_dir(setting: str, path: Path) -> None:
 
 def check_files(settings: Settings) -> None:
     for setting, path in _paths(settings):
+        if setting == "tenants.data_dir" and settings.tenants.store != "sqlite":
+            continue  # only the sqlite store keeps anything there
         if setting == "server.port_file":
             _writable_dir(setting, path.parent)
         elif setting.endswith("_file"):
