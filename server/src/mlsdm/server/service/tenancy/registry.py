@@ -39,7 +39,7 @@ log = logging.getLogger("mlsdm.tenants")
 
 # A tenant just loaded serves the calls that waited for it before it honours
 # another replica's request to hand it over (no ping-pong between two pods).
-MIN_HOLD_S = 0.05
+MIN_HOLD_S = 0.01
 # A handover snapshots first when the next holder would replay more than this.
 HANDOVER_SNAPSHOT_EVENTS = 500
 
