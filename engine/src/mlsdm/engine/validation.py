@@ -32,15 +32,21 @@ def check_vector(vector: object, config: EngineConfig) -> NDArray[np.float32]:
             {"expected": str(config.dim), "actual": "x".join(str(n) for n in arr.shape)},
         )
     as64 = arr.astype(np.float64)
-    if not np.all(np.isfinite(as64)):
+    # One dot product answers the common case: a NaN or Inf component makes the
+    # squared norm non-finite (as does a float64 too large to square, told
+    # apart by the scan), and no component exceeds the norm, so the max-abs
+    # scan runs only when the norm itself is above the bound.
+    squared = float(as64 @ as64)
+    if not math.isfinite(squared) and not np.all(np.isfinite(as64)):
         raise ValidationError("vector", "NON_FINITE_VALUE", "vector contains NaN or Inf")
-    if float(np.max(np.abs(as64))) > config.vector_max_abs:
+    norm = math.sqrt(squared)  # inf for float64 components too large to square
+    if norm > config.vector_max_abs and float(np.max(np.abs(as64))) > config.vector_max_abs:
         raise ValidationError(
             "vector",
             "OUT_OF_RANGE",
             f"every component must lie in [-{config.vector_max_abs:g}, {config.vector_max_abs:g}]",
         )
-    if not float(np.linalg.norm(as64)) > 1e-9:
+    if not norm > 1e-9:
         raise ValidationError("vector", "ZERO_NORM", "vector norm must exceed 1e-9")
     out: NDArray[np.float32] = as64.astype(np.float32)
     return out
