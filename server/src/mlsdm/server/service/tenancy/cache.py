@@ -84,3 +84,27 @@ class PinnedLRU(Generic[V]):
             values = list(self._items.values())
             self._items.clear()
             return values
+
+
+class AbsentNames:
+    """Tenants the store was seen not to have, so that reads of unknown tenants
+    (a GetState creates nothing) do not ask the store on every call. Only for a
+    store this process owns alone (sqlite, memory): with a shared one another
+    replica may create the tenant at any moment. Bounded, oldest dropped."""
+
+    def __init__(self, enabled: bool, limit: int = 4096) -> None:
+        self._enabled = enabled
+        self._limit = limit
+        self._names: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, tenant: str) -> bool:
+        return tenant in self._names
+
+    def add(self, tenant: str) -> None:
+        if self._enabled:
+            self._names[tenant] = None
+            if len(self._names) > self._limit:
+                self._names.popitem(last=False)
+
+    def discard(self, tenant: str) -> None:
+        self._names.pop(tenant, None)

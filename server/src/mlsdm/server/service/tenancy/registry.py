@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from mlsdm.engine import CognitiveEngine, Embedder, EngineConfig, EngineStateView
@@ -30,10 +30,11 @@ from mlsdm.server.service.store.port import (
 )
 from mlsdm.server.service.store.settings import TenantSettings
 from mlsdm.server.service.tenancy import upkeep
-from mlsdm.server.service.tenancy.cache import PinnedLRU
+from mlsdm.server.service.tenancy.cache import AbsentNames, PinnedLRU
 from mlsdm.server.service.tenancy.loader import load_session
 from mlsdm.server.service.tenancy.session import EngineCaller, TenantClosed, TenantSession
 from mlsdm.server.service.tenancy.stats import TenantStats
+from mlsdm.server.service.tenancy.storage import StorageHealth, StorageListener
 
 log = logging.getLogger("mlsdm.tenants")
 
@@ -43,7 +44,6 @@ MIN_HOLD_S = 0.01
 # A handover snapshots first when the next holder would replay more than this.
 HANDOVER_SNAPSHOT_EVENTS = 500
 
-StorageListener = Callable[[bool], None]
 
 
 class TenantRegistry:
@@ -70,10 +70,9 @@ class TenantRegistry:
         self._busy: dict[str, asyncio.Task[TenantSession | None]] = {}
         self._tickers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self._prober: asyncio.Task[None] | None = None
         self._pristine: EngineStateView | None = None
-        self._listeners: list[StorageListener] = []
-        self.storage_ok = True
+        self._absent = AbsentNames(enabled=store.kind != "postgres")
+        self.storage = StorageHealth(store, self.stats)
         self.over_rss = False
         self._overflow_warned = False
 
@@ -104,10 +103,7 @@ class TenantRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         self._tickers.clear()
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+        await self.storage.close()
         for task in list(self._busy.values()):
             with contextlib.suppress(Exception):
                 await task
@@ -119,28 +115,15 @@ class TenantRegistry:
         await self.store.close()
 
     def on_storage_change(self, listener: StorageListener) -> None:
-        self._listeners.append(listener)
+        self.storage.on_change(listener)
 
-    def _storage(self, ok: bool) -> None:
-        if ok != self.storage_ok:
-            self.storage_ok = ok
-            (log.info if ok else log.error)(
-                "tenant store writable again" if ok else "tenant store cannot commit"
-            )
-            for listener in self._listeners:
-                listener(ok)
+    @property
+    def storage_ok(self) -> bool:
+        return self.storage.ok
 
     async def probe(self) -> bool:
         """One small write through the store; drives readiness."""
-        try:
-            await self.store.probe()
-        except StoreError as exc:
-            self.stats.add("probe_failures")
-            log.warning("tenant store probe failed", extra={"error": str(exc)[:200]})
-            self._storage(False)
-            return False
-        self._storage(True)
-        return True
+        return await self.storage.probe()
 
     # readers (any thread)
 
@@ -194,6 +177,7 @@ class TenantRegistry:
     async def _load(
         self, tenant: str, principal: str | None, wait_s: float | None
     ) -> TenantSession | None:
+        self._absent.discard(tenant)
         limit = self.settings.max_tenants_per_principal or None
         wait = self.settings.handover_wait_s if wait_s is None else max(0.0, wait_s)
         wait = min(wait, self.settings.handover_wait_s)
@@ -202,7 +186,7 @@ class TenantRegistry:
                 self, tenant, principal, None if principal is None else limit, wait
             )
         except StorageUnavailable:
-            self._storage(False)
+            self.storage.failed()
             raise
         self._cache.put(tenant, session)
         if self.over_rss:
@@ -247,11 +231,7 @@ class TenantRegistry:
             self.drop(session, "lease lost")
         elif isinstance(exc, StorageUnavailable):
             self.stats.add("commit_failures")
-            self._storage(False)
-            if self._prober is None or self._prober.done():
-                self._prober = asyncio.get_running_loop().create_task(
-                    self._probe_until_writable(), name="mlsdm-store-probe"
-                )
+            self.storage.failed()
 
     def snapshot_due(self, session: TenantSession) -> None:
         if not session.snapshot_pending:
@@ -261,13 +241,6 @@ class TenantRegistry:
     def snapshot_written(self, session: TenantSession, size: int) -> None:
         self.stats.add("snapshots_written")
         self.stats.add("snapshot_bytes", size)
-
-    async def _probe_until_writable(self) -> None:
-        # One prober at a time: readiness comes back by itself once a probe
-        # write succeeds (the health monitor probes too, every second).
-        while not self.storage_ok:
-            await asyncio.sleep(0.5)
-            await self.probe()
 
     def evict_idle(self) -> None:
         """Every tenant no call holds leaves memory (snapshot, lease released)."""
@@ -371,11 +344,19 @@ class TenantRegistry:
     async def exists(self, tenant: str) -> bool:
         if self._cache.peek(tenant) is not None:
             return True
-        return await self.store.exists(tenant)
+        if tenant in self._absent:
+            return False
+        found = await self.store.exists(tenant)
+        if not found:
+            self._absent.add(tenant)
+        return found
 
     async def read_state(self, tenant: str, wait_s: float | None = None) -> EngineStateView:
         """GetState: a read creates nothing; an unknown tenant reads as a fresh one."""
-        if self._cache.peek(tenant) is None and not await self.store.exists(tenant):
+        found = self._cache.get(tenant)
+        if found is not None and not found.closed and not found.lease_lost():
+            return await found.state()  # resident: no pin needed for one read
+        if not await self.exists(tenant):
             return self.pristine_state()
         async with self.use(tenant, wait_s=wait_s) as session:
             return await session.state()
