@@ -72,6 +72,15 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     def __init__(self, tenants: TenantRegistry) -> None:
         self._tenants = tenants
 
+    def _require_store(self, tenant: str) -> None:
+        if not self._tenants.durable:
+            raise ServiceError(
+                Code.FAILED_PRECONDITION,
+                R.ERROR_REASON_PERSISTENCE_DISABLED,
+                "this server keeps tenants in memory only (tenants.store is memory)",
+                metadata={"tenant": tenant},
+            )
+
     async def ListTenants(
         self, request: pb.ListTenantsRequest, context: Context
     ) -> pb.ListTenantsResponse:
@@ -102,13 +111,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.SnapshotTenantRequest, context: Context
     ) -> pb.SnapshotTenantResponse:
         tenant = _tenant(request.tenant)
-        if not self._tenants.durable:
-            raise ServiceError(
-                Code.FAILED_PRECONDITION,
-                R.ERROR_REASON_PERSISTENCE_DISABLED,
-                "this server keeps tenants in memory only (tenants.store is memory)",
-                metadata={"tenant": tenant},
-            )
+        self._require_store(tenant)
         if not await self._tenants.exists(tenant):
             raise not_found(tenant)
         async with self._tenants.use(tenant) as handle:
@@ -137,13 +140,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.RepairTenantRequest, context: Context
     ) -> pb.RepairTenantResponse:
         tenant = _tenant(request.tenant)
-        if not self._tenants.durable:
-            raise ServiceError(
-                Code.FAILED_PRECONDITION,
-                R.ERROR_REASON_PERSISTENCE_DISABLED,
-                "this server keeps tenants in memory only (tenants.store is memory)",
-                metadata={"tenant": tenant},
-            )
+        self._require_store(tenant)
         if not await self._tenants.exists(tenant):
             raise not_found(tenant)
         repaired = await admin_ops.repair(self._tenants, tenant)

@@ -103,7 +103,28 @@ class Registry:
         return heapq.nsmallest(limit, (t for t in self.tenants if t > after))
 
 
-class MemoryStore(TenantStore):
+class LocalLeaseMixin:
+    """The lease half of the port for a store one process owns alone (memory,
+    sqlite): a local lease that never moves or expires."""
+
+    _leases: LocalLeases
+    stats: LocalStats
+
+    def held(self) -> list[Lease]:
+        return self._leases.held()
+
+    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+        self.stats.acquired += 1
+        return self._leases.acquire(tenant)
+
+    async def renew(self, lease: Lease) -> Lease:
+        return lease
+
+    async def release(self, lease: Lease) -> None:
+        self._leases.release(lease)
+
+
+class MemoryStore(LocalLeaseMixin, TenantStore):
     kind: ClassVar[str] = "memory"
     durable: ClassVar[bool] = False
 
@@ -125,21 +146,6 @@ class MemoryStore(TenantStore):
 
     async def probe(self) -> None:
         return None
-
-    # leases
-
-    def held(self) -> list[Lease]:
-        return self._leases.held()
-
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
-        self.stats.acquired += 1
-        return self._leases.acquire(tenant)
-
-    async def renew(self, lease: Lease) -> Lease:
-        return lease
-
-    async def release(self, lease: Lease) -> None:
-        self._leases.release(lease)
 
     # state
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import ClassVar, Literal, TypeVar
 
 from mlsdm.server.service.store import sqlite_data as data
-from mlsdm.server.service.store.memory import LocalLeases, LocalStats
+from mlsdm.server.service.store.memory import LocalLeaseMixin, LocalLeases, LocalStats
 from mlsdm.server.service.store.port import (
     Lease,
     Rebuilt,
@@ -121,7 +121,7 @@ class _Readers:
                 conn.close()
 
 
-class SqliteStore(TenantStore):
+class SqliteStore(LocalLeaseMixin, TenantStore):
     kind: ClassVar[str] = "sqlite"
     durable: ClassVar[bool] = True
 
@@ -189,21 +189,6 @@ class SqliteStore(TenantStore):
 
     async def probe(self) -> None:
         await self._write(lambda conn: data.probe(conn, self.owner))
-
-    # leases: one process owns every tenant
-
-    def held(self) -> list[Lease]:
-        return self._leases.held()
-
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
-        self.stats.acquired += 1
-        return self._leases.acquire(tenant)
-
-    async def renew(self, lease: Lease) -> Lease:
-        return lease
-
-    async def release(self, lease: Lease) -> None:
-        self._leases.release(lease)
 
     # state
 
