@@ -51,6 +51,8 @@ def _after(token: str) -> str:
             raise ValueError("not ours")
         last = raw[len(_TOKEN_PREFIX) :].decode()
         parse_tenant({"x-mlsdm-tenant": last})
+        if page_token(last) != token:
+            raise ValueError("not in the form this server issues")
     except (ValueError, binascii.Error, UnicodeDecodeError, ServiceError):
         raise invalid_argument(
             "page_token",
