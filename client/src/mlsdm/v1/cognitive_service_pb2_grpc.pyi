@@ -30,9 +30,12 @@ class CognitiveServiceStub:
     """Governed cognitive memory in front of an LLM.
 
     Request metadata: `authorization: Bearer <key or JWT>` (or `x-api-key`),
-    `x-mlsdm-tenant` (which cognitive state the call uses, default "default"),
-    `x-mlsdm-priority` (low, normal, high, critical; default normal) and
-    `x-request-id` (echoed, generated when absent). The server returns
+    `x-mlsdm-tenant` (which cognitive state the call uses, default "default";
+    a principal may use only the tenants it is bound to), `x-mlsdm-priority`
+    (low, normal, high, critical; default normal) and `x-request-id` (1-128
+    printable ASCII characters, echoed; generated when absent). Each may be sent
+    once; a repeated or malformed one is INVALID_ARGUMENT (INVALID_METADATA).
+    The server returns
     `x-request-id` and `x-mlsdm-version` in the trailing metadata of unary
     calls (success or error) and in the initial metadata of StreamGenerate.
 
@@ -69,9 +72,12 @@ class CognitiveServiceAsyncStub(CognitiveServiceStub):
     """Governed cognitive memory in front of an LLM.
 
     Request metadata: `authorization: Bearer <key or JWT>` (or `x-api-key`),
-    `x-mlsdm-tenant` (which cognitive state the call uses, default "default"),
-    `x-mlsdm-priority` (low, normal, high, critical; default normal) and
-    `x-request-id` (echoed, generated when absent). The server returns
+    `x-mlsdm-tenant` (which cognitive state the call uses, default "default";
+    a principal may use only the tenants it is bound to), `x-mlsdm-priority`
+    (low, normal, high, critical; default normal) and `x-request-id` (1-128
+    printable ASCII characters, echoed; generated when absent). Each may be sent
+    once; a repeated or malformed one is INVALID_ARGUMENT (INVALID_METADATA).
+    The server returns
     `x-request-id` and `x-mlsdm-version` in the trailing metadata of unary
     calls (success or error) and in the initial metadata of StreamGenerate.
 
@@ -104,9 +110,12 @@ class CognitiveServiceServicer(metaclass=_abc_1.ABCMeta):
     """Governed cognitive memory in front of an LLM.
 
     Request metadata: `authorization: Bearer <key or JWT>` (or `x-api-key`),
-    `x-mlsdm-tenant` (which cognitive state the call uses, default "default"),
-    `x-mlsdm-priority` (low, normal, high, critical; default normal) and
-    `x-request-id` (echoed, generated when absent). The server returns
+    `x-mlsdm-tenant` (which cognitive state the call uses, default "default";
+    a principal may use only the tenants it is bound to), `x-mlsdm-priority`
+    (low, normal, high, critical; default normal) and `x-request-id` (1-128
+    printable ASCII characters, echoed; generated when absent). Each may be sent
+    once; a repeated or malformed one is INVALID_ARGUMENT (INVALID_METADATA).
+    The server returns
     `x-request-id` and `x-mlsdm-version` in the trailing metadata of unary
     calls (success or error) and in the initial metadata of StreamGenerate.
 
