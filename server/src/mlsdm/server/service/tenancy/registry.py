@@ -190,7 +190,8 @@ class TenantRegistry:
             raise
         self._cache.put(tenant, session)
         if self.over_rss:
-            await session.enter_emergency(upkeep.RSS_REASON)
+            with contextlib.suppress(StoreError):  # the guard retries every second
+                await session.enter_emergency(upkeep.RSS_REASON)
         return session
 
     def _start_busy(
