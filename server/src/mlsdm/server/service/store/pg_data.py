@@ -18,12 +18,12 @@ from mlsdm.server.service.store.port import (
     LeaseLost,
     Rebuilt,
     RepairReport,
-    Snapshot,
     StoredTenant,
     TenantDataCorrupt,
     TenantQuotaExceeded,
     TenantRow,
 )
+from mlsdm.server.service.store.prefix import Readable, readable_prefix, worked_around
 
 log = logging.getLogger("mlsdm.store.postgres")
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -70,40 +70,8 @@ class _Rows:
     events: list[tuple[int, int, bytes]]  # (seq, crc, record), ascending
 
 
-@dataclass
-class _Readable:
-    snapshot: Snapshot | None
-    events: list[tuple[int, bytes]]
-    problem: str  # "" when the kept part reaches the last committed event
-
-
-def _readable(tenant_rows: _Rows) -> _Readable:
-    """The newest readable snapshot and the contiguous readable events after it."""
-    base: Snapshot | None = None
-    for seq, version, crc, blob in tenant_rows.snapshots:
-        if zlib.crc32(blob) == crc:
-            base = Snapshot(seq, version, blob)
-            break
-    # An unreadable newest snapshot is no problem while the fallback and the
-    # events after it still reach the last committed event.
-    problem = ""
-    expected = (base.seq if base is not None else 0) + 1
-    kept: list[tuple[int, bytes]] = []
-    for seq, crc, record in tenant_rows.events:
-        if seq < expected:
-            continue
-        if seq != expected:
-            problem = problem or f"event {expected} is missing"
-            break
-        if zlib.crc32(record) != crc:
-            problem = problem or f"event {seq} fails its checksum"
-            break
-        kept.append((seq, record))
-        expected += 1
-    last = kept[-1][0] if kept else (base.seq if base is not None else 0)
-    if not problem and last < tenant_rows.last_seq:
-        problem = f"events {last + 1}..{tenant_rows.last_seq} are missing"
-    return _Readable(base, kept, problem)
+def _readable(tenant_rows: _Rows) -> Readable:
+    return readable_prefix(tenant_rows.snapshots, tenant_rows.events, tenant_rows.last_seq)
 
 
 class PgData:
@@ -144,7 +112,7 @@ class PgData:
         found = _readable(rows)
         if found.problem:
             raise TenantDataCorrupt(lease.tenant, found.problem)
-        return StoredTenant(found.snapshot, found.events, _worked_around(rows, found))
+        return StoredTenant(found.snapshot, found.events, worked_around(rows.snapshots, found))
 
     async def exists(self, tenant: str) -> bool:
         async with self._connect() as conn:
@@ -165,7 +133,7 @@ class PgData:
             row = await cur.fetchone()
             rows = await self._read_rows(conn, tenant, int(row[0]) if row is not None else 0)
         found = _readable(rows)
-        return StoredTenant(found.snapshot, found.events, _worked_around(rows, found))
+        return StoredTenant(found.snapshot, found.events, worked_around(rows.snapshots, found))
 
     async def write_snapshot(
         self, lease: Lease, seq: int, version: int, blob: bytes, counts: tuple[int, int]
@@ -286,13 +254,6 @@ class PgData:
             )
         replayed = sum(1 for seq, _ in found.events if seq <= made.seq)
         return RepairReport(last_seq=made.seq, events_replayed=replayed, rows_quarantined=moved)
-
-
-def _worked_around(rows: _Rows, found: _Readable) -> tuple[str, ...]:
-    newest = rows.snapshots[0][0] if rows.snapshots else None
-    if newest is not None and (found.snapshot is None or found.snapshot.seq != newest):
-        return (f"snapshot at seq {newest} fails its checksum; loaded from an older one",)
-    return ()
 
 
 async def _put_snapshot(

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from mlsdm.server.service.store.futures import fail as _fail
 from mlsdm.server.service.store.port import Lease, LeaseLost, StorageUnavailable, StoreError
 
 log = logging.getLogger("mlsdm.store.postgres")
@@ -225,16 +226,3 @@ class GroupCommitter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def _fail(future: asyncio.Future[None], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
-        # The caller may have stopped waiting (cancelled call): the error is
-        # reported through the store's log and metrics, not "never retrieved".
-        future.add_done_callback(_consume)
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()

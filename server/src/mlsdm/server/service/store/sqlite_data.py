@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from mlsdm.server.service.store.port import (
     Rebuilt,
-    Snapshot,
     StoredTenant,
     TenantDataCorrupt,
     TenantQuotaExceeded,
     TenantRow,
 )
+from mlsdm.server.service.store.prefix import Readable, readable_prefix, worked_around
 from mlsdm.server.service.store.sqlite_schema import is_corruption, one_line
 
 
@@ -47,13 +47,6 @@ class Rows:
     snapshots: list[tuple[int, int, int, bytes]]  # (seq, version, checksum, blob), newest first
     events: list[tuple[int, int, bytes]]  # (seq, checksum, record), ascending
     unreadable: str = ""  # SQLite could not read some rows (export stops there)
-
-
-@dataclass
-class Readable:
-    snapshot: Snapshot | None
-    events: list[tuple[int, bytes]]
-    problem: str  # "" when the kept part reaches the last committed event
 
 
 def _last_seq(conn: sqlite3.Connection, tenant: str) -> int:
@@ -131,40 +124,10 @@ def _seqs(conn: sqlite3.Connection, table: str, tenant: str, found: Rows) -> lis
 
 
 def readable(rows: Rows) -> Readable:
-    """The newest snapshot whose checksum holds and the contiguous
-    checksum-valid events after it (from seq 1 without one)."""
-    base: Snapshot | None = None
-    for seq, version, crc, blob in rows.snapshots:
-        if checksum(blob) == crc:
-            base = Snapshot(seq, version, blob)
-            break
-    problem = ""
-    expected = (base.seq if base is not None else 0) + 1
-    kept: list[tuple[int, bytes]] = []
-    for seq, crc, record in rows.events:
-        if seq < expected:
-            continue
-        if seq != expected:
-            problem = f"event {expected} is missing"
-            break
-        if checksum(record) != crc:
-            problem = f"event {seq} fails its checksum"
-            break
-        kept.append((seq, record))
-        expected += 1
-    last = kept[-1][0] if kept else (base.seq if base is not None else 0)
-    if not problem and last < rows.last_seq:
-        problem = f"events {last + 1}..{rows.last_seq} are missing"
-    if not problem and rows.unreadable:
-        problem = f"SQLite cannot read {rows.unreadable}"
-    return Readable(base, kept, problem)
-
-
-def worked_around(rows: Rows, found: Readable) -> tuple[str, ...]:
-    newest = rows.snapshots[0][0] if rows.snapshots else None
-    if newest is not None and (found.snapshot is None or found.snapshot.seq != newest):
-        return (f"snapshot at seq {newest} fails its checksum; loaded from an older one",)
-    return ()
+    found = readable_prefix(rows.snapshots, rows.events, rows.last_seq)
+    if not found.problem and rows.unreadable:
+        found.problem = f"SQLite cannot read {rows.unreadable}"
+    return found
 
 
 def load(conn: sqlite3.Connection, tenant: str) -> StoredTenant:
@@ -179,7 +142,7 @@ def load(conn: sqlite3.Connection, tenant: str) -> StoredTenant:
     found = readable(rows)
     if found.problem:
         raise TenantDataCorrupt(tenant, found.problem)
-    return StoredTenant(found.snapshot, found.events, worked_around(rows, found))
+    return StoredTenant(found.snapshot, found.events, worked_around(rows.snapshots, found))
 
 
 def export(conn: sqlite3.Connection, tenant: str) -> StoredTenant:
@@ -190,7 +153,7 @@ def export(conn: sqlite3.Connection, tenant: str) -> StoredTenant:
             raise
         rows = salvage_rows(conn, tenant)
     found = readable(rows)
-    return StoredTenant(found.snapshot, found.events, worked_around(rows, found))
+    return StoredTenant(found.snapshot, found.events, worked_around(rows.snapshots, found))
 
 
 def exists(conn: sqlite3.Connection, tenant: str) -> bool:

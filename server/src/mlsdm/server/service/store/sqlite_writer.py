@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mlsdm.server.service.store.futures import fail
 from mlsdm.server.service.store.memory import LocalStats
 from mlsdm.server.service.store.port import LeaseLost, StorageUnavailable, StoreError
 from mlsdm.server.service.store.sqlite_data import checksum, transaction
@@ -282,16 +283,3 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_exception(error)
     else:
         future.set_result(result)
-
-
-def fail(future: asyncio.Future[None], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
-        # The caller may have stopped waiting (cancelled call): the error is
-        # reported through the store's log and metrics, not "never retrieved".
-        future.add_done_callback(_consume)
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -36,6 +36,7 @@ from mlsdm.engine.validation import (
     check_top_k,
     check_vector,
 )
+from mlsdm.server.service.store.futures import consume
 from mlsdm.server.service.store.port import Lease, StorageUnavailable, StoreError, TenantStore
 from mlsdm.server.service.tenancy import records
 from mlsdm.server.service.tenancy.clock import PinnedClock
@@ -83,12 +84,6 @@ class _Op:
     fn: Callable[[], Any]
     result: asyncio.Future[Any]
     heavy: bool = False
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # A caller that was cancelled no longer waits for its op's result.
-    if not future.cancelled():
-        future.exception()
 
 
 def _as_float32(vector: Sequence[float] | NDArray[np.floating]) -> NDArray[Any]:
@@ -217,7 +212,7 @@ class TenantSession:
         except StoreError:
             return
         if op is not None:
-            op.result.add_done_callback(_retrieve)
+            op.result.add_done_callback(consume)  # nobody awaits it
 
     async def reset_emergency(self) -> bool:
         """Clears the emergency shutdown; True when it was active."""
