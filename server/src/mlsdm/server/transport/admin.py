@@ -1,4 +1,4 @@
-"""AdminService: operations on tenants (the auth interceptor requires the admin role)."""
+"""AdminService: operations on tenants (the auth gate requires the admin role)."""
 
 from __future__ import annotations
 

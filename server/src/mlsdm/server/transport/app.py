@@ -42,6 +42,7 @@ from mlsdm.server.transport.admin import AdminServicer
 from mlsdm.server.transport.health import HealthState
 from mlsdm.server.transport.interceptors.admission import AdmissionGate
 from mlsdm.server.transport.interceptors.auth import AuthGate
+from mlsdm.server.transport.interceptors.base import Gate
 from mlsdm.server.transport.interceptors.call_context import CallContextInterceptor
 from mlsdm.server.transport.interceptors.deadline import DeadlineGate
 from mlsdm.server.transport.interceptors.ratelimit import RateLimitGate
@@ -164,7 +165,8 @@ class MlsdmServer:
         self._stopping = False
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        # Outermost first: the call context (errors, telemetry), then the gates.
+        # One interceptor: the call context (errors, telemetry) with the gates inside,
+        # outermost first.
         logging_settings = self.settings.observability.logging
         telemetry = RpcTelemetry(
             self.observability.tracer,
@@ -173,17 +175,13 @@ class MlsdmServer:
             access_log_sample=logging_settings.access_log_sample,
             access_log_slow_s=logging_settings.access_log_slow_ms / 1000.0,
         )
-        self.call_context = CallContextInterceptor(self.lifecycle, telemetry)
-        chain: list[grpc.aio.ServerInterceptor] = [
-            self.call_context,
-            DeadlineGate(self.settings.deadlines),
-            AuthGate(self.authenticator),
-        ]
+        gates: list[Gate] = [DeadlineGate(self.settings.deadlines), AuthGate(self.authenticator)]
         if self.settings.rate_limit.enabled:
-            chain.append(RateLimitGate(self.settings.rate_limit))
+            gates.append(RateLimitGate(self.settings.rate_limit))
         if self.settings.admission.enabled:
-            chain.append(AdmissionGate(self.admission))
-        return chain
+            gates.append(AdmissionGate(self.admission))
+        self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
+        return [self.call_context]
 
     async def start(self) -> int:
         s = self.settings.server

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from mlsdm.server.service.errors import R, Reason, reason_name
 from mlsdm.server.service.observability.logs import ACCESS_LOGGER
@@ -38,7 +38,6 @@ _SERVER_FAULTS = frozenset(
     }
 )
 _MAX_LOGGED_PAYLOAD = 2000
-# Every call of this service is logged, sampled or not: it changes tenants.
 _AUDITED_SERVICE = "mlsdm.v1.AdminService"
 # grpc_code label values as the Go ecosystem writes them (codes.Code.String()),
 # so dashboards and alerts written for go-grpc-prometheus work unchanged.
@@ -80,6 +79,47 @@ class RpcLabels:
         return (self.grpc_type, self.service, self.name)
 
 
+class Route:
+    """One method's telemetry handles, resolved once: resolving a labelled
+    Prometheus child costs a lock and a tuple per call, five times per RPC."""
+
+    __slots__ = (
+        "_counter",
+        "_handled",
+        "audited",
+        "labels",
+        "received",
+        "seconds",
+        "sent",
+        "span_name",
+        "started",
+    )
+
+    def __init__(self, metrics: GrpcServerMetrics, labels: RpcLabels) -> None:
+        values = labels.values
+        self.labels = labels
+        self.span_name = f"{labels.service}/{labels.name}"
+        # Every call of the admin service is logged, sampled or not: it changes tenants.
+        self.audited = labels.service == _AUDITED_SERVICE
+        self.started = metrics.started.labels(*values)
+        self.received = metrics.msg_received.labels(*values)
+        self.sent = metrics.msg_sent.labels(*values)
+        self.seconds = metrics.handling_seconds.labels(*values)
+        self._counter = metrics.handled
+        self._handled: dict[str, Any] = {}
+
+    def handled(self, code_name: str) -> Any:
+        child = self._handled.get(code_name)
+        if child is None:
+            child = self._handled[code_name] = self._counter.labels(*self.labels.values, code_name)
+        return child
+
+
+# Compared per call: the enum wrapper's attribute lookup is not free.
+_RATE_LIMITED = R.ERROR_REASON_RATE_LIMITED
+_OVERLOADED = R.ERROR_REASON_OVERLOADED
+
+
 class RpcTelemetry:
     """Everything recorded per RPC, configured once per server."""
 
@@ -101,25 +141,45 @@ class RpcTelemetry:
         # A private generator: sampling must not consume (or depend on) the
         # global random state anyone else seeds.
         self._sampler = random.Random()
+        self._routes: dict[tuple[str, bool], Route] = {}
+        # Without a tracer provider and without an incoming trace context a
+        # span would be a no-op: the call skips building and attaching one.
+        self._tracing = not isinstance(tracer, trace.NoOpTracer)
+        # The headers the configured propagators read (traceparent, baggage, ...):
+        # extraction runs only when the call carries one of them.
+        self._trace_headers = frozenset(propagate.get_global_textmap().fields)
 
-    def wants_access_line(self, labels: RpcLabels, code: grpc.StatusCode, duration: float) -> bool:
+    def route(self, method: str, streaming: bool) -> Route:
+        key = (method, streaming)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = Route(self.metrics, RpcLabels.of(method, streaming))
+        return found
+
+    def wants_access_line(self, route: Route, code: grpc.StatusCode, duration: float) -> bool:
         """Every failure, slow call and admin call; a sample of the rest."""
         if not self.access_log_enabled:
             return False
-        if code is not grpc.StatusCode.OK or duration >= self.access_log_slow_s:
-            return True
-        if labels.service == _AUDITED_SERVICE:
+        if code is not grpc.StatusCode.OK or duration >= self.access_log_slow_s or route.audited:
             return True
         sample = self.access_log_sample
         return sample >= 1.0 or (sample > 0.0 and self._sampler.random() < sample)
 
-    def begin(self, call: CallInfo, request: Any) -> Rpc:
-        labels = RpcLabels.of(call.method, call.streaming)
-        self.metrics.started.labels(*labels.values).inc()
-        self.metrics.msg_received.labels(*labels.values).inc()
-        parent = propagate.extract(call.metadata)
+    def _parent(self, metadata: dict[str, str]) -> otel_context.Context | None:
+        for header in self._trace_headers:
+            if header in metadata:
+                return propagate.extract(metadata)
+        return None
+
+    def begin(self, route: Route, call: CallInfo, request: Any) -> Rpc:
+        route.started.inc()
+        route.received.inc()
+        parent = self._parent(call.metadata)
+        if parent is None and not self._tracing:
+            return Rpc(self, route, call, INVALID_SPAN, None, request)
+        labels = route.labels
         span = self.tracer.start_span(
-            f"{labels.service}/{labels.name}",
+            route.span_name,
             context=parent,
             kind=SpanKind.SERVER,
             attributes={
@@ -130,56 +190,64 @@ class RpcTelemetry:
                 "mlsdm.tenant": call.tenant,
             },
         )
-        return Rpc(self, labels, call, span, request)
+        return Rpc(self, route, call, span, trace.set_span_in_context(span), request)
 
 
 class Rpc:
     """One call in progress."""
 
-    __slots__ = ("_ctx", "_request", "_t", "call", "ended", "labels", "response", "sent", "span")
+    __slots__ = ("_ctx", "_request", "_t", "call", "ended", "response", "route", "sent", "span")
 
     def __init__(
-        self, t: RpcTelemetry, labels: RpcLabels, call: CallInfo, span: trace.Span, request: Any
+        self,
+        t: RpcTelemetry,
+        route: Route,
+        call: CallInfo,
+        span: trace.Span,
+        ctx: otel_context.Context | None,
+        request: Any,
     ) -> None:
         self._t = t
-        self.labels = labels
+        self.route = route
         self.call = call
         self.span = span
         self.sent = 0
         self.ended = False
         self.response: Any = None
         self._request = request
-        self._ctx = trace.set_span_in_context(span)
+        self._ctx = ctx
 
     def attach(self) -> object:
         """Makes the server span current (around each step into the handler)."""
-        return otel_context.attach(self._ctx)
+        return None if self._ctx is None else otel_context.attach(self._ctx)
 
     @staticmethod
     def detach(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
     def message_sent(self, response: Any = None) -> None:
         self.sent += 1
-        self._t.metrics.msg_sent.labels(*self.labels.values).inc()
+        self.route.sent.inc()
         self.response = response
 
     def end(self, code: grpc.StatusCode, reason: Reason | None) -> None:
         """Records the call's final status (reason: the ErrorInfo reason it carried)."""
         self.ended = True
         call = self.call
+        route = self.route
         duration = max(0.0, time.monotonic() - call.started)
-        m = self._t.metrics
         code_name = GO_CODE_NAMES[code]
-        m.handled.labels(*self.labels.values, code_name).inc()
-        m.handling_seconds.labels(*self.labels.values).observe(duration)
-        span = self.span
+        route.handled(code_name).inc()
+        route.seconds.observe(duration)
         # The auth gate sets the principal during the call.
         principal = call.principal
-        if reason == R.ERROR_REASON_RATE_LIMITED:
-            POLICY.rate_limited("anonymous" if principal == "anonymous" else "authenticated")
-        elif reason == R.ERROR_REASON_OVERLOADED:
-            POLICY.shed(call.priority.name.lower())
+        if reason is not None:
+            if reason == _RATE_LIMITED:
+                POLICY.rate_limited("anonymous" if principal == "anonymous" else "authenticated")
+            elif reason == _OVERLOADED:
+                POLICY.shed(call.priority.name.lower())
+        span = self.span
         if span.is_recording():
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             span.set_attribute("mlsdm.tenant", call.tenant)
@@ -189,30 +257,36 @@ class Rpc:
                 span.set_attribute("mlsdm.error_reason", reason_name(reason))
             if code in _SERVER_FAULTS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
-        span_ctx = span.get_span_context()
-        span.end()
-        if self._t.wants_access_line(self.labels, code, duration) and access_log.isEnabledFor(
+        if self._ctx is not None:
+            span.end()
+        if self._t.wants_access_line(route, code, duration) and access_log.isEnabledFor(
             logging.INFO
         ):
-            line: dict[str, Any] = {
-                "method": call.method,
-                "grpc_type": self.labels.grpc_type,
-                "grpc_code": code_name,
-                "duration_ms": round(duration * 1000, 3),
-                "principal": principal,
-                "tenant": call.tenant,
-                "priority": call.priority.name.lower(),
-                "request_id": call.request_id,
-                "msgs_sent": self.sent,
-            }
-            if reason is not None:
-                line["error_reason"] = reason_name(reason)
-            if span_ctx.is_valid:
-                line["trace_id"] = format(span_ctx.trace_id, "032x")
-                line["span_id"] = format(span_ctx.span_id, "016x")
-            if self._t.log_payloads:
-                line.update(_payloads(self._request, self.response))
-            access_log.info("rpc", extra=line)
+            self._log(code_name, duration, reason)
+
+    def _log(self, code_name: str, duration: float, reason: Reason | None) -> None:
+        call = self.call
+        labels = self.route.labels
+        line: dict[str, Any] = {
+            "method": call.method,
+            "grpc_type": labels.grpc_type,
+            "grpc_code": code_name,
+            "duration_ms": round(duration * 1000, 3),
+            "principal": call.principal,
+            "tenant": call.tenant,
+            "priority": call.priority.name.lower(),
+            "request_id": call.request_id,
+            "msgs_sent": self.sent,
+        }
+        if reason is not None:
+            line["error_reason"] = reason_name(reason)
+        span_ctx = self.span.get_span_context()
+        if span_ctx.is_valid:
+            line["trace_id"] = format(span_ctx.trace_id, "032x")
+            line["span_id"] = format(span_ctx.span_id, "016x")
+        if self._t.log_payloads:
+            line.update(_payloads(self._request, self.response))
+        access_log.info("rpc", extra=line)
 
 
 def _payloads(request: Any, response: Any) -> dict[str, str]:

@@ -102,6 +102,8 @@ class Authenticator:
         self.open = not settings.has_credentials
         self._anonymous = Identity(ANONYMOUS, expand([ADMIN]), "none", ANY_TENANT)
         self._watcher: asyncio.Task[None] | None = None
+        self._identities_of: dict[str, KeyEntry] | None = None
+        self._identities: dict[str, tuple[KeyEntry, Identity]] = {}
 
     async def start(self) -> None:
         """Fetches a JWKS URL's keys before serving, then keeps them fresh; watches
@@ -167,9 +169,7 @@ class Authenticator:
                 raise _expired("API key")
             if not isinstance(found, KeyEntry):
                 raise _invalid("unknown API key")
-            roles = expand(found.roles)
-            binding = binding_for(found.principal, roles, found.tenants)
-            return Identity(found.principal, roles, "api_key", binding)
+            return self._key_identity(entries, found)
         if self._jwks is not None and token.count(".") == 2:
             try:
                 claims = self._jwks.verify(token)
@@ -185,6 +185,23 @@ class Authenticator:
             binding = binding_for(claims.principal, roles, claims.tenants)
             return Identity(claims.principal, roles, "jwt", binding)
         raise _invalid("not a key or token this server accepts")
+
+    def _key_identity(self, entries: dict[str, KeyEntry], entry: KeyEntry) -> Identity:
+        # Built once per verified entry of the keys in force (the key itself is
+        # still checked on every call): a reload brings new entries, and with
+        # them new identities.
+        if entries is not self._identities_of:
+            self._identities_of = entries
+            self._identities = {}
+        cached = self._identities.get(entry.key_id)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        roles = expand(entry.roles)
+        identity = Identity(
+            entry.principal, roles, "api_key", binding_for(entry.principal, roles, entry.tenants)
+        )
+        self._identities[entry.key_id] = (entry, identity)
+        return identity
 
     def _from_certificate(self, auth_context: Callable[[], AuthContext]) -> Identity | None:
         tls = self.settings.tls

@@ -34,8 +34,8 @@ class PinnedLRU(Generic[V]):
             return found
 
     def peek(self, key: str) -> V | None:
-        with self._lock:
-            return self._items.get(key)
+        # One dict read is atomic: only changes (and whole-map reads) take the lock.
+        return self._items.get(key)
 
     def put(self, key: str, value: V) -> None:
         with self._lock:

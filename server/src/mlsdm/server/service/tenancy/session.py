@@ -117,6 +117,7 @@ class TenantSession:
         self._events = events
         self._durable = store.durable
         self.applied_seq = last_seq
+        self._view: tuple[int, EngineStateView] | None = None
         self.snapshot_seq = snapshot_seq
         self._next_seq = last_seq + 1
         self._snapshot_every = snapshot_every
@@ -235,7 +236,13 @@ class TenantSession:
     # reads
 
     async def state(self) -> EngineStateView:
-        return await self.read(self.engine.state)
+        return await self.read(self._view_now)
+
+    def _view_now(self) -> EngineStateView:
+        # Every engine change is an applied seq (_applied): a view holds until the next.
+        if self._view is None or self._view[0] != self.applied_seq:
+            self._view = (self.applied_seq, self.engine.state())
+        return self._view[1]
 
     async def read(self, fn: Callable[[], T], *, heavy: bool = False) -> T:
         """Runs `fn` after every write queued before it; `heavy` ones may run in

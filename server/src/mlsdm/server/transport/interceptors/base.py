@@ -7,7 +7,11 @@ the rebuilding of handler objects.
 
 A Gate is a policy that decides before the handler runs: subclasses write
 `check()` (and, when they must hold something around the handler, `scope()`),
-and this module owns the unary and stream wrapping for all of them.
+and this module owns the unary and stream wrapping for all of them. Gates are
+not interceptors of their own: the call context (call_context.py) composes
+them around each handler once, so grpc walks one interceptor per call instead
+of one per policy (each costs a coroutine and a handler lookup per call,
+bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
 _NO_SCOPE: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
-class Gate(HandlerInterceptor):
+class Gate:
     """A policy that admits or refuses a call before its handler runs.
 
     `check` raises a ServiceError to refuse; it may return a Release that runs
@@ -113,10 +117,28 @@ class Gate(HandlerInterceptor):
     def scope(self, call: CallInfo) -> contextlib.AbstractAsyncContextManager[None]:
         return _NO_SCOPE
 
+    def scoped(self) -> bool:
+        """Whether this gate holds a scope (a gate without one skips entering it)."""
+        return type(self).scope is not Gate.scope
+
     def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        check = self.check
+        if not self.scoped():
+
+            async def unscoped(request: Any, context: Context) -> Any:
+                release = await check(current_call(), context)
+                if release is None:
+                    return await behavior(request, context)
+                try:
+                    return await behavior(request, context)
+                finally:
+                    release()
+
+            return unscoped
+
         async def unary(request: Any, context: Context) -> Any:
             call = current_call()
-            release = await self.check(call, context)
+            release = await check(call, context)
             try:
                 async with self.scope(call):
                     return await behavior(request, context)

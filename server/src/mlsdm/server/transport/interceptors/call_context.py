@@ -1,4 +1,4 @@
-"""Outermost interceptor: the call context of every guarded RPC.
+"""The server's one interceptor: the call context of every guarded RPC.
 
 For each call it builds the CallInfo (request id, tenant, priority), attaches
 x-request-id and x-mlsdm-version to the response (a stream's initial metadata;
@@ -6,15 +6,17 @@ a unary call's trailing metadata, which leaves with the reply in the call's
 last batch: initial metadata of its own would cost a separate core batch,
 about 10 % of a GetState, bench/RESULTS.md), counts the call in
 flight for shutdown, begins its telemetry, and runs the call checks (draining,
-header validation, unparsable bytes; more can be appended). Then the gates and
-the handler run; whatever they raise ends the call here through
-transport/status.py, the one place statuses are built, and telemetry records
-the code the call really ended with.
+header validation, unparsable bytes; more can be appended). Then the gates
+(composed inside this interceptor once per method, base.py) and the handler
+run; whatever they raise ends the call here through transport/status.py, the
+one place statuses are built, and telemetry records the code the call really
+ended with.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NoReturn
 
@@ -35,15 +37,15 @@ from mlsdm.server.transport.call import (
     parse_priority,
     parse_tenant,
     request_id_from,
-    split_method,
 )
 from mlsdm.server.transport.interceptors.base import (
     Context,
+    Gate,
     HandlerInterceptor,
     StreamBehavior,
     UnaryBehavior,
 )
-from mlsdm.server.transport.telemetry import Rpc, RpcTelemetry
+from mlsdm.server.transport.telemetry import Route, Rpc, RpcTelemetry
 
 # Seconds a client should wait before retrying elsewhere while this replica drains.
 DRAIN_RETRY_AFTER_S = 1.0
@@ -115,46 +117,49 @@ def final_code(context: Context, exc: BaseException | None) -> grpc.StatusCode:
 
 
 class CallContextInterceptor(HandlerInterceptor):
+    """The one interceptor of the server: the call context, with the gates
+    (deadline, auth, rate limit, admission; outermost first) composed inside it."""
+
     def __init__(
         self,
         lifecycle: Lifecycle,
         telemetry: RpcTelemetry,
         checks: Sequence[CallCheck] | None = None,
+        gates: Sequence[Gate] = (),
     ) -> None:
         super().__init__()
         self._lifecycle = lifecycle
         self._telemetry = telemetry
         self.checks = list(default_checks(lifecycle) if checks is None else checks)
+        self.gates = list(gates)
 
     def wrap_deserializer(
         self, deserializer: Callable[[bytes], Any] | None
     ) -> Callable[[bytes], Any] | None:
         return None if deserializer is None else _parse_safely(deserializer)
 
-    async def _open(self, method: str, streaming: bool, context: Context) -> CallInfo:
-        service, name = split_method(method)
+    def _open(self, route: Route, streaming: bool, context: Context) -> CallInfo:
+        labels = route.labels
         raw = tuple(context.invocation_metadata() or ())
         metadata = parse_metadata(raw)
         call = CallInfo(
-            method=method,
-            service=service,
-            name=name,
-            streaming=streaming,
-            request_id=request_id_from(metadata),
-            tenant="default",
+            labels.method,
+            labels.service,
+            labels.name,
+            streaming,
+            request_id_from(metadata),
+            "default",
             # Headers are validated by the checks, inside the error handling.
-            priority=Priority.NORMAL,
-            metadata=metadata,
-            raw_metadata=raw,
+            Priority.NORMAL,
+            metadata,
+            time.monotonic(),
+            None,
+            raw,
         )
         remaining = context.time_remaining()
         if remaining is not None:
             call.deadline = call.started + remaining
         bind_call(call)
-        if streaming:
-            await context.send_initial_metadata(status.response_metadata(call.request_id))
-        else:
-            context.set_trailing_metadata(status.response_metadata(call.request_id))
         return call
 
     def _check(self, call: CallInfo, request: Any) -> None:
@@ -177,10 +182,15 @@ class CallContextInterceptor(HandlerInterceptor):
         self._lifecycle.exit()
 
     def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        for gate in reversed(self.gates):
+            behavior = gate.wrap_unary(method, behavior)
+        route = self._telemetry.route(method, False)
+
         async def unary(request: Any, context: Context) -> Any:
-            call = await self._open(method, False, context)
+            call = self._open(route, False, context)
+            context.set_trailing_metadata(status.response_metadata(call.request_id))
             self._lifecycle.enter()
-            rpc = self._telemetry.begin(call, request)
+            rpc = self._telemetry.begin(route, call, request)
             ended: BaseException | None = None
             try:
                 token = rpc.attach()
@@ -206,10 +216,15 @@ class CallContextInterceptor(HandlerInterceptor):
         return unary
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        for gate in reversed(self.gates):
+            behavior = gate.wrap_stream(method, behavior)
+        route = self._telemetry.route(method, True)
+
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            call = await self._open(method, True, context)
+            call = self._open(route, True, context)
+            await context.send_initial_metadata(status.response_metadata(call.request_id))
             self._lifecycle.enter()
-            rpc = self._telemetry.begin(call, request)
+            rpc = self._telemetry.begin(route, call, request)
             ended: BaseException | None = None
             responses: AsyncIterator[Any] | None = None
             try:

@@ -22,16 +22,30 @@ from mlsdm.server.transport.interceptors.base import Context, Gate, Release
 
 
 class _Enforce:
-    """One step of the call under its deadline; an expiry is DEADLINE_EXPIRED."""
+    """One step of the call under its deadline; an expiry is DEADLINE_EXPIRED.
 
-    __slots__ = ("_timeout",)
+    What asyncio.timeout does, reduced to one timer and one flag (it costs a
+    few µs per call less, and every call enters one): at the deadline the
+    task is cancelled; leaving the scope with that cancellation turns it into
+    the status, while a cancellation from anyone else passes through."""
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_remaining", "_task")
 
     def __init__(self, remaining: float) -> None:
-        # The loop's clock (uvloop's included) need not share time.monotonic's origin.
-        self._timeout = asyncio.timeout_at(asyncio.get_running_loop().time() + remaining)
+        self._remaining = remaining
+        self._expired = False
 
     async def __aenter__(self) -> None:
-        await self._timeout.__aenter__()
+        task = asyncio.current_task()
+        assert task is not None  # a scope is entered from a coroutine
+        self._task = task
+        self._cancelling = task.cancelling()
+        # The loop's clock (uvloop's included) need not share time.monotonic's origin.
+        self._handle = task.get_loop().call_later(self._remaining, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
 
     async def __aexit__(
         self,
@@ -39,12 +53,13 @@ class _Enforce:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            await self._timeout.__aexit__(kind, exc, tb)
-        except TimeoutError:
-            if self._timeout.expired():
-                raise deadline_expired() from None
-            raise
+        self._handle.cancel()
+        if not self._expired:
+            return
+        # Our own cancellation is withdrawn whatever happened next, so the task's
+        # count of pending cancellations only holds other people's.
+        if self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+            raise deadline_expired() from None
 
 
 class DeadlineGate(Gate):
