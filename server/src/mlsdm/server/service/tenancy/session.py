@@ -17,7 +17,6 @@ before it, and never runs beside an offloaded engine call. Readers get values
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,9 +42,6 @@ from mlsdm.server.service.tenancy.clock import PinnedClock
 from mlsdm.server.service.tenancy.replay import SNAPSHOT_FORMAT
 
 T = TypeVar("T")
-
-log = logging.getLogger("mlsdm.tenants")
-
 
 class TenantClosed(RuntimeError):
     """The tenant was evicted, handed over, deleted, or the server is stopping."""
@@ -186,6 +182,7 @@ class TenantSession:
                 seq, now, prompt, moral_value, max_tokens, context_top_k
             ),
             partial(self.engine.admit, prompt, moral_value, max_tokens, context_top_k),
+            heavy=True,  # the retrieval scans the tenant's whole store
         )
 
     async def commit(self, admission: Admission, response_text: str) -> CommitResult:
@@ -260,31 +257,35 @@ class TenantSession:
 
     # the ordered record -> commit -> apply
 
-    async def _write(self, encode: Callable[[int, float], bytes], fn: Callable[[], T]) -> T:
-        done, op = self._submit(encode, fn)
+    async def _write(
+        self, encode: Callable[[int, float], bytes], fn: Callable[[], T], heavy: bool = False
+    ) -> T:
+        done, op = self._submit(encode, fn, heavy)
         if op is None:
             return cast(T, done)
         result: T = await asyncio.shield(op.result)
         return result
 
     def _submit(
-        self, encode: Callable[[int, float], bytes], fn: Callable[[], T]
+        self, encode: Callable[[int, float], bytes], fn: Callable[[], T], heavy: bool = False
     ) -> tuple[T | None, _Op | None]:
         self._ensure_open()
         now = time.time()
-        if not self._durable and not self._queue and not self._caller.offloads(self.engine):
+        # Only a store scan may leave the loop: a handoff costs more than an O(dim) write.
+        offload = heavy and self._caller.offloads(self.engine)
+        if not self._durable and not self._queue and not offload:
             # Nothing is kept: no record to encode, no commit to wait for.
             return self._apply_inline(self._next_seq, now, fn), None
         seq = self._next_seq
         commit = self._store.append(self.lease, seq, encode(seq, now))
         self._next_seq = seq + 1
-        if not self._queue and commit.done() and not self._caller.offloads(self.engine):
+        if not self._queue and commit.done() and not offload:
             exc = commit.exception()
             if exc is not None:
                 self._commit_failed(seq, exc)
                 raise exc
             return self._apply_inline(seq, now, fn), None
-        op = _Op(seq, now, commit, fn, asyncio.get_running_loop().create_future())
+        op = _Op(seq, now, commit, fn, asyncio.get_running_loop().create_future(), heavy)
         self._enqueue(op)
         return None, op
 
@@ -346,7 +347,7 @@ class TenantSession:
             self._worker = None
 
     async def _run(self, op: _Op) -> Any:
-        offload = (op.heavy or op.seq > 0) and self._caller.offloads(self.engine)
+        offload = op.heavy and self._caller.offloads(self.engine)
         if op.seq == 0:
             return await self._caller.run(self.engine, op.fn) if offload else op.fn()
         fn = op.fn
