@@ -18,4 +18,10 @@ def build_store(settings: TenantSettings) -> TenantStore:
         return PostgresStore(PgConfig.from_settings(settings))
     from mlsdm.server.service.store.sqlite import SqliteConfig, SqliteStore
 
-    return SqliteStore(SqliteConfig(settings.sqlite_path.absolute(), settings.sync))
+    return SqliteStore(
+        SqliteConfig(
+            settings.sqlite_path.absolute(),
+            settings.sync,
+            commit_delay_max_s=settings.commit_delay_max_s,
+        )
+    )

@@ -31,6 +31,10 @@ class TenantSettings(PostgresStoreSettings):
     # Relative paths are taken from the working directory at start.
     data_dir: Path = Path("mlsdm-data")
     sync: SyncLevel = "full"
+    # SQLite: the longest the writer waits for more calls' appends before a
+    # commit, so that concurrent calls share one transaction and fsync; the wait
+    # adapts (store/commit_delay.py) and a lone caller hardly pays it. 0: none.
+    commit_delay_max_s: float = Field(default=0.002, ge=0.0, le=0.1)
     # Engines kept in memory; past it the least recently used idle tenant is
     # snapshotted and dropped, and loaded back (snapshot + events) on its next call.
     max_resident: int = Field(default=64, ge=1)

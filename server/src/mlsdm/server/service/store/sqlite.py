@@ -73,6 +73,8 @@ class SqliteConfig:
     busy_timeout_s: float = 5.0
     # Reader threads (each with its own connection) for loads and listings.
     readers: int = 2
+    # The longest wait for more appends before a commit (commit_delay.py); 0: none.
+    commit_delay_max_s: float = 0.002
 
 
 class _Readers:
@@ -132,7 +134,7 @@ class SqliteStore(LocalLeaseMixin, TenantStore):
         self.stats = LocalStats()
         self._leases = LocalLeases(config.owner)
         self._lock = FileLock(self.path)
-        self._writer = SqliteWriter(self.stats)
+        self._writer = SqliteWriter(self.stats, config.commit_delay_max_s)
         self._readers: _Readers | None = None
         self.schema_found: int | None = None
 

@@ -5,6 +5,7 @@ the port's sequence rules, queues the event and returns a future; the thread
 takes everything queued so far, of any tenants, and commits it in ONE
 transaction that also checks each tenant's events continue its committed
 `last_seq`; then it resolves the futures through `call_soon_threadsafe`.
+Before a commit it may wait a little for more appends (commit_delay.py).
 Other writes (snapshots, delete, register, repair, probe) are jobs on the
 same queue, run in order between the batches.
 
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mlsdm.server.service.store.commit_delay import CommitDelay, Wait
 from mlsdm.server.service.store.futures import fail
 from mlsdm.server.service.store.memory import LocalStats
 from mlsdm.server.service.store.port import LeaseLost, StorageUnavailable, StoreError
@@ -102,8 +104,10 @@ def commit_appends(conn: sqlite3.Connection, batch: list[_Append]) -> dict[str, 
 
 
 class SqliteWriter:
-    def __init__(self, stats: LocalStats) -> None:
+    def __init__(self, stats: LocalStats, commit_delay_max_s: float = 0.0) -> None:
         self.stats = stats
+        # Writer thread side: the wait before each commit (commit_delay.py).
+        self._delay = CommitDelay(commit_delay_max_s)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -202,13 +206,34 @@ class SqliteWriter:
             stop = False
             while not stop:
                 items = [self._queue.get()]
-                with contextlib.suppress(queue.Empty):
-                    while len(items) < MAX_BATCH * 2:
-                        items.append(self._queue.get_nowait())
+                self._take_queued(items)
+                wait = self._delay.plan(len(items))
+                if wait is not None and _STOP not in items:
+                    self._wait_for_more(items, wait)
                 stop = self._process(conn, items)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+    def _wait_for_more(self, items: list[object], wait: Wait) -> None:
+        deadline = time.monotonic() + wait.limit_s
+        while len(items) < min(wait.size, MAX_BATCH):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.0:
+                break
+            try:
+                items.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+            self._take_queued(items)
+            if items[-1] is _STOP:
+                break
+        self._delay.observe(wait, len(items))
+
+    def _take_queued(self, items: list[object]) -> None:
+        with contextlib.suppress(queue.Empty):
+            while len(items) < MAX_BATCH * 2:
+                items.append(self._queue.get_nowait())
 
     def _process(self, conn: sqlite3.Connection, items: list[object]) -> bool:
         batch: list[_Append] = []
