@@ -10,7 +10,9 @@ limit set out of reach, admission, metrics and access logs on, and the local
 stub LLM at zero latency. Each is run closed loop at each concurrency, then
 open loop at one fixed rate (half the slowest RPC's c=16 throughput) for all.
 Server and load generator (load_client.py) are separate processes pinned to
-different CPUs; every cell uses a fresh tenant so cells do not feed each other.
+different CPUs; every cell uses a fresh tenant so cells do not feed each other,
+except the Generate@N rows: one tenant per size N, its store first filled to
+N memories (`engine.capacity` N) so that each call retrieves over N.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from load_soak import SAMPLE_EVERY_S, soak
 
 BENCH = Path(__file__).resolve().parent
 RPCS = ("GetState", "ProcessEvent", "Generate", "StreamGenerate")
+DEFAULT_SIZES = "1000,5000,20000"
 NO_MATPLOTLIB = (
     "matplotlib is not installed: no PNG drawn (the table above is complete; "
     "`pip install matplotlib` for the plot)"
@@ -94,10 +97,24 @@ class Sweep:
         self.args = args
         self.server_cpu, self.client_cpu = cpus
         self.cells: list[Cell] = []
+        self.concurrencies = [int(c) for c in args.concurrency.split(",")]
+        self.sizes = [int(n) for n in args.generate_sizes.split(",") if n]
 
-    def cell(self, server: Server, rpc: str, mode: str, load: float, extra: list[str]) -> Cell:
+    def cell(
+        self,
+        server: Server,
+        rpc: str,
+        mode: str,
+        load: float,
+        extra: list[str],
+        *,
+        row: str | None = None,
+        tenant: str | None = None,
+    ) -> Cell:
+        """One measurement; `row` names it in the table (default the RPC) and
+        `tenant` reuses a prepared tenant instead of a fresh one."""
         a = self.args
-        tenant = f"bench-{rpc.lower()}-{mode}-{int(load)}"
+        tenant = tenant or f"bench-{rpc.lower()}-{mode}-{int(load)}"
         argv = [
             "--rpc",
             rpc,
@@ -114,16 +131,41 @@ class Sweep:
         else:
             argv += ["--rate", str(load)]
         result, server_cpu = run_client(server, self.client_cpu, argv)
-        cell = Cell(rpc, mode, load, result, server_cpu, result["client_cpu_s"] / a.duration)
+        name = row or rpc
+        cell = Cell(name, mode, load, result, server_cpu, result["client_cpu_s"] / a.duration)
         self.cells.append(cell)
         errors = sum(result["errors"].values())
         print(
-            f"  {rpc:<15} {cell.label:<14} {cell.rps:>9,.0f} RPS  p50 {cell.p('p50'):7.2f} ms"
+            f"  {name:<15} {cell.label:<14} {cell.rps:>9,.0f} RPS  p50 {cell.p('p50'):7.2f} ms"
             f"  p99 {cell.p('p99'):7.2f} ms  server CPU {server_cpu:4.0%}  "
             f"client CPU {cell.client_cpu:4.0%}" + (f"  errors {errors}" if errors else ""),
             flush=True,
         )
         return cell
+
+
+def size_label(memories: int) -> str:
+    return f"{memories // 1000}k" if memories % 1000 == 0 else str(memories)
+
+
+def sized_generate(sweep: Sweep, work: Path, cpus: tuple[int | None, int | None]) -> None:
+    """Generate on a tenant whose store is full at each size: a server with
+    `engine.capacity` set to the size, the tenant filled by ProcessEvent first.
+    The ring then stays full during the cells (each accepted Generate evicts the
+    oldest memory), so every call retrieves over exactly that many memories."""
+    for memories in sweep.sizes:
+        home = work / f"generate-{memories}"
+        home.mkdir()
+        tenant, row = f"bench-generate-full-{memories}", f"Generate@{size_label(memories)}"
+        with chain_server(cpus[0], home, {"engine.capacity": memories}) as server:
+            filled, _ = run_client(server, cpus[1], ["--fill", str(memories), "--tenant", tenant])
+            print(
+                f"  {row}: store filled to {filled['filled']:,} of {filled['capacity']:,} "
+                f"in {filled['fill_s']:.1f} s",
+                flush=True,
+            )
+            for c in sweep.concurrencies:
+                sweep.cell(server, "Generate", "closed", c, [], row=row, tenant=tenant)
 
 
 def probe(server: Server, cpu: int | None) -> dict[str, dict[str, int]]:
@@ -137,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     m = machine()
     print(describe(m, cpus), flush=True)
     sweep = Sweep(args, cpus)
-    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    concurrencies = sweep.concurrencies
     rpcs = [r for r in args.rpcs.split(",") if r]
     started = time.monotonic()
     with scratch_dir() as tmp:
@@ -159,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
                 for c in concurrencies:
                     sweep.cell(server, rpc, "closed", c, [])
         access_lines = access_log_lines(server.log)
+        if sweep.sizes and "Generate" in rpcs:
+            print("Generate over a full store, by size:", flush=True)
+            sized_generate(sweep, work, cpus)
         rate = _open_rate(sweep.cells, args)
         if rate > 0:
             print(f"open loop at {rate:,.0f} calls/s:", flush=True)
@@ -212,7 +257,9 @@ def _open_rate(cells: list[Cell], args: argparse.Namespace) -> float:
         return 0.0
     # Half the slowest RPC's throughput at the middle concurrency: every RPC
     # (and echo) is then offered the same load, well inside its capacity.
-    closed = [c for c in cells if c.mode == "closed" and c.rpc not in BASELINES]
+    closed = [
+        c for c in cells if c.mode == "closed" and c.rpc not in BASELINES and "@" not in c.rpc
+    ]
     loads = sorted({c.load for c in closed})
     mid = loads[len(loads) // 2]
     slowest = min(c.rps for c in closed if c.load == mid)
@@ -269,6 +316,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--open-rate", type=float, help="open-loop rate, calls per second")
     parser.add_argument(
+        "--generate-sizes",
+        default=DEFAULT_SIZES,
+        help="store sizes (memories) of the Generate-over-a-full-store rows, "
+        "comma-separated ('' for none)",
+    )
+    parser.add_argument(
         "--results",
         help="markdown file to update ('' to skip; default bench/RESULTS.md, "
         "with --quick a file in a new temporary directory)",
@@ -297,6 +350,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.concurrency, args.warmup, args.duration = "2", 0.1, 0.3
+        if args.generate_sizes == DEFAULT_SIZES:
+            args.generate_sizes = "300"
         args.soak_seconds = min(args.soak_seconds, 5.0)
         args.soak_sample_seconds = min(args.soak_sample_seconds, 0.5)
         args.soak_tenants = min(args.soak_tenants, 5)

@@ -110,6 +110,36 @@ class Calls:
         }
         return sizes
 
+    async def fill(self, memories: int, workers: int = 16) -> dict[str, Any]:
+        """Fills the tenant's store to `memories` (or its capacity) with distinct
+        random events; returns how full it got and how long it took."""
+        md = self._metadata[0]
+        dim = len(self._events[0].vector)
+        started = time.perf_counter()
+        used = capacity = 0
+
+        async def occupancy() -> tuple[int, int]:
+            state = await self._stub.GetState(pb.GetStateRequest(), metadata=md)
+            return int(state.store.used), int(state.store.capacity)
+
+        async def worker(seed: int, calls: int) -> None:
+            rng = np.random.default_rng(seed)
+            for _ in range(calls):
+                vector = rng.standard_normal(dim).astype(np.float32).tolist()
+                request = pb.ProcessEventRequest(vector=vector, moral_value=0.8)
+                await self._stub.ProcessEvent(request, metadata=md, timeout=CALL_TIMEOUT_S)
+
+        used, capacity = await occupancy()
+        target = min(memories, capacity)
+        round_ = 0
+        while used < target:
+            # About 3 in 4 events are accepted (and stored); ask for what is missing.
+            calls = max(1, (target - used) * 4 // 3 // workers + 1)
+            await asyncio.gather(*(worker(round_ * workers + i, calls) for i in range(workers)))
+            used, capacity = await occupancy()
+            round_ += 1
+        return {"filled": used, "capacity": capacity, "fill_s": time.perf_counter() - started}
+
     def make(self, rpc: str, rng: random.Random) -> Call:
         stub, metadata = self._stub, self._metadata
         n = len(metadata)
@@ -315,6 +345,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         calls = Calls(channel, args)
         if args.probe:
             return {"probe": await calls.probe()}
+        if args.fill:
+            return await calls.fill(args.fill)
         window = Window(args.warmup, args.duration)
         watcher = asyncio.create_task(window.watch())
         if args.rate > 0:
@@ -354,6 +386,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=384, help="ProcessEvent vector length")
     parser.add_argument("--echo-request-bytes", type=int, default=128)
     parser.add_argument("--probe", action="store_true", help="one call per RPC; print sizes")
+    parser.add_argument(
+        "--fill", type=int, default=0, help="fill the tenant's store to N memories, then exit"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 0.1 s warm-up, 0.3 s measured"
     )

@@ -45,7 +45,8 @@ def test_quick_run_produces_every_row(tmp_path: Path) -> None:
 
     cells = json.loads(raw.read_text())["cells"]
     closed = {(c["rpc"], c["load"]) for c in cells if c["mode"] == "closed"}
-    assert closed == {(rpc, 2) for rpc in RPCS}
+    # Plus Generate over a full store (--quick: a ring of 300, filled first).
+    assert closed == {(rpc, 2) for rpc in RPCS} | {("Generate@300", 2)}
     assert {c["rpc"] for c in cells if c["mode"] == "open"} == set(RPCS)
     for c in cells:
         # Every call went through: auth, rate limit and admission let the bench in.
@@ -55,8 +56,9 @@ def test_quick_run_produces_every_row(tmp_path: Path) -> None:
     assert all(
         c["result"]["accepted_frac"] is not None
         for c in cells
-        if c["rpc"] in ("ProcessEvent", "Generate", "StreamGenerate")
+        if c["rpc"] in ("ProcessEvent", "Generate", "StreamGenerate", "Generate@300")
     )
+    assert re.search(r"Generate@300: store filled to 300 of 300 in", done.stdout), done.stdout
 
     table_rows = [
         line.split()[:2]
