@@ -127,3 +127,47 @@ def test_format_1_snapshot_is_refused_with_a_clear_error() -> None:
     w.u64(DIM)
     with pytest.raises(SnapshotError, match="format 1"):
         CognitiveEngine.restore(w.frame(1), SMALL)
+
+
+def test_a_format_2_snapshot_restores_the_same_state_as_format_3() -> None:
+    from mlsdm.engine import state_codec
+
+    engine = _busy_engine()
+    old = state_codec.dump(engine, state_codec.F32_VECTORS)
+    new = engine.snapshot()
+    # Format 3 keeps the int8 rows as stored: a quarter of format 2's vector bytes.
+    vector_bytes = engine.store.size * DIM
+    assert len(old) - len(new) == vector_bytes * 4 - (vector_bytes + engine.store.size * 4)
+    from_old = CognitiveEngine.restore(old, SMALL)
+    assert from_old.snapshot() == new
+    assert from_old.state() == engine.state()
+    assert np.array_equal(from_old.store.used_vectors(), engine.store.used_vectors())
+
+
+def _codes_frame(engine: CognitiveEngine, damage: str) -> bytes:
+    """A checksum-valid format-3 snapshot whose rows break quantize()'s rules."""
+    store = engine.store
+    codes, scales = (a.copy() for a in store.used_codes())
+    if damage == "zero row":
+        codes[0] = 0
+    elif damage == "scale":
+        scales[1] *= 1.5
+    else:
+        scales[2] = np.nan
+    original = store.used_codes
+
+    def damaged() -> tuple[np.ndarray, np.ndarray]:
+        return codes, scales
+
+    store.used_codes = damaged  # type: ignore[method-assign]
+    try:
+        return engine.snapshot()
+    finally:
+        store.used_codes = original  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("damage", ["zero row", "scale", "nan scale"])
+def test_format_3_rows_that_quantize_could_not_have_written_are_refused(damage: str) -> None:
+    engine = _busy_engine()
+    with pytest.raises(SnapshotError):
+        CognitiveEngine.restore(_codes_frame(engine, damage), SMALL)

@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 from .errors import SnapshotError
 
 MAGIC = b"MLSDMENG"
-VERSION = 2
+VERSION = 3
 # Versions whose frame can be read (the payload decides whether it can be loaded).
-READABLE = (1, 2)
+READABLE = (1, 2, 3)
 _HEADER = struct.Struct("<8sHQ")
 _DIGEST = 16
 
@@ -50,9 +50,13 @@ class Writer:
         self._parts.append(np.ascontiguousarray(arr, dtype=np.dtype(dtype)).tobytes())
 
     def frame(self, version: int = VERSION) -> bytes:
-        payload = b"".join(self._parts)
-        head = _HEADER.pack(MAGIC, version, len(payload)) + payload
-        return head + _digest(head)
+        # Hashed part by part and joined once: a full store is tens of MiB,
+        # and every extra concatenation is another copy of it.
+        header = _HEADER.pack(MAGIC, version, sum(len(p) for p in self._parts))
+        digest = hashlib.blake2b(header, digest_size=_DIGEST)
+        for part in self._parts:
+            digest.update(part)
+        return b"".join([header, *self._parts, digest.digest()])
 
 
 class Reader:

@@ -1,11 +1,15 @@
-"""The engine's snapshot payload (format 2): what ``CognitiveEngine.snapshot``
+"""The engine's snapshot payload (format 3): what ``CognitiveEngine.snapshot``
 writes and ``restore`` reads, field by field, in one fixed order.
 
-Format 2 (this one) holds each memory's prompt, response and step, the moral
-filter's two running means, the count of entries awaiting consolidation and
-the prompt of each pending ticket. Format 1 (memories held only the response,
-consolidation wrote sleep-tagged copies) is refused with a SnapshotError: its
-memories have no prompt to restore, so the operation log must be replayed.
+Format 3 (this one) holds each memory's vector as the store keeps it (int8
+codes and a float32 scale per row: a full 20k x 384 store is 7.5 MiB, not
+30), its prompt, response and step, the moral filter's two running means, the
+count of entries awaiting consolidation and the prompt of each pending
+ticket. Format 2 is the same with float32 vectors (the dequantised rows); it
+is still read, and restores the same state. Format 1 (memories held only the
+response, consolidation wrote sleep-tagged copies) is refused with a
+SnapshotError: its memories have no prompt to restore, so the operation log
+must be replayed.
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ if TYPE_CHECKING:
     from .core import CognitiveEngine
 
 FORMAT = VERSION
+# Format 2: float32 vectors instead of codes and scales; read, never written.
+F32_VECTORS = 2
 
 
-def dump(engine: CognitiveEngine) -> bytes:
+def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
+    """The snapshot bytes; `fmt` F32_VECTORS writes format 2 (for readers
+    that predate format 3, and the test that both restore the same state)."""
     from .core import REFUSALS
+
+    if fmt not in (FORMAT, F32_VECTORS):
+        raise ValueError(f"cannot write snapshot format {fmt}")
 
     cfg, w = engine._cfg, Writer()
     w.u64(cfg.dim)
@@ -41,7 +52,12 @@ def dump(engine: CognitiveEngine) -> bytes:
     store = engine._store
     w.u64(store.size)
     w.u64(store.head)
-    w.array(store.used_vectors(), "<f4")
+    if fmt == F32_VECTORS:
+        w.array(store.used_vectors(), "<f4")
+    else:
+        codes, scales = store.used_codes()
+        w.array(codes, "<i1")
+        w.array(scales, "<f4")
     w.array(store.used_phases(), "<f8")
     w.array(store.used_confidences(), "<f4")
     w.array(store.used_steps(), "<i8")
@@ -64,11 +80,11 @@ def dump(engine: CognitiveEngine) -> bytes:
     for ticket, prompt in engine._pending.items():
         w.u64(ticket)
         w.text(prompt)
-    return w.frame(FORMAT)
+    return w.frame(fmt)
 
 
 def load(engine: CognitiveEngine, r: Reader) -> None:
-    if r.version != FORMAT:
+    if r.version not in (FORMAT, F32_VECTORS):
         raise SnapshotError(
             f"snapshot format {r.version} predates memories that hold the prompt "
             f"(this engine reads format {FORMAT}); rebuild the tenant from its operation log"
@@ -113,7 +129,11 @@ def _load_store(engine: CognitiveEngine, r: Reader) -> None:
     size, head = r.u64(), r.u64()
     if size > cfg.capacity:
         raise SnapshotError("store size exceeds capacity")
-    vecs = r.array("<f4", (size, cfg.dim)).astype(np.float32)
+    if r.version == F32_VECTORS:
+        vecs = r.array("<f4", (size, cfg.dim)).astype(np.float32)
+    else:
+        codes = r.array("<i1", (size, cfg.dim)).astype(np.int8)
+        scales = r.array("<f4", (size,)).astype(np.float32)
     phases = r.array("<f8", (size,)).astype(np.float64)
     confs = r.array("<f4", (size,)).astype(np.float32)
     steps = r.array("<i8", (size,)).astype(np.int64)
@@ -122,7 +142,10 @@ def _load_store(engine: CognitiveEngine, r: Reader) -> None:
     for _ in range(size):
         prompts.append(r.text())
         texts.append(r.text())
-    engine._store.load(vecs, phases, confs, texts, head, prompts, steps)
+    if r.version == F32_VECTORS:
+        engine._store.load(vecs, phases, confs, texts, head, prompts, steps)
+    else:
+        engine._store.load_quantized(codes, scales, phases, confs, texts, head, prompts, steps)
     unconsolidated = r.u64()
     if unconsolidated > size:
         raise SnapshotError("more entries awaiting consolidation than the store holds")

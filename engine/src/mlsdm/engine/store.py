@@ -240,6 +240,14 @@ class VectorStore:
         snapshot written from them restores the store exactly."""
         return self._rows.read_many(np.arange(self._size))
 
+    def used_codes(self) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
+        """The used rows as stored: int8 codes and per-row scales (slot order;
+        read-only views, valid until the next write)."""
+        codes, scales = self._rows.codes[: self._size], self._rows.scales[: self._size]
+        codes.flags.writeable = False
+        scales.flags.writeable = False
+        return codes, scales
+
     def used_phases(self) -> NDArray[np.float64]:
         view = self._phase[: self._size]
         view.flags.writeable = False
@@ -281,8 +289,52 @@ class VectorStore:
         prompts: list[str] | None = None,
         steps: NDArray[np.int64] | None = None,
     ) -> None:
-        """Replace the contents wholesale (snapshot restore)."""
+        """Replace the contents wholesale (snapshot restore, trim)."""
         n = vecs.shape[0]
+        if vecs.shape[1:] != (self.dim,):
+            raise ValueError("inconsistent store contents")
+        self._replace(n, phases, confs, texts, head, prompts, steps)
+        for slot in range(n):
+            self._rows.write(slot, vecs[slot])
+
+    def load_quantized(
+        self,
+        codes: NDArray[np.int8],
+        scales: NDArray[np.float32],
+        phases: NDArray[np.float64],
+        confs: NDArray[np.float32],
+        texts: list[str],
+        head: int,
+        prompts: list[str],
+        steps: NDArray[np.int64],
+    ) -> None:
+        """Like load, from the rows as stored (used_codes): no re-quantising."""
+        n = codes.shape[0]
+        # What quantize() writes: no zero row, its scale 1/|codes|, finite.
+        norms = np.linalg.norm(codes.astype(np.float64), axis=1) if n else np.zeros(0)
+        if not (
+            codes.shape[1:] == (self.dim,)
+            and scales.shape == (n,)
+            and bool(np.all(norms > 0.0))
+            and np.allclose(scales.astype(np.float64) * norms, 1.0, rtol=0.0, atol=1e-5)
+        ):
+            raise ValueError("inconsistent store contents")
+        self._replace(n, phases, confs, texts, head, prompts, steps)
+        self._rows.codes[:n] = codes
+        self._rows.scales[:n] = scales
+
+    def _replace(
+        self,
+        n: int,
+        phases: NDArray[np.float64],
+        confs: NDArray[np.float32],
+        texts: list[str],
+        head: int,
+        prompts: list[str] | None,
+        steps: NDArray[np.int64] | None,
+    ) -> None:
+        """Checks and installs everything but the rows; the rows are allocated
+        (zeroed) for the caller to fill."""
         prompts = [""] * n if prompts is None else prompts
         steps = np.zeros(n, dtype=np.int64) if steps is None else steps
         if not (
@@ -292,15 +344,12 @@ class VectorStore:
             and phases.shape == (n,)
             and confs.shape == (n,)
             and len(texts) == n
-            and vecs.shape[1:] == (self.dim,)
             and 0 <= head < self._capacity
             and (n == self._capacity or head == n)
         ):
             raise ValueError("inconsistent store contents")
         rows = n if n == self._capacity else min(self._capacity, -(-n // self._chunk) * self._chunk)
         self._rows.resize(rows, 0)
-        for slot in range(n):
-            self._rows.write(slot, vecs[slot])
         self._phase = np.zeros(rows, dtype=np.float64)
         self._phase[:n] = phases
         self._conf = np.zeros(rows, dtype=np.float32)
