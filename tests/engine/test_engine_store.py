@@ -123,3 +123,55 @@ def test_constructor_and_load_validation() -> None:
     s = VectorStore(2, 4, 4, 0.5)
     with pytest.raises(ValueError):
         s.load(np.ones((2, 2), np.float32), np.ones(2), np.ones(2, np.float32), ["a"], 2)
+
+
+op = st.one_of(
+    st.tuples(st.just("put"), vec, phase),
+    st.tuples(st.just("retag"), st.integers(0, 40), phase),
+    st.tuples(st.just("ask"), vec, phase),
+    st.tuples(st.just("trim"), st.integers(0, 40), phase),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(op, min_size=1, max_size=60))
+def test_the_cached_phase_filter_always_matches_a_fresh_one(ops: list[tuple]) -> None:
+    # Puts (growth, ring overwrites), retags and trims between retrievals: the
+    # cached filter must keep exactly the entries a fresh test keeps.
+    s = VectorStore(DIM, 9, 4, 0.5)
+    for kind, a, p in ops:
+        if kind == "put":
+            s.put(a, p, 1.0)
+        elif kind == "retag" and s.size:
+            s.set_phase(a % s.size, p)
+        elif kind == "trim":
+            s.trim(a % 10)
+        elif kind == "ask":
+            for bands in ((p,), (p, 0.9)):
+                got = s.retrieve(a, bands if len(bands) > 1 else p, 0.15, 3)
+                fresh = np.zeros(s.size, dtype=bool)
+                for band in bands:
+                    fresh |= np.abs(s.used_phases() - band) <= 0.15
+                assert all(fresh[slot] for slot, _ in got)
+                assert len(got) == min(3, int(fresh.sum()))
+
+
+scores = hnp.arrays(
+    np.float64,
+    st.integers(1, 3000),
+    elements=st.one_of(st.sampled_from([-np.inf, 0.0, 0.5]), st.floats(-1, 1)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores, st.integers(1, 80))
+def test_candidate_selection_keeps_the_k_best(values: np.ndarray, k: int) -> None:
+    from mlsdm.engine.store import _at_least_best
+
+    k = min(k, values.shape[0])
+    chosen = _at_least_best(values, k)
+    assert len(set(chosen.tolist())) == len(chosen) >= k
+    kth = np.sort(values)[-k]
+    # Every score above the k-th best is kept, and with ties at it at least k in all.
+    assert set(np.flatnonzero(values > kth).tolist()) <= set(chosen.tolist())
+    assert int(np.count_nonzero(values[chosen] >= kth)) >= k

@@ -44,6 +44,13 @@ def quantize(unit: NDArray[np.floating[Any]]) -> tuple[NDArray[np.int8], float]:
     return codes, float(1.0 / np.linalg.norm(codes.astype(np.float64)))
 
 
+def quantize_codes(unit: NDArray[np.floating[Any]]) -> NDArray[np.int8]:
+    """The codes quantize() gives a non-zero vector, without its scale."""
+    vec = np.asarray(unit, dtype=np.float64)
+    peak = float(np.max(np.abs(vec)))
+    return np.rint(vec * (_LEVELS / peak)).astype(np.int8)
+
+
 def int8_dots(codes: NDArray[np.int8], query: NDArray[np.int8]) -> NDArray[np.float64]:
     """Exact integer dot product of every row of ``codes`` with ``query``."""
     if codes.shape[0] == 0:
@@ -93,14 +100,19 @@ class Int8Rows:
         out: FloatArray = self.codes[slots].astype(np.float32) * self.scales[slots, None]
         return out
 
-    def approx_scores(self, query: FloatArray, n: int, slots: IntArray | None) -> FloatArray:
-        """Approximate cosine of the unit ``query`` with rows ``slots`` (or 0..n-1)."""
-        q_codes, q_scale = quantize(query)
+    def approx_ranks(
+        self, query: FloatArray, n: int, slots: IntArray | None
+    ) -> NDArray[np.float64]:
+        """Scores of rows ``slots`` (or 0..n-1) that rank them as the approximate
+        cosine with the unit ``query`` does: the cosine over the query's own
+        (positive) scale, which ranking does not need. In place: a full store's
+        scores are larger than the allocator's cache-friendly sizes."""
+        q_codes = quantize_codes(query)
         block = self.codes[:n] if slots is None else self.codes[slots]
         scales = self.scales[:n] if slots is None else self.scales[slots]
         dots = int8_dots(block, q_codes)
-        out: FloatArray = (dots * q_scale).astype(np.float32) * scales
-        return out
+        np.multiply(dots, scales, out=dots)
+        return dots
 
     def exact_scores(self, query: FloatArray, slots: IntArray) -> FloatArray:
         """Float32 cosine of ``query`` with the dequantised rows ``slots``."""
