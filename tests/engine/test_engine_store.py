@@ -175,3 +175,15 @@ def test_candidate_selection_keeps_the_k_best(values: np.ndarray, k: int) -> Non
     # Every score above the k-th best is kept, and with ties at it at least k in all.
     assert set(np.flatnonzero(values > kth).tolist()) <= set(chosen.tolist())
     assert int(np.count_nonzero(values[chosen] >= kth)) >= k
+
+
+def test_a_huge_but_finite_query_is_served_and_a_non_finite_one_refused() -> None:
+    s = VectorStore(4, 8, 4, 0.5)
+    s.put(np.array([1.0, 0.0, 0.0, 0.0]), 0.1, 1.0)
+    s.put(np.array([0.0, 1.0, 0.0, 0.0]), 0.1, 1.0)
+    # Its squares overflow float64; its direction is still [1, 0, 0, 0].
+    ((slot, score), _) = s.retrieve(np.array([1e200, 1e180, 0.0, 0.0]), 0.1, 0.15, 2)
+    assert slot == 0 and score == pytest.approx(1.0)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="finite"):
+            s.retrieve(np.array([bad, 0.0, 0.0, 0.0]), 0.1, 0.15, 2)
