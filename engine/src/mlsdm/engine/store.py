@@ -163,13 +163,15 @@ class VectorStore:
         query = np.asarray(q, dtype=np.float64)
         if query.shape != (self.dim,):
             raise ValueError(f"query must be a finite vector of shape ({self.dim},)")
-        # What np.linalg.norm computes for a real vector, and non-finite exactly
-        # when an element is (or the squares overflow: then the full check).
-        squares = float(query @ query)
+        # What np.linalg.norm computes for a real vector; not finite exactly when
+        # an element is not, or the squares overflow (then scaled down first).
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares = float(query @ query)
         if not math.isfinite(squares):
             if not np.all(np.isfinite(query)):
                 raise ValueError(f"query must be a finite vector of shape ({self.dim},)")
-            squares = float(np.linalg.norm(query)) ** 2
+            query = query / float(np.max(np.abs(query)))
+            squares = float(query @ query)
         qnorm = math.sqrt(squares)
         if not qnorm > _MIN_NORM:
             return []
