@@ -134,12 +134,17 @@ def test_a_format_2_snapshot_restores_the_same_state_as_format_3() -> None:
 
     engine = _busy_engine()
     old = state_codec.dump(engine, state_codec.F32_VECTORS)
-    new = engine.snapshot()
+    new = state_codec.dump(engine, state_codec.FORMAT)
+    # The default written format is the one older releases read.
+    assert engine.snapshot() == old
     # Format 3 keeps the int8 rows as stored: a quarter of format 2's vector bytes.
     vector_bytes = engine.store.size * DIM
     assert len(old) - len(new) == vector_bytes * 4 - (vector_bytes + engine.store.size * 4)
     from_old = CognitiveEngine.restore(old, SMALL)
-    assert from_old.snapshot() == new
+    from_new = CognitiveEngine.restore(new, SMALL)
+    assert state_codec.dump(from_old, state_codec.FORMAT) == new
+    assert from_new.snapshot() == old
+    assert from_new.state() == engine.state()
     assert from_old.state() == engine.state()
     assert np.array_equal(from_old.store.used_vectors(), engine.store.used_vectors())
 
@@ -161,7 +166,9 @@ def _codes_frame(engine: CognitiveEngine, damage: str) -> bytes:
 
     store.used_codes = damaged  # type: ignore[method-assign]
     try:
-        return engine.snapshot()
+        from mlsdm.engine import state_codec
+
+        return state_codec.dump(engine, state_codec.FORMAT)
     finally:
         store.used_codes = original  # type: ignore[method-assign]
 
@@ -171,3 +178,18 @@ def test_format_3_rows_that_quantize_could_not_have_written_are_refused(damage: 
     engine = _busy_engine()
     with pytest.raises(SnapshotError):
         CognitiveEngine.restore(_codes_frame(engine, damage), SMALL)
+
+
+def test_the_written_format_is_a_setting_and_only_known_ones_are_accepted() -> None:
+    import dataclasses
+
+    from mlsdm.engine.snapshot import Reader
+
+    engine = _busy_engine()
+    three = CognitiveEngine(dataclasses.replace(SMALL, snapshot_format=3))
+    three_bytes = CognitiveEngine.restore(engine.snapshot(), three.config)
+    assert Reader(three_bytes.snapshot()).version == 3
+    assert Reader(engine.snapshot()).version == 2
+    for bad in (1, 4):
+        with pytest.raises(ValueError, match="snapshot_format"):
+            dataclasses.replace(SMALL, snapshot_format=bad).validate()

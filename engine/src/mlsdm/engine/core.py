@@ -320,7 +320,7 @@ class CognitiveEngine:
     def snapshot(self) -> bytes:
         """Deterministic bytes of the whole state (only the used part of the store)."""
         with self._lock:
-            return state_codec.dump(self)
+            return state_codec.dump(self, self._cfg.snapshot_format)
 
     @classmethod
     def restore(

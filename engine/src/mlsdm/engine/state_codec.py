@@ -31,8 +31,8 @@ F32_VECTORS = 2
 
 
 def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
-    """The snapshot bytes; `fmt` F32_VECTORS writes format 2 (for readers
-    that predate format 3, and the test that both restore the same state)."""
+    """The snapshot bytes in format `fmt`: FORMAT (3) or F32_VECTORS (2, which
+    releases before format 3 read too: EngineConfig.snapshot_format)."""
     from .core import REFUSALS
 
     if fmt not in (FORMAT, F32_VECTORS):
