@@ -99,6 +99,8 @@ class Sweep:
         self.cells: list[Cell] = []
         self.concurrencies = [int(c) for c in args.concurrency.split(",")]
         self.sizes = [int(n) for n in args.generate_sizes.split(",") if n]
+        # Server settings on top of the benchmarked chain (--set), e.g. to compare a choice.
+        self.settings: dict[str, Any] = dict(args.set)
 
     def cell(
         self,
@@ -157,7 +159,7 @@ def sized_generate(sweep: Sweep, work: Path, cpus: tuple[int | None, int | None]
         home = work / f"generate-{memories}"
         home.mkdir()
         tenant, row = f"bench-generate-full-{memories}", f"Generate@{size_label(memories)}"
-        with chain_server(cpus[0], home, {"engine.capacity": memories}) as server:
+        with chain_server(cpus[0], home, {**sweep.settings, "engine.capacity": memories}) as server:
             filled, _ = run_client(server, cpus[1], ["--fill", str(memories), "--tenant", tenant])
             print(
                 f"  {row}: store filled to {filled['filled']:,} of {filled['capacity']:,} "
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with scratch_dir() as tmp:
         work = Path(tmp)
-        with chain_server(cpus[0], work) as server:
+        with chain_server(cpus[0], work, sweep.settings) as server:
             sizes = probe(server, cpus[1])
         gen = sizes["Generate"]
         print(f"wire sizes (bytes): {json.dumps(sizes)}", flush=True)
@@ -195,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             for base in baselines:
                 for c in concurrencies:
                     sweep.cell(echo, base, "closed", c, echo_extra)
-        with chain_server(cpus[0], work) as server:
+        with chain_server(cpus[0], work, sweep.settings) as server:
             print("full chain (mlsdm-grpc serve):", flush=True)
             for rpc in rpcs:
                 for c in concurrencies:
@@ -210,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             with echo_server(cpus[0], work, sizes) as echo:
                 for base in baselines:
                     sweep.cell(echo, base, "open", rate, echo_extra)
-            with chain_server(cpus[0], work) as server:
+            with chain_server(cpus[0], work, sweep.settings) as server:
                 for rpc in rpcs:
                     sweep.cell(server, rpc, "open", rate, [])
             access_lines += access_log_lines(server.log)
@@ -331,6 +333,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", help="also dump every cell as JSON here")
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="KEY=VALUE",
+        help="a server setting for every full-chain server (repeatable), as `serve --set`",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="CI smoke: concurrency 2, 0.1 s warm-up, 0.3 s cells (a 5 s soak with --soak); "
@@ -357,6 +367,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.soak_tenants = min(args.soak_tenants, 5)
     _outputs(parser, args)
     return args
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, value
 
 
 def _outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
