@@ -166,7 +166,7 @@ scores = hnp.arrays(
 @settings(max_examples=150, deadline=None)
 @given(scores, st.integers(1, 80))
 def test_candidate_selection_keeps_the_k_best(values: np.ndarray, k: int) -> None:
-    from mlsdm.engine.store import _at_least_best
+    from mlsdm.engine.topk import at_least_best as _at_least_best
 
     k = min(k, values.shape[0])
     chosen = _at_least_best(values, k)
