@@ -1,15 +1,16 @@
-"""The engine's snapshot payload (format 3): what ``CognitiveEngine.snapshot``
+"""The engine's snapshot payload (formats 2 and 3): what ``CognitiveEngine.snapshot``
 writes and ``restore`` reads, field by field, in one fixed order.
 
-Format 3 (this one) holds each memory's vector as the store keeps it (int8
+Format 3 (the newest) holds each memory's vector as the store keeps it (int8
 codes and a float32 scale per row: a full 20k x 384 store is 7.5 MiB, not
 30), its prompt, response and step, the moral filter's two running means, the
 count of entries awaiting consolidation and the prompt of each pending
 ticket. Format 2 is the same with float32 vectors (the dequantised rows); it
-is still read, and restores the same state. Format 1 (memories held only the
-response, consolidation wrote sleep-tagged copies) is refused with a
-SnapshotError: its memories have no prompt to restore, so the operation log
-must be replayed.
+is read too, restores the same state, and is what snapshots are written in
+unless ``EngineConfig.snapshot_format`` is 3 (older releases read only 2).
+Format 1 (memories held only the response, consolidation wrote sleep-tagged
+copies) is refused with a SnapshotError: its memories have no prompt to
+restore, so the operation log must be replayed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from .core import CognitiveEngine
 
 FORMAT = VERSION
-# Format 2: float32 vectors instead of codes and scales; read, never written.
+# Format 2: float32 vectors instead of codes and scales; the default written
+# (EngineConfig.snapshot_format), because releases before format 3 read only it.
 F32_VECTORS = 2
 
 
