@@ -37,10 +37,9 @@ FloatArray = NDArray[np.float32]
 def quantize(unit: NDArray[np.floating[Any]]) -> tuple[NDArray[np.int8], float]:
     """Codes and scale of one vector (any non-zero finite vector)."""
     vec = np.asarray(unit, dtype=np.float64)
-    peak = float(np.max(np.abs(vec)))
-    if not peak > 0.0:
+    if not float(np.max(np.abs(vec))) > 0.0:
         return np.zeros(vec.shape, dtype=np.int8), 0.0
-    codes = np.rint(vec * (_LEVELS / peak)).astype(np.int8)
+    codes = quantize_codes(vec)
     return codes, float(1.0 / np.linalg.norm(codes.astype(np.float64)))
 
 

@@ -1,9 +1,5 @@
-"""Top-k candidate selection over a store's scores.
-
-Selecting over every score costs ~10 ns each on the machines we measured (a
-full 20k store: more than the int8 scan itself), a vectorised max well under
-1 ns; hence a bound from group maxima first (_few_above).
-"""
+"""Top-k candidate selection over a store's scores: a bound from group maxima
+first (_few_above says why), then a selection over the few scores above it."""
 
 from __future__ import annotations
 

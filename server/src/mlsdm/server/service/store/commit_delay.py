@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The ceiling unless configured (tenants.commit_delay_max_s).
+DEFAULT_CEILING_S = 0.002
 # The probe's wait for one more append than expected.
 PROBE_S = 0.000_2
 PROBE_EVERY = 16
@@ -40,7 +42,7 @@ class Wait:
 class CommitDelay:
     """The wait before each commit; a `ceiling_s` of 0 never waits."""
 
-    ceiling_s: float = 0.002
+    ceiling_s: float = DEFAULT_CEILING_S
     expected: int = 1
     _since_probe: int = 0
 

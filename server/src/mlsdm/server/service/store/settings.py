@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from mlsdm.server.service.store.commit_delay import DEFAULT_CEILING_S
 from mlsdm.server.service.store.pg_settings import PostgresStoreSettings
 
 StoreKind = Literal["sqlite", "memory", "postgres"]
@@ -34,7 +35,7 @@ class TenantSettings(PostgresStoreSettings):
     # SQLite: the longest the writer waits for more calls' appends before a
     # commit, so that concurrent calls share one transaction and fsync; the wait
     # adapts (store/commit_delay.py) and a lone caller hardly pays it. 0: none.
-    commit_delay_max_s: float = Field(default=0.002, ge=0.0, le=0.1)
+    commit_delay_max_s: float = Field(default=DEFAULT_CEILING_S, ge=0.0, le=0.1)
     # Engines kept in memory; past it the least recently used idle tenant is
     # snapshotted and dropped, and loaded back (snapshot + events) on its next call.
     max_resident: int = Field(default=64, ge=1)

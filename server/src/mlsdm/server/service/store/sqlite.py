@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import ClassVar, Literal, TypeVar
 
 from mlsdm.server.service.store import sqlite_data as data
+from mlsdm.server.service.store.commit_delay import DEFAULT_CEILING_S
 from mlsdm.server.service.store.memory import LocalLeaseMixin, LocalLeases, LocalStats
 from mlsdm.server.service.store.port import (
     Lease,
@@ -74,7 +75,7 @@ class SqliteConfig:
     # Reader threads (each with its own connection) for loads and listings.
     readers: int = 2
     # The longest wait for more appends before a commit (commit_delay.py); 0: none.
-    commit_delay_max_s: float = 0.002
+    commit_delay_max_s: float = DEFAULT_CEILING_S
 
 
 class _Readers:

@@ -104,7 +104,7 @@ def commit_appends(conn: sqlite3.Connection, batch: list[_Append]) -> dict[str, 
 
 
 class SqliteWriter:
-    def __init__(self, stats: LocalStats, commit_delay_max_s: float = 0.0) -> None:
+    def __init__(self, stats: LocalStats, commit_delay_max_s: float) -> None:
         self.stats = stats
         # Writer thread side: the wait before each commit (commit_delay.py).
         self._delay = CommitDelay(commit_delay_max_s)
