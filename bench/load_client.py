@@ -53,6 +53,8 @@ PROMPTS = (
     "How should an assistant answer when it is unsure of the facts?",
 )
 CALL_TIMEOUT_S = 30.0
+# Rounds of --fill before giving up (each asks for what is still missing).
+FILL_ROUNDS = 20
 # Bounds the open loop's backlog when the server falls far behind.
 MAX_IN_FLIGHT = 4096
 NS = 1_000_000_000
@@ -116,7 +118,6 @@ class Calls:
         md = self._metadata[0]
         dim = len(self._events[0].vector)
         started = time.perf_counter()
-        used = capacity = 0
 
         async def occupancy() -> tuple[int, int]:
             state = await self._stub.GetState(pb.GetStateRequest(), metadata=md)
@@ -133,6 +134,9 @@ class Calls:
         target = min(memories, capacity)
         round_ = 0
         while used < target:
+            if round_ >= FILL_ROUNDS:
+                # The store stopped growing (emergency, a refusing filter): say so, do not spin.
+                raise RuntimeError(f"store stuck at {used} of {target} after {round_} rounds")
             # About 3 in 4 events are accepted (and stored); ask for what is missing.
             calls = max(1, (target - used) * 4 // 3 // workers + 1)
             await asyncio.gather(*(worker(round_ * workers + i, calls) for i in range(workers)))
