@@ -32,7 +32,9 @@ PROMPTS = ["tomatoes grow by the south wall", "the key is under the mat", "x" * 
 
 
 async def _drive(data_dir: Path, ops: list[tuple[str, int, bool]]) -> tuple[bytes, bytes]:
-    reg = registry(sqlite_settings(data_dir, max_resident=1, snapshot_every_events=7))
+    reg = registry(
+        sqlite_settings(data_dir, max_resident=1, snapshot_every_events=7, snapshot_log_ratio=0.0)
+    )
     await reg.start()
     try:
         for kind, seed, flag in ops:

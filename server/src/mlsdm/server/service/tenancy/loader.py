@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mlsdm.server.service.store.port import StoredTenant, TenantDataCorrupt
+from mlsdm.server.service.tenancy.cadence import SnapshotCadence
 from mlsdm.server.service.tenancy.replay import rebuild
 from mlsdm.server.service.tenancy.session import TenantSession
 
@@ -72,7 +73,17 @@ async def load_session(
         registry,
         last_seq=built.last_seq,
         snapshot_seq=built.snapshot_seq,
-        snapshot_every=registry.settings.snapshot_every_events,
+        cadence=_cadence(registry, stored),
+    )
+
+
+def _cadence(registry: TenantRegistry, stored: StoredTenant) -> SnapshotCadence:
+    # Counted from what was loaded: the records a next load would replay too.
+    return SnapshotCadence(
+        registry.settings.snapshot_every_events,
+        registry.settings.snapshot_log_ratio,
+        len(stored.snapshot.blob) if stored.snapshot is not None else 0,
+        sum(len(record) for _, record in stored.events),
     )
 
 

@@ -38,10 +38,12 @@ from mlsdm.engine.validation import (
 from mlsdm.server.service.store.futures import consume
 from mlsdm.server.service.store.port import Lease, StorageUnavailable, StoreError, TenantStore
 from mlsdm.server.service.tenancy import records
+from mlsdm.server.service.tenancy.cadence import SnapshotCadence, SnapshotInfo
 from mlsdm.server.service.tenancy.clock import PinnedClock
 from mlsdm.server.service.tenancy.replay import SNAPSHOT_FORMAT
 
 T = TypeVar("T")
+
 
 class TenantClosed(RuntimeError):
     """The tenant was evicted, handed over, deleted, or the server is stopping."""
@@ -65,13 +67,6 @@ class SessionEvents(Protocol):
     def snapshot_written(self, session: TenantSession, size: int) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotInfo:
-    seq: int
-    step: int
-    bytes: int
-
-
 @dataclass(eq=False, slots=True)
 class _Op:
     seq: int  # 0: a read (nothing recorded)
@@ -80,6 +75,7 @@ class _Op:
     fn: Callable[[], Any]
     result: asyncio.Future[Any]
     heavy: bool = False
+    size: int = 0  # of its record
 
 
 def _as_float32(vector: Sequence[float] | NDArray[np.floating]) -> NDArray[Any]:
@@ -102,7 +98,7 @@ class TenantSession:
         *,
         last_seq: int = 0,
         snapshot_seq: int = 0,
-        snapshot_every: int = 2_000,
+        cadence: SnapshotCadence | None = None,
     ) -> None:
         self.name = name
         self.engine = engine
@@ -116,7 +112,7 @@ class TenantSession:
         self._view: tuple[int, EngineStateView] | None = None
         self.snapshot_seq = snapshot_seq
         self._next_seq = last_seq + 1
-        self._snapshot_every = snapshot_every
+        self.cadence = SnapshotCadence() if cadence is None else cadence
         self._queue: deque[_Op] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._snapshot_lock = asyncio.Lock()
@@ -277,29 +273,32 @@ class TenantSession:
             # Nothing is kept: no record to encode, no commit to wait for.
             return self._apply_inline(self._next_seq, now, fn), None
         seq = self._next_seq
-        commit = self._store.append(self.lease, seq, encode(seq, now))
+        record = encode(seq, now)
+        commit = self._store.append(self.lease, seq, record)
         self._next_seq = seq + 1
         if not self._queue and commit.done() and not offload:
             exc = commit.exception()
             if exc is not None:
                 self._commit_failed(seq, exc)
                 raise exc
-            return self._apply_inline(seq, now, fn), None
-        op = _Op(seq, now, commit, fn, asyncio.get_running_loop().create_future(), heavy)
+            return self._apply_inline(seq, now, fn, len(record)), None
+        future = asyncio.get_running_loop().create_future()
+        op = _Op(seq, now, commit, fn, future, heavy, len(record))
         self._enqueue(op)
         return None, op
 
-    def _apply_inline(self, seq: int, now: float, fn: Callable[[], T]) -> T:
+    def _apply_inline(self, seq: int, now: float, fn: Callable[[], T], size: int = 0) -> T:
         self.clock.now = now
         try:
             return fn()
         finally:
-            self._applied(seq)
+            self._applied(seq, size)
 
-    def _applied(self, seq: int) -> None:
+    def _applied(self, seq: int, size: int) -> None:
+        self.cadence.recorded(size)
         self.applied_seq = seq
         self._next_seq = max(self._next_seq, seq + 1)
-        if self.since_snapshot >= self._snapshot_every and self._durable:
+        if self._durable and self.cadence.due(self.since_snapshot):
             self._events.snapshot_due(self)
 
     def _commit_failed(self, seq: int, exc: BaseException) -> None:
@@ -355,7 +354,7 @@ class TenantSession:
         try:
             return await self._caller.run(self.engine, fn) if offload else fn()
         finally:
-            self._applied(op.seq)
+            self._applied(op.seq, op.size)
 
     def _ensure_open(self) -> None:
         if self.closed:
@@ -370,20 +369,22 @@ class TenantSession:
             return None
         async with self._snapshot_lock:
             # Also on a closed session: eviction and drain snapshot what it applied.
-            blob, seq, step, used = await self._ordered(self._capture, True)
+            blob, seq, step, used, covered = await self._ordered(self._capture, True)
             if seq <= self.snapshot_seq and seq > 0:
                 return SnapshotInfo(seq, step, 0)
             size = await self._store.write_snapshot(
                 self.lease, seq, SNAPSHOT_FORMAT, blob, step=step, store_used=used
             )
             self.snapshot_seq = max(self.snapshot_seq, seq)
+            self.cadence.written(size, covered)
             self.last_snapshot_at = time.monotonic()
             self._events.snapshot_written(self, size)
             return SnapshotInfo(seq, step, size)
 
-    def _capture(self) -> tuple[bytes, int, int, int]:
+    def _capture(self) -> tuple[bytes, int, int, int, int]:
         state = self.engine.state()
-        return self.engine.snapshot(), self.applied_seq, state.step, state.store_used
+        blob = self.engine.snapshot()
+        return blob, self.applied_seq, state.step, state.store_used, self.cadence.log_bytes
 
     async def settle(self) -> None:
         """Waits until every queued operation has been committed and applied."""
