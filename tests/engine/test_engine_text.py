@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlsdm.engine import (
     APHASIA_REPAIR_INSTRUCTION,
@@ -11,6 +15,7 @@ from mlsdm.engine import (
     detect_aphasia,
     response_confidence,
 )
+from mlsdm.engine.confidence import _HEDGES, HEDGE_PHRASES
 
 FLUENT = "The cat sat on the mat because it was tired after a long day in the garden."
 TELEGRAPHIC = "Cat sat. Mat. Tired. Long day. Garden."
@@ -67,6 +72,22 @@ def test_response_confidence_examples() -> None:
     # Empty or whitespace-only answers are never remembered.
     assert response_confidence("") == 0.0
     assert response_confidence(" \n\t ") == 0.0
+
+
+# Text made of hedge phrases, their parts and neighbours, so phrases touch and nest.
+_HEDGE_TEXT = st.lists(
+    st.sampled_from([*HEDGE_PHRASES, "i", "i'm", "not", "be", "sure", "think", "x", " ", "."]),
+    max_size=30,
+).map(" ".join)
+
+
+@given(st.one_of(_HEDGE_TEXT, st.text(max_size=200)))
+def test_one_scan_counts_hedges_like_one_scan_per_phrase(text: str) -> None:
+    lowered = text.lower()
+    per_phrase = sum(
+        len(re.findall(r"\b" + re.escape(phrase) + r"\b", lowered)) for phrase in HEDGE_PHRASES
+    )
+    assert len(_HEDGES.findall(lowered)) == per_phrase
 
 
 def test_hashing_embedder_properties() -> None:

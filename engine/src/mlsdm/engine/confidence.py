@@ -24,7 +24,10 @@ SHORT_PENALTY = 0.2
 REPETITION_LIMIT = 0.3
 REPETITION_WEIGHT = 0.3
 
-_HEDGES = [re.compile(r"\b" + re.escape(p) + r"\b") for p in HEDGE_PHRASES]
+# One pass for every phrase: no phrase can overlap another in a text (none ends
+# with a word another starts with), so this counts what one scan per phrase
+# would, at ~1/10 of the cost.
+_HEDGES = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in HEDGE_PHRASES) + r")\b")
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -34,7 +37,7 @@ def response_confidence(text: str) -> float:
         return 0.0
     lowered = text.lower()
     score = 1.0
-    score -= HEDGE_PENALTY * sum(len(p.findall(lowered)) for p in _HEDGES)
+    score -= HEDGE_PENALTY * len(_HEDGES.findall(lowered))
     words = _WORD.findall(lowered)
     if len(words) < SHORT_WORDS:
         score -= SHORT_PENALTY
