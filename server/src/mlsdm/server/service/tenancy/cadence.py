@@ -4,7 +4,7 @@ A snapshot rewrites the whole engine (30 MiB for a full 20k x 384 store in
 format 2), while an event record is ~1.7 KiB. Snapshotting every
 `snapshot_every_events` alone would write such a tenant ~10x the bytes of its
 events; waiting also until the records since the last snapshot add up to
-`snapshot_log_ratio` of its size bounds that (at 0.5: 1.5x) and bounds a load
+`snapshot_log_ratio` of its size bounds that (1 + 1/ratio: 3x at 0.5) and bounds a load
 at the same time: it reads one snapshot and at most about ratio x its size of
 records. A small store (a small snapshot) keeps the count rule alone.
 """
