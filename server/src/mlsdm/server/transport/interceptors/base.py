@@ -11,13 +11,16 @@ and this module owns the unary and stream wrapping for all of them. Gates are
 not interceptors of their own: the call context (call_context.py) composes
 them around each handler once, so grpc walks one interceptor per call instead
 of one per policy (each costs a coroutine and a handler lookup per call,
-bench/RESULTS.md).
+bench/RESULTS.md). Consecutive gates without a scope are composed as one
+GateGroup: one wrapper per call and one generator step per stream message for
+all of them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -102,6 +105,31 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
 _NO_SCOPE: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
+class StepScope:
+    """A gate's scope over the steps of one stream: `step()` is entered around
+    each step into the handler, `close()` once the stream is done."""
+
+    __slots__ = ()
+
+    def step(self) -> contextlib.AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _EachStep(StepScope):
+    """The default: the gate's scope afresh at each step."""
+
+    __slots__ = ("_call", "_gate")
+
+    def __init__(self, gate: Gate, call: CallInfo) -> None:
+        self._gate, self._call = gate, call
+
+    def step(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._gate.scope(self._call)
+
+
 class Gate:
     """A policy that admits or refuses a call before its handler runs.
 
@@ -109,6 +137,8 @@ class Gate:
     once the handler (for a stream: its last message) is done. `scope` is
     entered around each step into the handler: a stream's scope is never held
     across a `yield`, because grpc runs other work while the generator waits.
+    A gate may keep what its scope needs across a stream's steps
+    (`stream_scope`: the deadline keeps one timer, not one per message).
     """
 
     async def check(self, call: CallInfo, context: Context) -> Release | None:
@@ -116,6 +146,9 @@ class Gate:
 
     def scope(self, call: CallInfo) -> contextlib.AbstractAsyncContextManager[None]:
         return _NO_SCOPE
+
+    def stream_scope(self, call: CallInfo) -> StepScope:
+        return _EachStep(self, call)
 
     def scoped(self) -> bool:
         """Whether this gate holds a scope (a gate without one skips entering it)."""
@@ -149,19 +182,39 @@ class Gate:
         return unary
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        check = self.check
+        if not self.scoped():
+
+            async def unscoped(request: Any, context: Context) -> AsyncIterator[Any]:
+                release = await check(current_call(), context)
+                responses = behavior(request, context)
+                try:
+                    async for response in responses:
+                        yield response
+                finally:
+                    try:
+                        await close_stream(responses)
+                    finally:
+                        if release is not None:
+                            release()
+
+            return unscoped
+
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             call = current_call()
-            release = await self.check(call, context)
+            release = await check(call, context)
+            scope = self.stream_scope(call)
             responses = behavior(request, context)
             try:
                 while True:
-                    async with self.scope(call):
+                    async with scope.step():
                         try:
                             response = await anext(responses)
                         except StopAsyncIteration:
                             return
                     yield response
             finally:
+                scope.close()
                 try:
                     await close_stream(responses)
                 finally:
@@ -169,3 +222,56 @@ class Gate:
                         release()
 
         return stream
+
+
+class GateGroup(Gate):
+    """Consecutive gates without a scope, checked in order as one: a call
+    walks one wrapper for them (and a stream's message one generator), not
+    one per gate. A refusal undoes what the gates before it took."""
+
+    def __init__(self, gates: Sequence[Gate]) -> None:
+        assert not any(gate.scoped() for gate in gates)
+        self.gates = list(gates)
+
+    async def check(self, call: CallInfo, context: Context) -> Release | None:
+        releases: list[Release] = []
+        try:
+            for gate in self.gates:
+                release = await gate.check(call, context)
+                if release is not None:
+                    releases.append(release)
+        except BaseException:
+            _release_all(releases)
+            raise
+        if not releases:
+            return None
+        if len(releases) == 1:
+            return releases[0]
+        return partial(_release_all, releases)
+
+
+def _release_all(releases: list[Release]) -> None:
+    """Innermost first, as nested wrappers would; every one runs."""
+    try:
+        if releases:
+            releases.pop()()
+    finally:
+        if releases:
+            _release_all(releases)
+
+
+def grouped(gates: Sequence[Gate]) -> list[Gate]:
+    """The gates, outermost first, with each run of unscoped ones as one group."""
+    out: list[Gate] = []
+    run: list[Gate] = []
+    for gate in gates:
+        if gate.scoped():
+            if run:
+                out.append(run[0] if len(run) == 1 else GateGroup(run))
+                run = []
+            out.append(gate)
+        else:
+            run.append(gate)
+    if run:
+        out.append(run[0] if len(run) == 1 else GateGroup(run))
+    return out

@@ -44,6 +44,7 @@ from mlsdm.server.transport.interceptors.base import (
     HandlerInterceptor,
     StreamBehavior,
     UnaryBehavior,
+    grouped,
 )
 from mlsdm.server.transport.telemetry import Route, Rpc, RpcTelemetry
 
@@ -131,7 +132,9 @@ class CallContextInterceptor(HandlerInterceptor):
         self._lifecycle = lifecycle
         self._telemetry = telemetry
         self.checks = list(default_checks(lifecycle) if checks is None else checks)
-        self.gates = list(gates)
+        self.gates = tuple(gates)
+        # Runs of gates without a scope are wrapped as one (base.GateGroup).
+        self._wrapping = grouped(self.gates)
 
     def wrap_deserializer(
         self, deserializer: Callable[[bytes], Any] | None
@@ -182,7 +185,7 @@ class CallContextInterceptor(HandlerInterceptor):
         self._lifecycle.exit()
 
     def wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-        for gate in reversed(self.gates):
+        for gate in reversed(self._wrapping):
             behavior = gate.wrap_unary(method, behavior)
         route = self._telemetry.route(method, False)
 
@@ -216,7 +219,7 @@ class CallContextInterceptor(HandlerInterceptor):
         return unary
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        for gate in reversed(self.gates):
+        for gate in reversed(self._wrapping):
             behavior = gate.wrap_stream(method, behavior)
         route = self._telemetry.route(method, True)
 

@@ -18,34 +18,54 @@ from mlsdm.server.service.errors import deadline_expired
 from mlsdm.server.service.policy.deadlines import MethodBudget, budget_for
 from mlsdm.server.service.policy.settings import DeadlineSettings
 from mlsdm.server.transport.call import CallInfo
-from mlsdm.server.transport.interceptors.base import Context, Gate, Release
+from mlsdm.server.transport.interceptors.base import Context, Gate, Release, StepScope
 
 
 class _Enforce:
-    """One step of the call under its deadline; an expiry is DEADLINE_EXPIRED.
+    """The call under its deadline; an expiry is DEADLINE_EXPIRED.
 
-    What asyncio.timeout does, reduced to one timer and one flag (it costs a
+    What asyncio.timeout does, reduced to one timer and a few flags (it costs a
     few µs per call less, and every call enters one): at the deadline the
-    task is cancelled; leaving the scope with that cancellation turns it into
-    the status, while a cancellation from anyone else passes through."""
+    task is cancelled if it is inside the scope; leaving the scope with that
+    cancellation turns it into the status, while a cancellation from anyone
+    else passes through. A stream's (`keep`) is entered around each of its
+    steps with one timer for all of them, cancelled by close(); a deadline
+    that passes between two steps refuses the next at once."""
 
-    __slots__ = ("_cancelling", "_expired", "_handle", "_remaining", "_task")
+    __slots__ = (
+        "_cancelled",
+        "_cancelling",
+        "_expired",
+        "_handle",
+        "_inside",
+        "_keep",
+        "_remaining",
+        "_task",
+    )
 
-    def __init__(self, remaining: float) -> None:
+    def __init__(self, remaining: float, keep: bool = False) -> None:
         self._remaining = remaining
-        self._expired = False
+        self._keep = keep
+        self._expired = self._cancelled = self._inside = False
+        self._handle: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> None:
+        if self._expired:
+            raise deadline_expired()
         task = asyncio.current_task()
         assert task is not None  # a scope is entered from a coroutine
         self._task = task
         self._cancelling = task.cancelling()
-        # The loop's clock (uvloop's included) need not share time.monotonic's origin.
-        self._handle = task.get_loop().call_later(self._remaining, self._expire)
+        if self._handle is None:
+            # The loop's clock (uvloop's included) need not share time.monotonic's origin.
+            self._handle = task.get_loop().call_later(self._remaining, self._expire)
+        self._inside = True
 
     def _expire(self) -> None:
         self._expired = True
-        self._task.cancel()
+        if self._inside:
+            self._cancelled = True
+            self._task.cancel()
 
     async def __aexit__(
         self,
@@ -53,13 +73,33 @@ class _Enforce:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._handle.cancel()
-        if not self._expired:
+        self._inside = False
+        if not self._keep:
+            self.close()
+        if not self._cancelled:
             return
+        self._cancelled = False
         # Our own cancellation is withdrawn whatever happened next, so the task's
         # count of pending cancellations only holds other people's.
         if self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
             raise deadline_expired() from None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+class _StreamDeadline(StepScope):
+    __slots__ = ("_enforce",)
+
+    def __init__(self, remaining: float) -> None:
+        self._enforce = _Enforce(remaining, keep=True)
+
+    def step(self) -> _Enforce:
+        return self._enforce
+
+    def close(self) -> None:
+        self._enforce.close()
 
 
 class DeadlineGate(Gate):
@@ -80,6 +120,13 @@ class DeadlineGate(Gate):
         return None
 
     def scope(self, call: CallInfo) -> _Enforce:
-        remaining = call.remaining()
-        assert remaining is not None  # check() always sets the deadline
-        return _Enforce(remaining)
+        return _Enforce(_remaining(call))
+
+    def stream_scope(self, call: CallInfo) -> StepScope:
+        return _StreamDeadline(_remaining(call))
+
+
+def _remaining(call: CallInfo) -> float:
+    remaining = call.remaining()
+    assert remaining is not None  # check() always sets the deadline
+    return remaining
