@@ -21,7 +21,7 @@ class SnapshotCadence:
     log_ratio: float = 0.0
     # The size of the snapshot the tenant was last written or loaded from (0: none).
     snapshot_bytes: int = 0
-    # Bytes of the records appended since that snapshot.
+    # Bytes of the records applied since that snapshot.
     log_bytes: int = 0
 
     def recorded(self, size: int) -> None:
@@ -35,7 +35,7 @@ class SnapshotCadence:
 
     def written(self, size: int, covered_bytes: int) -> None:
         """A snapshot of `size` bytes now covers `covered_bytes` of the records
-        counted so far (those appended after its capture still count)."""
+        counted so far (those applied after its capture still count)."""
         self.snapshot_bytes = size
         self.log_bytes = max(0, self.log_bytes - covered_bytes)
 
