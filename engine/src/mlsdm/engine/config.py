@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .state_codec import FORMATS
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -77,7 +79,7 @@ class EngineConfig:
         self._check_unit_interval()
         self._check_non_negative()
         self._check_relations()
-        if self.snapshot_format not in (2, 3):
+        if self.snapshot_format not in FORMATS:
             raise ValueError(f"snapshot_format must be 2 or 3, got {self.snapshot_format!r}")
 
     def _check_positive_ints(self) -> None:

@@ -30,6 +30,8 @@ FORMAT = VERSION
 # Format 2: float32 vectors instead of codes and scales; the default written
 # (EngineConfig.snapshot_format), because releases before format 3 read only it.
 F32_VECTORS = 2
+# Every format this release writes and reads.
+FORMATS = (F32_VECTORS, FORMAT)
 
 
 def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
@@ -37,7 +39,7 @@ def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
     releases before format 3 read too: EngineConfig.snapshot_format)."""
     from .core import REFUSALS
 
-    if fmt not in (FORMAT, F32_VECTORS):
+    if fmt not in FORMATS:
         raise ValueError(f"cannot write snapshot format {fmt}")
 
     cfg, w = engine._cfg, Writer()
@@ -86,7 +88,7 @@ def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
 
 
 def load(engine: CognitiveEngine, r: Reader) -> None:
-    if r.version not in (FORMAT, F32_VECTORS):
+    if r.version not in FORMATS:
         raise SnapshotError(
             f"snapshot format {r.version} predates memories that hold the prompt "
             f"(this engine reads format {FORMAT}); rebuild the tenant from its operation log"
