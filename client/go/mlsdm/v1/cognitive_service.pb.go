@@ -27,8 +27,10 @@ type GenerateRequest struct {
 	// The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
 	// setting).
 	Prompt string `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	// Moral value of the request, in [0, 1]. When unset, the server scores the
-	// prompt text (0.8, -0.15 per harmful word, +0.05 per positive word).
+	// The client's moral value of the request, in [0, 1]. The server always
+	// scores the prompt itself; the value judged is the lower of its score and
+	// this one (a client can make the filter stricter, never looser), unless
+	// the caller holds the trusted-scorer grant: then this value stands.
 	MoralValue *float64 `protobuf:"fixed64,2,opt,name=moral_value,json=moralValue,proto3,oneof" json:"moral_value,omitempty"`
 	// Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
 	// 0 means its `engine.default_max_tokens`.
@@ -118,7 +120,8 @@ type GenerateResponse struct {
 	// Moral threshold after this call's adaptation, within the server's
 	// [engine.threshold_min, engine.threshold_max].
 	MoralThreshold float64 `protobuf:"fixed64,7,opt,name=moral_threshold,json=moralThreshold,proto3" json:"moral_threshold,omitempty"`
-	// Moral value used: the one sent, or the one scored from the prompt.
+	// Moral value judged: the server's score of the prompt, lowered by the
+	// client's value (or the client's value, with the trusted-scorer grant).
 	MoralValue float64 `protobuf:"fixed64,8,opt,name=moral_value,json=moralValue,proto3" json:"moral_value,omitempty"`
 	// Memories given to the LLM as context, best first.
 	ContextItems []*ContextItem `protobuf:"bytes,9,rep,name=context_items,json=contextItems,proto3" json:"context_items,omitempty"`
@@ -130,9 +133,15 @@ type GenerateResponse struct {
 	// Token accounting; zero when refused.
 	Usage *Usage `protobuf:"bytes,12,opt,name=usage,proto3" json:"usage,omitempty"`
 	// Where the time went.
-	Timings       *Timings `protobuf:"bytes,13,opt,name=timings,proto3" json:"timings,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Timings *Timings `protobuf:"bytes,13,opt,name=timings,proto3" json:"timings,omitempty"`
+	// The server's own moral score of the prompt, in [0, 1].
+	ServerMoralScore float64 `protobuf:"fixed64,14,opt,name=server_moral_score,json=serverMoralScore,proto3" json:"server_moral_score,omitempty"`
+	// The server's moral score of the answer, in [0, 1]; unset when no answer
+	// was scored. Below the threshold the answer is withheld
+	// (REFUSAL_REASON_MORAL_OUTPUT).
+	OutputMoralScore *float64 `protobuf:"fixed64,15,opt,name=output_moral_score,json=outputMoralScore,proto3,oneof" json:"output_moral_score,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GenerateResponse) Reset() {
@@ -256,14 +265,28 @@ func (x *GenerateResponse) GetTimings() *Timings {
 	return nil
 }
 
+func (x *GenerateResponse) GetServerMoralScore() float64 {
+	if x != nil {
+		return x.ServerMoralScore
+	}
+	return 0
+}
+
+func (x *GenerateResponse) GetOutputMoralScore() float64 {
+	if x != nil && x.OutputMoralScore != nil {
+		return *x.OutputMoralScore
+	}
+	return 0
+}
+
 // Request of StreamGenerate; the same fields as GenerateRequest.
 type StreamGenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The prompt. Required: 1 to `engine.max_prompt_chars` characters (a server
 	// setting).
 	Prompt string `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	// Moral value of the request, in [0, 1]. When unset, the server scores the
-	// prompt text.
+	// The client's moral value of the request, in [0, 1]; the same rule as
+	// GenerateRequest.moral_value.
 	MoralValue *float64 `protobuf:"fixed64,2,opt,name=moral_value,json=moralValue,proto3,oneof" json:"moral_value,omitempty"`
 	// Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
 	// 0 means its `engine.default_max_tokens`.
@@ -782,7 +805,7 @@ const file_mlsdm_v1_cognitive_service_proto_rawDesc = "" +
 	"\n" +
 	"max_tokens\x18\x03 \x01(\x05R\tmaxTokens\x12\"\n" +
 	"\rcontext_top_k\x18\x04 \x01(\x05R\vcontextTopKB\x0e\n" +
-	"\f_moral_value\"\x86\x04\n" +
+	"\f_moral_value\"\xfe\x04\n" +
 	"\x10GenerateResponse\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\tR\bresponse\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\bR\baccepted\x12>\n" +
@@ -800,7 +823,10 @@ const file_mlsdm_v1_cognitive_service_proto_rawDesc = "" +
 	"confidence\x121\n" +
 	"\aaphasia\x18\v \x01(\v2\x17.mlsdm.v1.AphasiaReportR\aaphasia\x12%\n" +
 	"\x05usage\x18\f \x01(\v2\x0f.mlsdm.v1.UsageR\x05usage\x12+\n" +
-	"\atimings\x18\r \x01(\v2\x11.mlsdm.v1.TimingsR\atimings\"\xa8\x01\n" +
+	"\atimings\x18\r \x01(\v2\x11.mlsdm.v1.TimingsR\atimings\x12,\n" +
+	"\x12server_moral_score\x18\x0e \x01(\x01R\x10serverMoralScore\x121\n" +
+	"\x12output_moral_score\x18\x0f \x01(\x01H\x00R\x10outputMoralScore\x88\x01\x01B\x15\n" +
+	"\x13_output_moral_score\"\xa8\x01\n" +
 	"\x15StreamGenerateRequest\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12$\n" +
 	"\vmoral_value\x18\x02 \x01(\x01H\x00R\n" +
@@ -919,6 +945,7 @@ func file_mlsdm_v1_cognitive_service_proto_init() {
 	}
 	file_mlsdm_v1_types_proto_init()
 	file_mlsdm_v1_cognitive_service_proto_msgTypes[0].OneofWrappers = []any{}
+	file_mlsdm_v1_cognitive_service_proto_msgTypes[1].OneofWrappers = []any{}
 	file_mlsdm_v1_cognitive_service_proto_msgTypes[2].OneofWrappers = []any{}
 	file_mlsdm_v1_cognitive_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*StreamGenerateResponse_Delta)(nil),

@@ -116,6 +116,21 @@ const (
 	ErrorReason_ERROR_REASON_PERSISTENCE_DISABLED ErrorReason = 41
 	// INVALID_ARGUMENT: a ListTenants page_token is not one this server issued.
 	ErrorReason_ERROR_REASON_INVALID_PAGE_TOKEN ErrorReason = 42
+	// NOT_FOUND: the tenant holds no memory with this id (metadata: id). Ids of
+	// other tenants are not found either.
+	ErrorReason_ERROR_REASON_MEMORY_NOT_FOUND ErrorReason = 43
+	// INVALID_ARGUMENT: ForgetMemories with an empty filter.
+	ErrorReason_ERROR_REASON_EMPTY_FILTER ErrorReason = 44
+	// INVALID_ARGUMENT: a Remember batch holds no item or more than the
+	// maximum (metadata: count, max).
+	ErrorReason_ERROR_REASON_BATCH_SIZE ErrorReason = 46
+	// INVALID_ARGUMENT: a memory text, query, speaker, session, label or key is
+	// empty where required or longer than allowed (BadRequest names the field).
+	ErrorReason_ERROR_REASON_TEXT_LENGTH ErrorReason = 47
+	// UNAVAILABLE: the tenant's memories were embedded by another embedder
+	// than the server's `llm.embedder` and are being re-embedded from their
+	// texts; retry after RetryInfo.
+	ErrorReason_ERROR_REASON_REEMBEDDING ErrorReason = 48
 	// DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
 	// rebuilt (metadata: tenant). Other tenants are unaffected; an operator
 	// repairs it with AdminService.RepairTenant or `mlsdm-grpc tenants`.
@@ -164,6 +179,11 @@ var (
 		40: "ERROR_REASON_TENANT_NOT_FOUND",
 		41: "ERROR_REASON_PERSISTENCE_DISABLED",
 		42: "ERROR_REASON_INVALID_PAGE_TOKEN",
+		43: "ERROR_REASON_MEMORY_NOT_FOUND",
+		44: "ERROR_REASON_EMPTY_FILTER",
+		46: "ERROR_REASON_BATCH_SIZE",
+		47: "ERROR_REASON_TEXT_LENGTH",
+		48: "ERROR_REASON_REEMBEDDING",
 		45: "ERROR_REASON_TENANT_DATA_CORRUPT",
 		50: "ERROR_REASON_INTERNAL",
 		51: "ERROR_REASON_BACKEND_ERROR",
@@ -202,6 +222,11 @@ var (
 		"ERROR_REASON_TENANT_NOT_FOUND":        40,
 		"ERROR_REASON_PERSISTENCE_DISABLED":    41,
 		"ERROR_REASON_INVALID_PAGE_TOKEN":      42,
+		"ERROR_REASON_MEMORY_NOT_FOUND":        43,
+		"ERROR_REASON_EMPTY_FILTER":            44,
+		"ERROR_REASON_BATCH_SIZE":              46,
+		"ERROR_REASON_TEXT_LENGTH":             47,
+		"ERROR_REASON_REEMBEDDING":             48,
 		"ERROR_REASON_TENANT_DATA_CORRUPT":     45,
 		"ERROR_REASON_INTERNAL":                50,
 		"ERROR_REASON_BACKEND_ERROR":           51,
@@ -239,7 +264,8 @@ var File_mlsdm_v1_errors_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xe1\t\n" +
+	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xfc\n" +
+	"\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12#\n" +
@@ -274,7 +300,12 @@ const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\x1dERROR_REASON_DEADLINE_EXPIRED\x10\x1f\x12!\n" +
 	"\x1dERROR_REASON_TENANT_NOT_FOUND\x10(\x12%\n" +
 	"!ERROR_REASON_PERSISTENCE_DISABLED\x10)\x12#\n" +
-	"\x1fERROR_REASON_INVALID_PAGE_TOKEN\x10*\x12$\n" +
+	"\x1fERROR_REASON_INVALID_PAGE_TOKEN\x10*\x12!\n" +
+	"\x1dERROR_REASON_MEMORY_NOT_FOUND\x10+\x12\x1d\n" +
+	"\x19ERROR_REASON_EMPTY_FILTER\x10,\x12\x1b\n" +
+	"\x17ERROR_REASON_BATCH_SIZE\x10.\x12\x1c\n" +
+	"\x18ERROR_REASON_TEXT_LENGTH\x10/\x12\x1c\n" +
+	"\x18ERROR_REASON_REEMBEDDING\x100\x12$\n" +
 	" ERROR_REASON_TENANT_DATA_CORRUPT\x10-\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x102\x12\x1e\n" +
 	"\x1aERROR_REASON_BACKEND_ERROR\x103BY\n" +

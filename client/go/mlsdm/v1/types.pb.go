@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -93,6 +94,9 @@ const (
 	RefusalReason_REFUSAL_REASON_SLEEP RefusalReason = 2
 	// The tenant is in emergency shutdown; see GetStateResponse.emergency.
 	RefusalReason_REFUSAL_REASON_EMERGENCY RefusalReason = 3
+	// The answer was scored below the moral threshold: it is neither returned
+	// nor remembered (StreamGenerate: the stream ends before the sentence).
+	RefusalReason_REFUSAL_REASON_MORAL_OUTPUT RefusalReason = 4
 )
 
 // Enum value maps for RefusalReason.
@@ -102,12 +106,14 @@ var (
 		1: "REFUSAL_REASON_MORAL",
 		2: "REFUSAL_REASON_SLEEP",
 		3: "REFUSAL_REASON_EMERGENCY",
+		4: "REFUSAL_REASON_MORAL_OUTPUT",
 	}
 	RefusalReason_value = map[string]int32{
-		"REFUSAL_REASON_UNSPECIFIED": 0,
-		"REFUSAL_REASON_MORAL":       1,
-		"REFUSAL_REASON_SLEEP":       2,
-		"REFUSAL_REASON_EMERGENCY":   3,
+		"REFUSAL_REASON_UNSPECIFIED":  0,
+		"REFUSAL_REASON_MORAL":        1,
+		"REFUSAL_REASON_SLEEP":        2,
+		"REFUSAL_REASON_EMERGENCY":    3,
+		"REFUSAL_REASON_MORAL_OUTPUT": 4,
 	}
 )
 
@@ -195,6 +201,63 @@ func (AphasiaFlag) EnumDescriptor() ([]byte, []int) {
 	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
+// How a memory was stored.
+type MemoryKind int32
+
+const (
+	// Never sent by the server.
+	MemoryKind_MEMORY_KIND_UNSPECIFIED MemoryKind = 0
+	// MemoryService.Remember.
+	MemoryKind_MEMORY_KIND_REMEMBERED MemoryKind = 1
+	// A Generate or StreamGenerate exchange.
+	MemoryKind_MEMORY_KIND_EXCHANGE MemoryKind = 2
+	// A ProcessEvent vector (no text).
+	MemoryKind_MEMORY_KIND_EVENT MemoryKind = 3
+)
+
+// Enum value maps for MemoryKind.
+var (
+	MemoryKind_name = map[int32]string{
+		0: "MEMORY_KIND_UNSPECIFIED",
+		1: "MEMORY_KIND_REMEMBERED",
+		2: "MEMORY_KIND_EXCHANGE",
+		3: "MEMORY_KIND_EVENT",
+	}
+	MemoryKind_value = map[string]int32{
+		"MEMORY_KIND_UNSPECIFIED": 0,
+		"MEMORY_KIND_REMEMBERED":  1,
+		"MEMORY_KIND_EXCHANGE":    2,
+		"MEMORY_KIND_EVENT":       3,
+	}
+)
+
+func (x MemoryKind) Enum() *MemoryKind {
+	p := new(MemoryKind)
+	*p = x
+	return p
+}
+
+func (x MemoryKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MemoryKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_mlsdm_v1_types_proto_enumTypes[3].Descriptor()
+}
+
+func (MemoryKind) Type() protoreflect.EnumType {
+	return &file_mlsdm_v1_types_proto_enumTypes[3]
+}
+
+func (x MemoryKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MemoryKind.Descriptor instead.
+func (MemoryKind) EnumDescriptor() ([]byte, []int) {
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
 // A memory retrieved from the tenant's vector store and given to the LLM as
 // context: one earlier exchange, what the caller said and the answer that
 // followed.
@@ -218,7 +281,9 @@ type ContextItem struct {
 	Step int64 `protobuf:"varint,6,opt,name=step,proto3" json:"step,omitempty"`
 	// Steps since the memory was stored: the tenant's step now minus `step`
 	// (>= 0).
-	AgeSteps      int64 `protobuf:"varint,7,opt,name=age_steps,json=ageSteps,proto3" json:"age_steps,omitempty"`
+	AgeSteps int64 `protobuf:"varint,7,opt,name=age_steps,json=ageSteps,proto3" json:"age_steps,omitempty"`
+	// The memory itself, with its id, speaker, time, session and labels.
+	Memory        *Memory `protobuf:"bytes,8,opt,name=memory,proto3" json:"memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -303,6 +368,151 @@ func (x *ContextItem) GetAgeSteps() int64 {
 	return 0
 }
 
+func (x *ContextItem) GetMemory() *Memory {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
+}
+
+// One memory of a tenant: something said (remembered with
+// MemoryService.Remember) or a governed exchange (Generate: what the caller
+// said and the answer that followed).
+type Memory struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable id, unique within the tenant (and not valid in any other tenant).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What was said; for a Generate exchange, the prompt.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// The answer that followed, for a Generate exchange; empty otherwise.
+	Response string `protobuf:"bytes,3,opt,name=response,proto3" json:"response,omitempty"`
+	// Who said it; empty when not given.
+	Speaker string `protobuf:"bytes,4,opt,name=speaker,proto3" json:"speaker,omitempty"`
+	// When it was said (for a Generate exchange, when it was stored).
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Session the memory belongs to; empty when not given.
+	Session string `protobuf:"bytes,6,opt,name=session,proto3" json:"session,omitempty"`
+	// Labels given when it was remembered.
+	Labels map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The tenant's step counter when the memory was stored.
+	Step int64 `protobuf:"varint,8,opt,name=step,proto3" json:"step,omitempty"`
+	// Never evicted by capacity.
+	Pinned bool `protobuf:"varint,9,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	// Forgotten after this time; unset means never.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// How it was stored.
+	Kind          MemoryKind `protobuf:"varint,11,opt,name=kind,proto3,enum=mlsdm.v1.MemoryKind" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Memory) Reset() {
+	*x = Memory{}
+	mi := &file_mlsdm_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Memory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Memory) ProtoMessage() {}
+
+func (x *Memory) ProtoReflect() protoreflect.Message {
+	mi := &file_mlsdm_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Memory.ProtoReflect.Descriptor instead.
+func (*Memory) Descriptor() ([]byte, []int) {
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Memory) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Memory) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Memory) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
+}
+
+func (x *Memory) GetSpeaker() string {
+	if x != nil {
+		return x.Speaker
+	}
+	return ""
+}
+
+func (x *Memory) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *Memory) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *Memory) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Memory) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *Memory) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+func (x *Memory) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Memory) GetKind() MemoryKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MemoryKind_MEMORY_KIND_UNSPECIFIED
+}
+
 // Token accounting of one generation.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -319,7 +529,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[1]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +541,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[1]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +554,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -390,7 +600,7 @@ type Timings struct {
 
 func (x *Timings) Reset() {
 	*x = Timings{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[2]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +612,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[2]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +625,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Timings) GetAdmit() *durationpb.Duration {
@@ -473,7 +683,7 @@ type AphasiaReport struct {
 
 func (x *AphasiaReport) Reset() {
 	*x = AphasiaReport{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[3]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +695,7 @@ func (x *AphasiaReport) String() string {
 func (*AphasiaReport) ProtoMessage() {}
 
 func (x *AphasiaReport) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[3]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +708,7 @@ func (x *AphasiaReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AphasiaReport.ProtoReflect.Descriptor instead.
 func (*AphasiaReport) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AphasiaReport) GetAphasic() bool {
@@ -551,7 +761,7 @@ type SynapticMemory struct {
 
 func (x *SynapticMemory) Reset() {
 	*x = SynapticMemory{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[4]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +773,7 @@ func (x *SynapticMemory) String() string {
 func (*SynapticMemory) ProtoMessage() {}
 
 func (x *SynapticMemory) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[4]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +786,7 @@ func (x *SynapticMemory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SynapticMemory.ProtoReflect.Descriptor instead.
 func (*SynapticMemory) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SynapticMemory) GetL1Norm() float64 {
@@ -615,7 +825,7 @@ type StoreUsage struct {
 
 func (x *StoreUsage) Reset() {
 	*x = StoreUsage{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[5]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +837,7 @@ func (x *StoreUsage) String() string {
 func (*StoreUsage) ProtoMessage() {}
 
 func (x *StoreUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[5]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +850,7 @@ func (x *StoreUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreUsage.ProtoReflect.Descriptor instead.
 func (*StoreUsage) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StoreUsage) GetUsed() int64 {
@@ -681,7 +891,7 @@ type EmergencyState struct {
 
 func (x *EmergencyState) Reset() {
 	*x = EmergencyState{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[6]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +903,7 @@ func (x *EmergencyState) String() string {
 func (*EmergencyState) ProtoMessage() {}
 
 func (x *EmergencyState) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[6]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +916,7 @@ func (x *EmergencyState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmergencyState.ProtoReflect.Descriptor instead.
 func (*EmergencyState) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EmergencyState) GetActive() bool {
@@ -756,7 +966,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_mlsdm_v1_types_proto_msgTypes[7]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +978,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsdm_v1_types_proto_msgTypes[7]
+	mi := &file_mlsdm_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +991,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_mlsdm_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Counters) GetAccepted() int64 {
@@ -823,7 +1033,7 @@ var File_mlsdm_v1_types_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x14mlsdm/v1/types.proto\x12\bmlsdm.v1\x1a\x1egoogle/protobuf/duration.proto\"\xc1\x01\n" +
+	"\x14mlsdm/v1/types.proto\x12\bmlsdm.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n" +
 	"\vContextItem\x12\x16\n" +
 	"\x04text\x18\x01 \x01(\tB\x02\x18\x01R\x04text\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1f\n" +
@@ -832,7 +1042,26 @@ const file_mlsdm_v1_types_proto_rawDesc = "" +
 	"\x06prompt\x18\x04 \x01(\tR\x06prompt\x12\x1a\n" +
 	"\bresponse\x18\x05 \x01(\tR\bresponse\x12\x12\n" +
 	"\x04step\x18\x06 \x01(\x03R\x04step\x12\x1b\n" +
-	"\tage_steps\x18\a \x01(\x03R\bageSteps\"|\n" +
+	"\tage_steps\x18\a \x01(\x03R\bageSteps\x12(\n" +
+	"\x06memory\x18\b \x01(\v2\x10.mlsdm.v1.MemoryR\x06memory\"\xbb\x03\n" +
+	"\x06Memory\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1a\n" +
+	"\bresponse\x18\x03 \x01(\tR\bresponse\x12\x18\n" +
+	"\aspeaker\x18\x04 \x01(\tR\aspeaker\x12;\n" +
+	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\asession\x18\x06 \x01(\tR\asession\x124\n" +
+	"\x06labels\x18\a \x03(\v2\x1c.mlsdm.v1.Memory.LabelsEntryR\x06labels\x12\x12\n" +
+	"\x04step\x18\b \x01(\x03R\x04step\x12\x16\n" +
+	"\x06pinned\x18\t \x01(\bR\x06pinned\x129\n" +
+	"\n" +
+	"expires_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12(\n" +
+	"\x04kind\x18\v \x01(\x0e2\x14.mlsdm.v1.MemoryKindR\x04kind\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"|\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12!\n" +
@@ -874,17 +1103,24 @@ const file_mlsdm_v1_types_proto_rawDesc = "" +
 	"\x11PHASE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"PHASE_WAKE\x10\x01\x12\x0f\n" +
-	"\vPHASE_SLEEP\x10\x02*\x81\x01\n" +
+	"\vPHASE_SLEEP\x10\x02*\xa2\x01\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REFUSAL_REASON_MORAL\x10\x01\x12\x18\n" +
 	"\x14REFUSAL_REASON_SLEEP\x10\x02\x12\x1c\n" +
-	"\x18REFUSAL_REASON_EMERGENCY\x10\x03*\x8e\x01\n" +
+	"\x18REFUSAL_REASON_EMERGENCY\x10\x03\x12\x1f\n" +
+	"\x1bREFUSAL_REASON_MORAL_OUTPUT\x10\x04*\x8e\x01\n" +
 	"\vAphasiaFlag\x12\x1c\n" +
 	"\x18APHASIA_FLAG_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAPHASIA_FLAG_SHORT_SENTENCES\x10\x01\x12#\n" +
 	"\x1fAPHASIA_FLAG_LOW_FUNCTION_WORDS\x10\x02\x12\x1a\n" +
-	"\x16APHASIA_FLAG_FRAGMENTS\x10\x03BX\n" +
+	"\x16APHASIA_FLAG_FRAGMENTS\x10\x03*v\n" +
+	"\n" +
+	"MemoryKind\x12\x1b\n" +
+	"\x17MEMORY_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16MEMORY_KIND_REMEMBERED\x10\x01\x12\x18\n" +
+	"\x14MEMORY_KIND_EXCHANGE\x10\x02\x12\x15\n" +
+	"\x11MEMORY_KIND_EVENT\x10\x03BX\n" +
 	"\x10io.mlsdm.grpc.v1B\n" +
 	"TypesProtoP\x01Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1b\x06proto3"
 
@@ -900,34 +1136,43 @@ func file_mlsdm_v1_types_proto_rawDescGZIP() []byte {
 	return file_mlsdm_v1_types_proto_rawDescData
 }
 
-var file_mlsdm_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mlsdm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_mlsdm_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_mlsdm_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mlsdm_v1_types_proto_goTypes = []any{
-	(Phase)(0),                  // 0: mlsdm.v1.Phase
-	(RefusalReason)(0),          // 1: mlsdm.v1.RefusalReason
-	(AphasiaFlag)(0),            // 2: mlsdm.v1.AphasiaFlag
-	(*ContextItem)(nil),         // 3: mlsdm.v1.ContextItem
-	(*Usage)(nil),               // 4: mlsdm.v1.Usage
-	(*Timings)(nil),             // 5: mlsdm.v1.Timings
-	(*AphasiaReport)(nil),       // 6: mlsdm.v1.AphasiaReport
-	(*SynapticMemory)(nil),      // 7: mlsdm.v1.SynapticMemory
-	(*StoreUsage)(nil),          // 8: mlsdm.v1.StoreUsage
-	(*EmergencyState)(nil),      // 9: mlsdm.v1.EmergencyState
-	(*Counters)(nil),            // 10: mlsdm.v1.Counters
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	(Phase)(0),                    // 0: mlsdm.v1.Phase
+	(RefusalReason)(0),            // 1: mlsdm.v1.RefusalReason
+	(AphasiaFlag)(0),              // 2: mlsdm.v1.AphasiaFlag
+	(MemoryKind)(0),               // 3: mlsdm.v1.MemoryKind
+	(*ContextItem)(nil),           // 4: mlsdm.v1.ContextItem
+	(*Memory)(nil),                // 5: mlsdm.v1.Memory
+	(*Usage)(nil),                 // 6: mlsdm.v1.Usage
+	(*Timings)(nil),               // 7: mlsdm.v1.Timings
+	(*AphasiaReport)(nil),         // 8: mlsdm.v1.AphasiaReport
+	(*SynapticMemory)(nil),        // 9: mlsdm.v1.SynapticMemory
+	(*StoreUsage)(nil),            // 10: mlsdm.v1.StoreUsage
+	(*EmergencyState)(nil),        // 11: mlsdm.v1.EmergencyState
+	(*Counters)(nil),              // 12: mlsdm.v1.Counters
+	nil,                           // 13: mlsdm.v1.Memory.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
 }
 var file_mlsdm_v1_types_proto_depIdxs = []int32{
-	11, // 0: mlsdm.v1.Timings.admit:type_name -> google.protobuf.Duration
-	11, // 1: mlsdm.v1.Timings.llm:type_name -> google.protobuf.Duration
-	11, // 2: mlsdm.v1.Timings.first_token:type_name -> google.protobuf.Duration
-	11, // 3: mlsdm.v1.Timings.commit:type_name -> google.protobuf.Duration
-	11, // 4: mlsdm.v1.Timings.total:type_name -> google.protobuf.Duration
-	2,  // 5: mlsdm.v1.AphasiaReport.flags:type_name -> mlsdm.v1.AphasiaFlag
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	5,  // 0: mlsdm.v1.ContextItem.memory:type_name -> mlsdm.v1.Memory
+	14, // 1: mlsdm.v1.Memory.occurred_at:type_name -> google.protobuf.Timestamp
+	13, // 2: mlsdm.v1.Memory.labels:type_name -> mlsdm.v1.Memory.LabelsEntry
+	14, // 3: mlsdm.v1.Memory.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 4: mlsdm.v1.Memory.kind:type_name -> mlsdm.v1.MemoryKind
+	15, // 5: mlsdm.v1.Timings.admit:type_name -> google.protobuf.Duration
+	15, // 6: mlsdm.v1.Timings.llm:type_name -> google.protobuf.Duration
+	15, // 7: mlsdm.v1.Timings.first_token:type_name -> google.protobuf.Duration
+	15, // 8: mlsdm.v1.Timings.commit:type_name -> google.protobuf.Duration
+	15, // 9: mlsdm.v1.Timings.total:type_name -> google.protobuf.Duration
+	2,  // 10: mlsdm.v1.AphasiaReport.flags:type_name -> mlsdm.v1.AphasiaFlag
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mlsdm_v1_types_proto_init() }
@@ -940,8 +1185,8 @@ func file_mlsdm_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mlsdm_v1_types_proto_rawDesc), len(file_mlsdm_v1_types_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   8,
+			NumEnums:      4,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

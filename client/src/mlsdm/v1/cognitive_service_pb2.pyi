@@ -34,8 +34,10 @@ class GenerateRequest(_message.Message):
     setting).
     """
     moral_value: _builtins.float
-    """Moral value of the request, in [0, 1]. When unset, the server scores the
-    prompt text (0.8, -0.15 per harmful word, +0.05 per positive word).
+    """The client's moral value of the request, in [0, 1]. The server always
+    scores the prompt itself; the value judged is the lower of its score and
+    this one (a client can make the filter stricter, never looser), unless
+    the caller holds the trusted-scorer grant: then this value stands.
     """
     max_tokens: _builtins.int
     """Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;
@@ -82,6 +84,8 @@ class GenerateResponse(_message.Message):
     APHASIA_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
+    SERVER_MORAL_SCORE_FIELD_NUMBER: _builtins.int
+    OUTPUT_MORAL_SCORE_FIELD_NUMBER: _builtins.int
     response: _builtins.str
     """Generated text; empty when refused. In StreamGenerate it is empty: the
     text is the concatenation of the deltas.
@@ -103,10 +107,19 @@ class GenerateResponse(_message.Message):
     [engine.threshold_min, engine.threshold_max].
     """
     moral_value: _builtins.float
-    """Moral value used: the one sent, or the one scored from the prompt."""
+    """Moral value judged: the server's score of the prompt, lowered by the
+    client's value (or the client's value, with the trusted-scorer grant).
+    """
     confidence: _builtins.float
     """Confidence of the answer in [0, 1] (hedges, length, repetition); the
     memory is written only when it is at least 0.5.
+    """
+    server_moral_score: _builtins.float
+    """The server's own moral score of the prompt, in [0, 1]."""
+    output_moral_score: _builtins.float
+    """The server's moral score of the answer, in [0, 1]; unset when no answer
+    was scored. Below the threshold the answer is withheld
+    (REFUSAL_REASON_MORAL_OUTPUT).
     """
     @_builtins.property
     def context_items(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.ContextItem]:
@@ -140,12 +153,16 @@ class GenerateResponse(_message.Message):
         aphasia: _types_pb2.AphasiaReport | None = ...,
         usage: _types_pb2.Usage | None = ...,
         timings: _types_pb2.Timings | None = ...,
+        server_moral_score: _builtins.float = ...,
+        output_moral_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aphasia", b"aphasia", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_moral_score", b"_output_moral_score", "aphasia", b"aphasia", "output_moral_score", b"output_moral_score", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "aphasia", b"aphasia", "confidence", b"confidence", "context_items", b"context_items", "moral_threshold", b"moral_threshold", "moral_value", b"moral_value", "note", b"note", "phase", b"phase", "refusal_reason", b"refusal_reason", "response", b"response", "step", b"step", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_moral_score", b"_output_moral_score", "accepted", b"accepted", "aphasia", b"aphasia", "confidence", b"confidence", "context_items", b"context_items", "moral_threshold", b"moral_threshold", "moral_value", b"moral_value", "note", b"note", "output_moral_score", b"output_moral_score", "phase", b"phase", "refusal_reason", b"refusal_reason", "response", b"response", "server_moral_score", b"server_moral_score", "step", b"step", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__output_moral_score: _TypeAlias = _typing.Literal["output_moral_score"]  # noqa: Y015
+    _WhichOneofArgType__output_moral_score: _TypeAlias = _typing.Literal["_output_moral_score", b"_output_moral_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__output_moral_score) -> _WhichOneofReturnType__output_moral_score | None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
 
@@ -164,8 +181,8 @@ class StreamGenerateRequest(_message.Message):
     setting).
     """
     moral_value: _builtins.float
-    """Moral value of the request, in [0, 1]. When unset, the server scores the
-    prompt text.
+    """The client's moral value of the request, in [0, 1]; the same rule as
+    GenerateRequest.moral_value.
     """
     max_tokens: _builtins.int
     """Maximum tokens to generate, 1 to the server's `engine.wake_max_tokens`;

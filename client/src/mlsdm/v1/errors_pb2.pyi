@@ -127,6 +127,25 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_INVALID_PAGE_TOKEN: _ErrorReason.ValueType  # 42
     """INVALID_ARGUMENT: a ListTenants page_token is not one this server issued."""
+    ERROR_REASON_MEMORY_NOT_FOUND: _ErrorReason.ValueType  # 43
+    """NOT_FOUND: the tenant holds no memory with this id (metadata: id). Ids of
+    other tenants are not found either.
+    """
+    ERROR_REASON_EMPTY_FILTER: _ErrorReason.ValueType  # 44
+    """INVALID_ARGUMENT: ForgetMemories with an empty filter."""
+    ERROR_REASON_BATCH_SIZE: _ErrorReason.ValueType  # 46
+    """INVALID_ARGUMENT: a Remember batch holds no item or more than the
+    maximum (metadata: count, max).
+    """
+    ERROR_REASON_TEXT_LENGTH: _ErrorReason.ValueType  # 47
+    """INVALID_ARGUMENT: a memory text, query, speaker, session, label or key is
+    empty where required or longer than allowed (BadRequest names the field).
+    """
+    ERROR_REASON_REEMBEDDING: _ErrorReason.ValueType  # 48
+    """UNAVAILABLE: the tenant's memories were embedded by another embedder
+    than the server's `llm.embedder` and are being re-embedded from their
+    texts; retry after RetryInfo.
+    """
     ERROR_REASON_TENANT_DATA_CORRUPT: _ErrorReason.ValueType  # 45
     """DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
     rebuilt (metadata: tenant). Other tenants are unaffected; an operator
@@ -255,6 +274,25 @@ ERROR_REASON_PERSISTENCE_DISABLED: ErrorReason.ValueType  # 41
 """
 ERROR_REASON_INVALID_PAGE_TOKEN: ErrorReason.ValueType  # 42
 """INVALID_ARGUMENT: a ListTenants page_token is not one this server issued."""
+ERROR_REASON_MEMORY_NOT_FOUND: ErrorReason.ValueType  # 43
+"""NOT_FOUND: the tenant holds no memory with this id (metadata: id). Ids of
+other tenants are not found either.
+"""
+ERROR_REASON_EMPTY_FILTER: ErrorReason.ValueType  # 44
+"""INVALID_ARGUMENT: ForgetMemories with an empty filter."""
+ERROR_REASON_BATCH_SIZE: ErrorReason.ValueType  # 46
+"""INVALID_ARGUMENT: a Remember batch holds no item or more than the
+maximum (metadata: count, max).
+"""
+ERROR_REASON_TEXT_LENGTH: ErrorReason.ValueType  # 47
+"""INVALID_ARGUMENT: a memory text, query, speaker, session, label or key is
+empty where required or longer than allowed (BadRequest names the field).
+"""
+ERROR_REASON_REEMBEDDING: ErrorReason.ValueType  # 48
+"""UNAVAILABLE: the tenant's memories were embedded by another embedder
+than the server's `llm.embedder` and are being re-embedded from their
+texts; retry after RetryInfo.
+"""
 ERROR_REASON_TENANT_DATA_CORRUPT: ErrorReason.ValueType  # 45
 """DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
 rebuilt (metadata: tenant). Other tenants are unaffected; an operator

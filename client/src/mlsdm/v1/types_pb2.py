@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mlsdm/v1/types.proto\x12\x08mlsdm.v1\x1a\x1egoogle/protobuf/duration.proto\"\xc1\x01\n\x0b\x43ontextItem\x12\x16\n\x04text\x18\x01 \x01(\tB\x02\x18\x01R\x04text\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12\x1f\n\x0bphase_value\x18\x03 \x01(\x01R\nphaseValue\x12\x16\n\x06prompt\x18\x04 \x01(\tR\x06prompt\x12\x1a\n\x08response\x18\x05 \x01(\tR\x08response\x12\x12\n\x04step\x18\x06 \x01(\x03R\x04step\x12\x1b\n\tage_steps\x18\x07 \x01(\x03R\x08\x61geSteps\"|\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\x05R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05R\x10\x63ompletionTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\"\x87\x02\n\x07Timings\x12/\n\x05\x61\x64mit\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05\x61\x64mit\x12+\n\x03llm\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03llm\x12:\n\x0b\x66irst_token\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nfirstToken\x12\x31\n\x06\x63ommit\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06\x63ommit\x12/\n\x05total\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05total\"\xb9\x01\n\rAphasiaReport\x12\x18\n\x07\x61phasic\x18\x01 \x01(\x08R\x07\x61phasic\x12\x1a\n\x08severity\x18\x02 \x01(\x01R\x08severity\x12+\n\x05\x66lags\x18\x03 \x03(\x0e\x32\x15.mlsdm.v1.AphasiaFlagR\x05\x66lags\x12)\n\x10repair_attempted\x18\x04 \x01(\x08R\x0frepairAttempted\x12\x1a\n\x08repaired\x18\x05 \x01(\x08R\x08repaired\"[\n\x0eSynapticMemory\x12\x17\n\x07l1_norm\x18\x01 \x01(\x01R\x06l1Norm\x12\x17\n\x07l2_norm\x18\x02 \x01(\x01R\x06l2Norm\x12\x17\n\x07l3_norm\x18\x03 \x01(\x01R\x06l3Norm\"R\n\nStoreUsage\x12\x12\n\x04used\x18\x01 \x01(\x03R\x04used\x12\x1a\n\x08\x63\x61pacity\x18\x02 \x01(\x03R\x08\x63\x61pacity\x12\x14\n\x05\x62ytes\x18\x03 \x01(\x03R\x05\x62ytes\"\x90\x01\n\x0e\x45mergencyState\x12\x16\n\x06\x61\x63tive\x18\x01 \x01(\x08R\x06\x61\x63tive\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12!\n\x0c\x65ntered_step\x18\x03 \x01(\x03R\x0b\x65nteredStep\x12+\n\x11recovery_attempts\x18\x04 \x01(\x05R\x10recoveryAttempts\"\xcb\x01\n\x08\x43ounters\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03R\x08\x61\x63\x63\x65pted\x12%\n\x0erejected_moral\x18\x02 \x01(\x03R\rrejectedMoral\x12%\n\x0erejected_sleep\x18\x03 \x01(\x03R\rrejectedSleep\x12-\n\x12rejected_emergency\x18\x04 \x01(\x03R\x11rejectedEmergency\x12&\n\x0e\x63onsolidations\x18\x05 \x01(\x03R\x0e\x63onsolidations*?\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x0e\n\nPHASE_WAKE\x10\x01\x12\x0f\n\x0bPHASE_SLEEP\x10\x02*\x81\x01\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14REFUSAL_REASON_MORAL\x10\x01\x12\x18\n\x14REFUSAL_REASON_SLEEP\x10\x02\x12\x1c\n\x18REFUSAL_REASON_EMERGENCY\x10\x03*\x8e\x01\n\x0b\x41phasiaFlag\x12\x1c\n\x18\x41PHASIA_FLAG_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PHASIA_FLAG_SHORT_SENTENCES\x10\x01\x12#\n\x1f\x41PHASIA_FLAG_LOW_FUNCTION_WORDS\x10\x02\x12\x1a\n\x16\x41PHASIA_FLAG_FRAGMENTS\x10\x03\x42X\n\x10io.mlsdm.grpc.v1B\nTypesProtoP\x01Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mlsdm/v1/types.proto\x12\x08mlsdm.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x0b\x43ontextItem\x12\x16\n\x04text\x18\x01 \x01(\tB\x02\x18\x01R\x04text\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12\x1f\n\x0bphase_value\x18\x03 \x01(\x01R\nphaseValue\x12\x16\n\x06prompt\x18\x04 \x01(\tR\x06prompt\x12\x1a\n\x08response\x18\x05 \x01(\tR\x08response\x12\x12\n\x04step\x18\x06 \x01(\x03R\x04step\x12\x1b\n\tage_steps\x18\x07 \x01(\x03R\x08\x61geSteps\x12(\n\x06memory\x18\x08 \x01(\x0b\x32\x10.mlsdm.v1.MemoryR\x06memory\"\xbb\x03\n\x06Memory\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x1a\n\x08response\x18\x03 \x01(\tR\x08response\x12\x18\n\x07speaker\x18\x04 \x01(\tR\x07speaker\x12;\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\noccurredAt\x12\x18\n\x07session\x18\x06 \x01(\tR\x07session\x12\x34\n\x06labels\x18\x07 \x03(\x0b\x32\x1c.mlsdm.v1.Memory.LabelsEntryR\x06labels\x12\x12\n\x04step\x18\x08 \x01(\x03R\x04step\x12\x16\n\x06pinned\x18\t \x01(\x08R\x06pinned\x12\x39\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\texpiresAt\x12(\n\x04kind\x18\x0b \x01(\x0e\x32\x14.mlsdm.v1.MemoryKindR\x04kind\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"|\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\x05R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05R\x10\x63ompletionTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\"\x87\x02\n\x07Timings\x12/\n\x05\x61\x64mit\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05\x61\x64mit\x12+\n\x03llm\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03llm\x12:\n\x0b\x66irst_token\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nfirstToken\x12\x31\n\x06\x63ommit\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06\x63ommit\x12/\n\x05total\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05total\"\xb9\x01\n\rAphasiaReport\x12\x18\n\x07\x61phasic\x18\x01 \x01(\x08R\x07\x61phasic\x12\x1a\n\x08severity\x18\x02 \x01(\x01R\x08severity\x12+\n\x05\x66lags\x18\x03 \x03(\x0e\x32\x15.mlsdm.v1.AphasiaFlagR\x05\x66lags\x12)\n\x10repair_attempted\x18\x04 \x01(\x08R\x0frepairAttempted\x12\x1a\n\x08repaired\x18\x05 \x01(\x08R\x08repaired\"[\n\x0eSynapticMemory\x12\x17\n\x07l1_norm\x18\x01 \x01(\x01R\x06l1Norm\x12\x17\n\x07l2_norm\x18\x02 \x01(\x01R\x06l2Norm\x12\x17\n\x07l3_norm\x18\x03 \x01(\x01R\x06l3Norm\"R\n\nStoreUsage\x12\x12\n\x04used\x18\x01 \x01(\x03R\x04used\x12\x1a\n\x08\x63\x61pacity\x18\x02 \x01(\x03R\x08\x63\x61pacity\x12\x14\n\x05\x62ytes\x18\x03 \x01(\x03R\x05\x62ytes\"\x90\x01\n\x0e\x45mergencyState\x12\x16\n\x06\x61\x63tive\x18\x01 \x01(\x08R\x06\x61\x63tive\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12!\n\x0c\x65ntered_step\x18\x03 \x01(\x03R\x0b\x65nteredStep\x12+\n\x11recovery_attempts\x18\x04 \x01(\x05R\x10recoveryAttempts\"\xcb\x01\n\x08\x43ounters\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03R\x08\x61\x63\x63\x65pted\x12%\n\x0erejected_moral\x18\x02 \x01(\x03R\rrejectedMoral\x12%\n\x0erejected_sleep\x18\x03 \x01(\x03R\rrejectedSleep\x12-\n\x12rejected_emergency\x18\x04 \x01(\x03R\x11rejectedEmergency\x12&\n\x0e\x63onsolidations\x18\x05 \x01(\x03R\x0e\x63onsolidations*?\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x0e\n\nPHASE_WAKE\x10\x01\x12\x0f\n\x0bPHASE_SLEEP\x10\x02*\xa2\x01\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14REFUSAL_REASON_MORAL\x10\x01\x12\x18\n\x14REFUSAL_REASON_SLEEP\x10\x02\x12\x1c\n\x18REFUSAL_REASON_EMERGENCY\x10\x03\x12\x1f\n\x1bREFUSAL_REASON_MORAL_OUTPUT\x10\x04*\x8e\x01\n\x0b\x41phasiaFlag\x12\x1c\n\x18\x41PHASIA_FLAG_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PHASIA_FLAG_SHORT_SENTENCES\x10\x01\x12#\n\x1f\x41PHASIA_FLAG_LOW_FUNCTION_WORDS\x10\x02\x12\x1a\n\x16\x41PHASIA_FLAG_FRAGMENTS\x10\x03*v\n\nMemoryKind\x12\x1b\n\x17MEMORY_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16MEMORY_KIND_REMEMBERED\x10\x01\x12\x18\n\x14MEMORY_KIND_EXCHANGE\x10\x02\x12\x15\n\x11MEMORY_KIND_EVENT\x10\x03\x42X\n\x10io.mlsdm.grpc.v1B\nTypesProtoP\x01Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +36,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\020io.mlsdm.grpc.v1B\nTypesProtoP\001Z6github.com/mlsdm/mlsdm-grpc/client/go/mlsdm/v1;mlsdmv1'
   _globals['_CONTEXTITEM'].fields_by_name['text']._loaded_options = None
   _globals['_CONTEXTITEM'].fields_by_name['text']._serialized_options = b'\030\001'
-  _globals['_PHASE']._serialized_start=1372
-  _globals['_PHASE']._serialized_end=1435
-  _globals['_REFUSALREASON']._serialized_start=1438
-  _globals['_REFUSALREASON']._serialized_end=1567
-  _globals['_APHASIAFLAG']._serialized_start=1570
-  _globals['_APHASIAFLAG']._serialized_end=1712
-  _globals['_CONTEXTITEM']._serialized_start=67
-  _globals['_CONTEXTITEM']._serialized_end=260
-  _globals['_USAGE']._serialized_start=262
-  _globals['_USAGE']._serialized_end=386
-  _globals['_TIMINGS']._serialized_start=389
-  _globals['_TIMINGS']._serialized_end=652
-  _globals['_APHASIAREPORT']._serialized_start=655
-  _globals['_APHASIAREPORT']._serialized_end=840
-  _globals['_SYNAPTICMEMORY']._serialized_start=842
-  _globals['_SYNAPTICMEMORY']._serialized_end=933
-  _globals['_STOREUSAGE']._serialized_start=935
-  _globals['_STOREUSAGE']._serialized_end=1017
-  _globals['_EMERGENCYSTATE']._serialized_start=1020
-  _globals['_EMERGENCYSTATE']._serialized_end=1164
-  _globals['_COUNTERS']._serialized_start=1167
-  _globals['_COUNTERS']._serialized_end=1370
+  _globals['_MEMORY_LABELSENTRY']._loaded_options = None
+  _globals['_MEMORY_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_PHASE']._serialized_start=1893
+  _globals['_PHASE']._serialized_end=1956
+  _globals['_REFUSALREASON']._serialized_start=1959
+  _globals['_REFUSALREASON']._serialized_end=2121
+  _globals['_APHASIAFLAG']._serialized_start=2124
+  _globals['_APHASIAFLAG']._serialized_end=2266
+  _globals['_MEMORYKIND']._serialized_start=2268
+  _globals['_MEMORYKIND']._serialized_end=2386
+  _globals['_CONTEXTITEM']._serialized_start=100
+  _globals['_CONTEXTITEM']._serialized_end=335
+  _globals['_MEMORY']._serialized_start=338
+  _globals['_MEMORY']._serialized_end=781
+  _globals['_MEMORY_LABELSENTRY']._serialized_start=724
+  _globals['_MEMORY_LABELSENTRY']._serialized_end=781
+  _globals['_USAGE']._serialized_start=783
+  _globals['_USAGE']._serialized_end=907
+  _globals['_TIMINGS']._serialized_start=910
+  _globals['_TIMINGS']._serialized_end=1173
+  _globals['_APHASIAREPORT']._serialized_start=1176
+  _globals['_APHASIAREPORT']._serialized_end=1361
+  _globals['_SYNAPTICMEMORY']._serialized_start=1363
+  _globals['_SYNAPTICMEMORY']._serialized_end=1454
+  _globals['_STOREUSAGE']._serialized_start=1456
+  _globals['_STOREUSAGE']._serialized_end=1538
+  _globals['_EMERGENCYSTATE']._serialized_start=1541
+  _globals['_EMERGENCYSTATE']._serialized_end=1685
+  _globals['_COUNTERS']._serialized_start=1688
+  _globals['_COUNTERS']._serialized_end=1891
 # @@protoc_insertion_point(module_scope)

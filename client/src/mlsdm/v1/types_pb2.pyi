@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -73,6 +74,10 @@ class _RefusalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal
     """The tenant is in its sleep phase."""
     REFUSAL_REASON_EMERGENCY: _RefusalReason.ValueType  # 3
     """The tenant is in emergency shutdown; see GetStateResponse.emergency."""
+    REFUSAL_REASON_MORAL_OUTPUT: _RefusalReason.ValueType  # 4
+    """The answer was scored below the moral threshold: it is neither returned
+    nor remembered (StreamGenerate: the stream ends before the sentence).
+    """
 
 class RefusalReason(_RefusalReason, metaclass=_RefusalReasonEnumTypeWrapper):
     """Why a governed call was refused. A refusal is a normal response with
@@ -89,6 +94,10 @@ REFUSAL_REASON_SLEEP: RefusalReason.ValueType  # 2
 """The tenant is in its sleep phase."""
 REFUSAL_REASON_EMERGENCY: RefusalReason.ValueType  # 3
 """The tenant is in emergency shutdown; see GetStateResponse.emergency."""
+REFUSAL_REASON_MORAL_OUTPUT: RefusalReason.ValueType  # 4
+"""The answer was scored below the moral threshold: it is neither returned
+nor remembered (StreamGenerate: the stream ends before the sentence).
+"""
 Global___RefusalReason: _TypeAlias = RefusalReason  # noqa: Y015
 
 class _AphasiaFlag:
@@ -119,6 +128,34 @@ APHASIA_FLAG_FRAGMENTS: AphasiaFlag.ValueType  # 3
 """More than half of the sentences have fewer than 4 words."""
 Global___AphasiaFlag: _TypeAlias = AphasiaFlag  # noqa: Y015
 
+class _MemoryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MemoryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MemoryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MEMORY_KIND_UNSPECIFIED: _MemoryKind.ValueType  # 0
+    """Never sent by the server."""
+    MEMORY_KIND_REMEMBERED: _MemoryKind.ValueType  # 1
+    """MemoryService.Remember."""
+    MEMORY_KIND_EXCHANGE: _MemoryKind.ValueType  # 2
+    """A Generate or StreamGenerate exchange."""
+    MEMORY_KIND_EVENT: _MemoryKind.ValueType  # 3
+    """A ProcessEvent vector (no text)."""
+
+class MemoryKind(_MemoryKind, metaclass=_MemoryKindEnumTypeWrapper):
+    """How a memory was stored."""
+
+MEMORY_KIND_UNSPECIFIED: MemoryKind.ValueType  # 0
+"""Never sent by the server."""
+MEMORY_KIND_REMEMBERED: MemoryKind.ValueType  # 1
+"""MemoryService.Remember."""
+MEMORY_KIND_EXCHANGE: MemoryKind.ValueType  # 2
+"""A Generate or StreamGenerate exchange."""
+MEMORY_KIND_EVENT: MemoryKind.ValueType  # 3
+"""A ProcessEvent vector (no text)."""
+Global___MemoryKind: _TypeAlias = MemoryKind  # noqa: Y015
+
 @_typing.final
 class ContextItem(_message.Message):
     """A memory retrieved from the tenant's vector store and given to the LLM as
@@ -135,6 +172,7 @@ class ContextItem(_message.Message):
     RESPONSE_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     AGE_STEPS_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def text(self) -> _builtins.str:
@@ -163,6 +201,10 @@ class ContextItem(_message.Message):
     """Steps since the memory was stored: the tenant's step now minus `step`
     (>= 0).
     """
+    @_builtins.property
+    def memory(self) -> Global___Memory:
+        """The memory itself, with its id, speaker, time, session and labels."""
+
     def __init__(
         self,
         *,
@@ -173,14 +215,106 @@ class ContextItem(_message.Message):
         response: _builtins.str = ...,
         step: _builtins.int = ...,
         age_steps: _builtins.int = ...,
+        memory: Global___Memory | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_steps", b"age_steps", "phase_value", b"phase_value", "prompt", b"prompt", "response", b"response", "score", b"score", "step", b"step", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_steps", b"age_steps", "memory", b"memory", "phase_value", b"phase_value", "prompt", b"prompt", "response", b"response", "score", b"score", "step", b"step", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContextItem: _TypeAlias = ContextItem  # noqa: Y015
+
+@_typing.final
+class Memory(_message.Message):
+    """One memory of a tenant: something said (remembered with
+    MemoryService.Remember) or a governed exchange (Generate: what the caller
+    said and the answer that followed).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    SPEAKER_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    PINNED_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Stable id, unique within the tenant (and not valid in any other tenant)."""
+    text: _builtins.str
+    """What was said; for a Generate exchange, the prompt."""
+    response: _builtins.str
+    """The answer that followed, for a Generate exchange; empty otherwise."""
+    speaker: _builtins.str
+    """Who said it; empty when not given."""
+    session: _builtins.str
+    """Session the memory belongs to; empty when not given."""
+    step: _builtins.int
+    """The tenant's step counter when the memory was stored."""
+    pinned: _builtins.bool
+    """Never evicted by capacity."""
+    kind: Global___MemoryKind.ValueType
+    """How it was stored."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was said (for a Generate exchange, when it was stored)."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Labels given when it was remembered."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Forgotten after this time; unset means never."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        response: _builtins.str = ...,
+        speaker: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        session: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        step: _builtins.int = ...,
+        pinned: _builtins.bool = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___MemoryKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "id", b"id", "kind", b"kind", "labels", b"labels", "occurred_at", b"occurred_at", "pinned", b"pinned", "response", b"response", "session", b"session", "speaker", b"speaker", "step", b"step", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Memory: _TypeAlias = Memory  # noqa: Y015
 
 @_typing.final
 class Usage(_message.Message):

@@ -55,6 +55,9 @@ class CallInfo:
     roles: frozenset[str] = frozenset()
     # The tenants the identity may use (set by the auth gate with principal and roles).
     binding: TenantBinding = ANY_TENANT
+    # The principal may supply moral values that stand (the trusted-scorer grant);
+    # without it a client's value can only lower the server's own score.
+    trusted_scorer: bool = False
 
     @property
     def admin(self) -> bool:

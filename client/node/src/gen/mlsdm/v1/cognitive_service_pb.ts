@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mlsdm/v1/cognitive_service.proto.
  */
 export const file_mlsdm_v1_cognitive_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBtbHNkbS92MS9jb2duaXRpdmVfc2VydmljZS5wcm90bxIIbWxzZG0udjEidgoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRIYCgttb3JhbF92YWx1ZRgCIAEoAUgAiAEBEhIKCm1heF90b2tlbnMYAyABKAUSFQoNY29udGV4dF90b3BfaxgEIAEoBUIOCgxfbW9yYWxfdmFsdWUigQMKEEdlbmVyYXRlUmVzcG9uc2USEAoIcmVzcG9uc2UYASABKAkSEAoIYWNjZXB0ZWQYAiABKAgSLwoOcmVmdXNhbF9yZWFzb24YAyABKA4yFy5tbHNkbS52MS5SZWZ1c2FsUmVhc29uEh4KBXBoYXNlGAQgASgOMg8ubWxzZG0udjEuUGhhc2USDAoEc3RlcBgFIAEoAxIMCgRub3RlGAYgASgJEhcKD21vcmFsX3RocmVzaG9sZBgHIAEoARITCgttb3JhbF92YWx1ZRgIIAEoARIsCg1jb250ZXh0X2l0ZW1zGAkgAygLMhUubWxzZG0udjEuQ29udGV4dEl0ZW0SEgoKY29uZmlkZW5jZRgKIAEoARIoCgdhcGhhc2lhGAsgASgLMhcubWxzZG0udjEuQXBoYXNpYVJlcG9ydBIeCgV1c2FnZRgMIAEoCzIPLm1sc2RtLnYxLlVzYWdlEiIKB3RpbWluZ3MYDSABKAsyES5tbHNkbS52MS5UaW1pbmdzInwKFVN0cmVhbUdlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSGAoLbW9yYWxfdmFsdWUYAiABKAFIAIgBARISCgptYXhfdG9rZW5zGAMgASgFEhUKDWNvbnRleHRfdG9wX2sYBCABKAVCDgoMX21vcmFsX3ZhbHVlImAKFlN0cmVhbUdlbmVyYXRlUmVzcG9uc2USDwoFZGVsdGEYASABKAlIABIsCgZyZXN1bHQYAiABKAsyGi5tbHNkbS52MS5HZW5lcmF0ZVJlc3BvbnNlSABCBwoFZXZlbnQiTwoTUHJvY2Vzc0V2ZW50UmVxdWVzdBIOCgZ2ZWN0b3IYASADKAISGAoLbW9yYWxfdmFsdWUYAiABKAFIAIgBAUIOCgxfbW9yYWxfdmFsdWUi3QEKFFByb2Nlc3NFdmVudFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIEi8KDnJlZnVzYWxfcmVhc29uGAIgASgOMhcubWxzZG0udjEuUmVmdXNhbFJlYXNvbhIeCgVwaGFzZRgDIAEoDjIPLm1sc2RtLnYxLlBoYXNlEgwKBHN0ZXAYBCABKAMSFwoPbW9yYWxfdGhyZXNob2xkGAUgASgBEhcKD2FjY2VwdGFuY2VfcmF0ZRgGIAEoARIUCgxjb25zb2xpZGF0ZWQYByABKAgSDAoEbm90ZRgIIAEoCSIRCg9HZXRTdGF0ZVJlcXVlc3Qi6AIKEEdldFN0YXRlUmVzcG9uc2USDgoGdGVuYW50GAEgASgJEgwKBHN0ZXAYAiABKAMSHgoFcGhhc2UYAyABKA4yDy5tbHNkbS52MS5QaGFzZRIdChVwaGFzZV9zdGVwc19yZW1haW5pbmcYBCABKAUSFwoPbW9yYWxfdGhyZXNob2xkGAUgASgBEhcKD2FjY2VwdGFuY2VfcmF0ZRgGIAEoARIoCgZtZW1vcnkYByABKAsyGC5tbHNkbS52MS5TeW5hcHRpY01lbW9yeRIjCgVzdG9yZRgIIAEoCzIULm1sc2RtLnYxLlN0b3JlVXNhZ2USKwoJZW1lcmdlbmN5GAkgASgLMhgubWxzZG0udjEuRW1lcmdlbmN5U3RhdGUSJAoIY291bnRlcnMYCiABKAsyEi5tbHNkbS52MS5Db3VudGVycxILCgNkaW0YCyABKAUSFgoOc2VydmVyX3ZlcnNpb24YDCABKAkyvgIKEENvZ25pdGl2ZVNlcnZpY2USQQoIR2VuZXJhdGUSGS5tbHNkbS52MS5HZW5lcmF0ZVJlcXVlc3QaGi5tbHNkbS52MS5HZW5lcmF0ZVJlc3BvbnNlElUKDlN0cmVhbUdlbmVyYXRlEh8ubWxzZG0udjEuU3RyZWFtR2VuZXJhdGVSZXF1ZXN0GiAubWxzZG0udjEuU3RyZWFtR2VuZXJhdGVSZXNwb25zZTABEk0KDFByb2Nlc3NFdmVudBIdLm1sc2RtLnYxLlByb2Nlc3NFdmVudFJlcXVlc3QaHi5tbHNkbS52MS5Qcm9jZXNzRXZlbnRSZXNwb25zZRJBCghHZXRTdGF0ZRIZLm1sc2RtLnYxLkdldFN0YXRlUmVxdWVzdBoaLm1sc2RtLnYxLkdldFN0YXRlUmVzcG9uc2VCYwoQaW8ubWxzZG0uZ3JwYy52MUIVQ29nbml0aXZlU2VydmljZVByb3RvUAFaNmdpdGh1Yi5jb20vbWxzZG0vbWxzZG0tZ3JwYy9jbGllbnQvZ28vbWxzZG0vdjE7bWxzZG12MWIGcHJvdG8z", [file_mlsdm_v1_types]);
+  fileDesc("CiBtbHNkbS92MS9jb2duaXRpdmVfc2VydmljZS5wcm90bxIIbWxzZG0udjEidgoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRIYCgttb3JhbF92YWx1ZRgCIAEoAUgAiAEBEhIKCm1heF90b2tlbnMYAyABKAUSFQoNY29udGV4dF90b3BfaxgEIAEoBUIOCgxfbW9yYWxfdmFsdWUi1QMKEEdlbmVyYXRlUmVzcG9uc2USEAoIcmVzcG9uc2UYASABKAkSEAoIYWNjZXB0ZWQYAiABKAgSLwoOcmVmdXNhbF9yZWFzb24YAyABKA4yFy5tbHNkbS52MS5SZWZ1c2FsUmVhc29uEh4KBXBoYXNlGAQgASgOMg8ubWxzZG0udjEuUGhhc2USDAoEc3RlcBgFIAEoAxIMCgRub3RlGAYgASgJEhcKD21vcmFsX3RocmVzaG9sZBgHIAEoARITCgttb3JhbF92YWx1ZRgIIAEoARIsCg1jb250ZXh0X2l0ZW1zGAkgAygLMhUubWxzZG0udjEuQ29udGV4dEl0ZW0SEgoKY29uZmlkZW5jZRgKIAEoARIoCgdhcGhhc2lhGAsgASgLMhcubWxzZG0udjEuQXBoYXNpYVJlcG9ydBIeCgV1c2FnZRgMIAEoCzIPLm1sc2RtLnYxLlVzYWdlEiIKB3RpbWluZ3MYDSABKAsyES5tbHNkbS52MS5UaW1pbmdzEhoKEnNlcnZlcl9tb3JhbF9zY29yZRgOIAEoARIfChJvdXRwdXRfbW9yYWxfc2NvcmUYDyABKAFIAIgBAUIVChNfb3V0cHV0X21vcmFsX3Njb3JlInwKFVN0cmVhbUdlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSGAoLbW9yYWxfdmFsdWUYAiABKAFIAIgBARISCgptYXhfdG9rZW5zGAMgASgFEhUKDWNvbnRleHRfdG9wX2sYBCABKAVCDgoMX21vcmFsX3ZhbHVlImAKFlN0cmVhbUdlbmVyYXRlUmVzcG9uc2USDwoFZGVsdGEYASABKAlIABIsCgZyZXN1bHQYAiABKAsyGi5tbHNkbS52MS5HZW5lcmF0ZVJlc3BvbnNlSABCBwoFZXZlbnQiTwoTUHJvY2Vzc0V2ZW50UmVxdWVzdBIOCgZ2ZWN0b3IYASADKAISGAoLbW9yYWxfdmFsdWUYAiABKAFIAIgBAUIOCgxfbW9yYWxfdmFsdWUi3QEKFFByb2Nlc3NFdmVudFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIEi8KDnJlZnVzYWxfcmVhc29uGAIgASgOMhcubWxzZG0udjEuUmVmdXNhbFJlYXNvbhIeCgVwaGFzZRgDIAEoDjIPLm1sc2RtLnYxLlBoYXNlEgwKBHN0ZXAYBCABKAMSFwoPbW9yYWxfdGhyZXNob2xkGAUgASgBEhcKD2FjY2VwdGFuY2VfcmF0ZRgGIAEoARIUCgxjb25zb2xpZGF0ZWQYByABKAgSDAoEbm90ZRgIIAEoCSIRCg9HZXRTdGF0ZVJlcXVlc3Qi6AIKEEdldFN0YXRlUmVzcG9uc2USDgoGdGVuYW50GAEgASgJEgwKBHN0ZXAYAiABKAMSHgoFcGhhc2UYAyABKA4yDy5tbHNkbS52MS5QaGFzZRIdChVwaGFzZV9zdGVwc19yZW1haW5pbmcYBCABKAUSFwoPbW9yYWxfdGhyZXNob2xkGAUgASgBEhcKD2FjY2VwdGFuY2VfcmF0ZRgGIAEoARIoCgZtZW1vcnkYByABKAsyGC5tbHNkbS52MS5TeW5hcHRpY01lbW9yeRIjCgVzdG9yZRgIIAEoCzIULm1sc2RtLnYxLlN0b3JlVXNhZ2USKwoJZW1lcmdlbmN5GAkgASgLMhgubWxzZG0udjEuRW1lcmdlbmN5U3RhdGUSJAoIY291bnRlcnMYCiABKAsyEi5tbHNkbS52MS5Db3VudGVycxILCgNkaW0YCyABKAUSFgoOc2VydmVyX3ZlcnNpb24YDCABKAkyvgIKEENvZ25pdGl2ZVNlcnZpY2USQQoIR2VuZXJhdGUSGS5tbHNkbS52MS5HZW5lcmF0ZVJlcXVlc3QaGi5tbHNkbS52MS5HZW5lcmF0ZVJlc3BvbnNlElUKDlN0cmVhbUdlbmVyYXRlEh8ubWxzZG0udjEuU3RyZWFtR2VuZXJhdGVSZXF1ZXN0GiAubWxzZG0udjEuU3RyZWFtR2VuZXJhdGVSZXNwb25zZTABEk0KDFByb2Nlc3NFdmVudBIdLm1sc2RtLnYxLlByb2Nlc3NFdmVudFJlcXVlc3QaHi5tbHNkbS52MS5Qcm9jZXNzRXZlbnRSZXNwb25zZRJBCghHZXRTdGF0ZRIZLm1sc2RtLnYxLkdldFN0YXRlUmVxdWVzdBoaLm1sc2RtLnYxLkdldFN0YXRlUmVzcG9uc2VCYwoQaW8ubWxzZG0uZ3JwYy52MUIVQ29nbml0aXZlU2VydmljZVByb3RvUAFaNmdpdGh1Yi5jb20vbWxzZG0vbWxzZG0tZ3JwYy9jbGllbnQvZ28vbWxzZG0vdjE7bWxzZG12MWIGcHJvdG8z", [file_mlsdm_v1_types]);
 
 /**
  * Request of Generate.
@@ -29,8 +29,10 @@ export type GenerateRequest = Message<"mlsdm.v1.GenerateRequest"> & {
   prompt: string;
 
   /**
-   * Moral value of the request, in [0, 1]. When unset, the server scores the
-   * prompt text (0.8, -0.15 per harmful word, +0.05 per positive word).
+   * The client's moral value of the request, in [0, 1]. The server always
+   * scores the prompt itself; the value judged is the lower of its score and
+   * this one (a client can make the filter stricter, never looser), unless
+   * the caller holds the trusted-scorer grant: then this value stands.
    *
    * @generated from field: optional double moral_value = 2;
    */
@@ -119,7 +121,8 @@ export type GenerateResponse = Message<"mlsdm.v1.GenerateResponse"> & {
   moralThreshold: number;
 
   /**
-   * Moral value used: the one sent, or the one scored from the prompt.
+   * Moral value judged: the server's score of the prompt, lowered by the
+   * client's value (or the client's value, with the trusted-scorer grant).
    *
    * @generated from field: double moral_value = 8;
    */
@@ -160,6 +163,22 @@ export type GenerateResponse = Message<"mlsdm.v1.GenerateResponse"> & {
    * @generated from field: mlsdm.v1.Timings timings = 13;
    */
   timings?: Timings | undefined;
+
+  /**
+   * The server's own moral score of the prompt, in [0, 1].
+   *
+   * @generated from field: double server_moral_score = 14;
+   */
+  serverMoralScore: number;
+
+  /**
+   * The server's moral score of the answer, in [0, 1]; unset when no answer
+   * was scored. Below the threshold the answer is withheld
+   * (REFUSAL_REASON_MORAL_OUTPUT).
+   *
+   * @generated from field: optional double output_moral_score = 15;
+   */
+  outputMoralScore?: number | undefined;
 };
 
 /**
@@ -184,8 +203,8 @@ export type StreamGenerateRequest = Message<"mlsdm.v1.StreamGenerateRequest"> & 
   prompt: string;
 
   /**
-   * Moral value of the request, in [0, 1]. When unset, the server scores the
-   * prompt text.
+   * The client's moral value of the request, in [0, 1]; the same rule as
+   * GenerateRequest.moral_value.
    *
    * @generated from field: optional double moral_value = 2;
    */

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file mlsdm/v1/types.proto.
  */
 export const file_mlsdm_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChRtbHNkbS92MS90eXBlcy5wcm90bxIIbWxzZG0udjEihgEKC0NvbnRleHRJdGVtEhAKBHRleHQYASABKAlCAhgBEg0KBXNjb3JlGAIgASgBEhMKC3BoYXNlX3ZhbHVlGAMgASgBEg4KBnByb21wdBgEIAEoCRIQCghyZXNwb25zZRgFIAEoCRIMCgRzdGVwGAYgASgDEhEKCWFnZV9zdGVwcxgHIAEoAyJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgFEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgFEhQKDHRvdGFsX3Rva2VucxgDIAEoBSLgAQoHVGltaW5ncxIoCgVhZG1pdBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNsbG0YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZmlyc3RfdG9rZW4YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKQoGY29tbWl0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEigKBXRvdGFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoQBCg1BcGhhc2lhUmVwb3J0Eg8KB2FwaGFzaWMYASABKAgSEAoIc2V2ZXJpdHkYAiABKAESJAoFZmxhZ3MYAyADKA4yFS5tbHNkbS52MS5BcGhhc2lhRmxhZxIYChByZXBhaXJfYXR0ZW1wdGVkGAQgASgIEhAKCHJlcGFpcmVkGAUgASgIIkMKDlN5bmFwdGljTWVtb3J5Eg8KB2wxX25vcm0YASABKAESDwoHbDJfbm9ybRgCIAEoARIPCgdsM19ub3JtGAMgASgBIjsKClN0b3JlVXNhZ2USDAoEdXNlZBgBIAEoAxIQCghjYXBhY2l0eRgCIAEoAxINCgVieXRlcxgDIAEoAyJhCg5FbWVyZ2VuY3lTdGF0ZRIOCgZhY3RpdmUYASABKAgSDgoGcmVhc29uGAIgASgJEhQKDGVudGVyZWRfc3RlcBgDIAEoAxIZChFyZWNvdmVyeV9hdHRlbXB0cxgEIAEoBSKAAQoIQ291bnRlcnMSEAoIYWNjZXB0ZWQYASABKAMSFgoOcmVqZWN0ZWRfbW9yYWwYAiABKAMSFgoOcmVqZWN0ZWRfc2xlZXAYAyABKAMSGgoScmVqZWN0ZWRfZW1lcmdlbmN5GAQgASgDEhYKDmNvbnNvbGlkYXRpb25zGAUgASgDKj8KBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASDgoKUEhBU0VfV0FLRRABEg8KC1BIQVNFX1NMRUVQEAIqgQEKDVJlZnVzYWxSZWFzb24SHgoaUkVGVVNBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIYChRSRUZVU0FMX1JFQVNPTl9NT1JBTBABEhgKFFJFRlVTQUxfUkVBU09OX1NMRUVQEAISHAoYUkVGVVNBTF9SRUFTT05fRU1FUkdFTkNZEAMqjgEKC0FwaGFzaWFGbGFnEhwKGEFQSEFTSUFfRkxBR19VTlNQRUNJRklFRBAAEiAKHEFQSEFTSUFfRkxBR19TSE9SVF9TRU5URU5DRVMQARIjCh9BUEhBU0lBX0ZMQUdfTE9XX0ZVTkNUSU9OX1dPUkRTEAISGgoWQVBIQVNJQV9GTEFHX0ZSQUdNRU5UUxADQlgKEGlvLm1sc2RtLmdycGMudjFCClR5cGVzUHJvdG9QAVo2Z2l0aHViLmNvbS9tbHNkbS9tbHNkbS1ncnBjL2NsaWVudC9nby9tbHNkbS92MTttbHNkbXYxYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("ChRtbHNkbS92MS90eXBlcy5wcm90bxIIbWxzZG0udjEiqAEKC0NvbnRleHRJdGVtEhAKBHRleHQYASABKAlCAhgBEg0KBXNjb3JlGAIgASgBEhMKC3BoYXNlX3ZhbHVlGAMgASgBEg4KBnByb21wdBgEIAEoCRIQCghyZXNwb25zZRgFIAEoCRIMCgRzdGVwGAYgASgDEhEKCWFnZV9zdGVwcxgHIAEoAxIgCgZtZW1vcnkYCCABKAsyEC5tbHNkbS52MS5NZW1vcnki1gIKBk1lbW9yeRIKCgJpZBgBIAEoCRIMCgR0ZXh0GAIgASgJEhAKCHJlc3BvbnNlGAMgASgJEg8KB3NwZWFrZXIYBCABKAkSLwoLb2NjdXJyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Nlc3Npb24YBiABKAkSLAoGbGFiZWxzGAcgAygLMhwubWxzZG0udjEuTWVtb3J5LkxhYmVsc0VudHJ5EgwKBHN0ZXAYCCABKAMSDgoGcGlubmVkGAkgASgIEi4KCmV4cGlyZXNfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBGtpbmQYCyABKA4yFC5tbHNkbS52MS5NZW1vcnlLaW5kGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoBRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoBRIUCgx0b3RhbF90b2tlbnMYAyABKAUi4AEKB1RpbWluZ3MSKAoFYWRtaXQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDbGxtGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2ZpcnN0X3Rva2VuGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEikKBmNvbW1pdBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIoCgV0b3RhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKEAQoNQXBoYXNpYVJlcG9ydBIPCgdhcGhhc2ljGAEgASgIEhAKCHNldmVyaXR5GAIgASgBEiQKBWZsYWdzGAMgAygOMhUubWxzZG0udjEuQXBoYXNpYUZsYWcSGAoQcmVwYWlyX2F0dGVtcHRlZBgEIAEoCBIQCghyZXBhaXJlZBgFIAEoCCJDCg5TeW5hcHRpY01lbW9yeRIPCgdsMV9ub3JtGAEgASgBEg8KB2wyX25vcm0YAiABKAESDwoHbDNfbm9ybRgDIAEoASI7CgpTdG9yZVVzYWdlEgwKBHVzZWQYASABKAMSEAoIY2FwYWNpdHkYAiABKAMSDQoFYnl0ZXMYAyABKAMiYQoORW1lcmdlbmN5U3RhdGUSDgoGYWN0aXZlGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIUCgxlbnRlcmVkX3N0ZXAYAyABKAMSGQoRcmVjb3ZlcnlfYXR0ZW1wdHMYBCABKAUigAEKCENvdW50ZXJzEhAKCGFjY2VwdGVkGAEgASgDEhYKDnJlamVjdGVkX21vcmFsGAIgASgDEhYKDnJlamVjdGVkX3NsZWVwGAMgASgDEhoKEnJlamVjdGVkX2VtZXJnZW5jeRgEIAEoAxIWCg5jb25zb2xpZGF0aW9ucxgFIAEoAyo/CgVQaGFzZRIVChFQSEFTRV9VTlNQRUNJRklFRBAAEg4KClBIQVNFX1dBS0UQARIPCgtQSEFTRV9TTEVFUBACKqIBCg1SZWZ1c2FsUmVhc29uEh4KGlJFRlVTQUxfUkVBU09OX1VOU1BFQ0lGSUVEEAASGAoUUkVGVVNBTF9SRUFTT05fTU9SQUwQARIYChRSRUZVU0FMX1JFQVNPTl9TTEVFUBACEhwKGFJFRlVTQUxfUkVBU09OX0VNRVJHRU5DWRADEh8KG1JFRlVTQUxfUkVBU09OX01PUkFMX09VVFBVVBAEKo4BCgtBcGhhc2lhRmxhZxIcChhBUEhBU0lBX0ZMQUdfVU5TUEVDSUZJRUQQABIgChxBUEhBU0lBX0ZMQUdfU0hPUlRfU0VOVEVOQ0VTEAESIwofQVBIQVNJQV9GTEFHX0xPV19GVU5DVElPTl9XT1JEUxACEhoKFkFQSEFTSUFfRkxBR19GUkFHTUVOVFMQAyp2CgpNZW1vcnlLaW5kEhsKF01FTU9SWV9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWTUVNT1JZX0tJTkRfUkVNRU1CRVJFRBABEhgKFE1FTU9SWV9LSU5EX0VYQ0hBTkdFEAISFQoRTUVNT1JZX0tJTkRfRVZFTlQQA0JYChBpby5tbHNkbS5ncnBjLnYxQgpUeXBlc1Byb3RvUAFaNmdpdGh1Yi5jb20vbWxzZG0vbWxzZG0tZ3JwYy9jbGllbnQvZ28vbWxzZG0vdjE7bWxzZG12MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A memory retrieved from the tenant's vector store and given to the LLM as
@@ -74,6 +74,13 @@ export type ContextItem = Message<"mlsdm.v1.ContextItem"> & {
    * @generated from field: int64 age_steps = 7;
    */
   ageSteps: bigint;
+
+  /**
+   * The memory itself, with its id, speaker, time, session and labels.
+   *
+   * @generated from field: mlsdm.v1.Memory memory = 8;
+   */
+  memory?: Memory | undefined;
 };
 
 /**
@@ -82,6 +89,99 @@ export type ContextItem = Message<"mlsdm.v1.ContextItem"> & {
  */
 export const ContextItemSchema: GenMessage<ContextItem> = /*@__PURE__*/
   messageDesc(file_mlsdm_v1_types, 0);
+
+/**
+ * One memory of a tenant: something said (remembered with
+ * MemoryService.Remember) or a governed exchange (Generate: what the caller
+ * said and the answer that followed).
+ *
+ * @generated from message mlsdm.v1.Memory
+ */
+export type Memory = Message<"mlsdm.v1.Memory"> & {
+  /**
+   * Stable id, unique within the tenant (and not valid in any other tenant).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * What was said; for a Generate exchange, the prompt.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+
+  /**
+   * The answer that followed, for a Generate exchange; empty otherwise.
+   *
+   * @generated from field: string response = 3;
+   */
+  response: string;
+
+  /**
+   * Who said it; empty when not given.
+   *
+   * @generated from field: string speaker = 4;
+   */
+  speaker: string;
+
+  /**
+   * When it was said (for a Generate exchange, when it was stored).
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 5;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * Session the memory belongs to; empty when not given.
+   *
+   * @generated from field: string session = 6;
+   */
+  session: string;
+
+  /**
+   * Labels given when it was remembered.
+   *
+   * @generated from field: map<string, string> labels = 7;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * The tenant's step counter when the memory was stored.
+   *
+   * @generated from field: int64 step = 8;
+   */
+  step: bigint;
+
+  /**
+   * Never evicted by capacity.
+   *
+   * @generated from field: bool pinned = 9;
+   */
+  pinned: boolean;
+
+  /**
+   * Forgotten after this time; unset means never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 10;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * How it was stored.
+   *
+   * @generated from field: mlsdm.v1.MemoryKind kind = 11;
+   */
+  kind: MemoryKind;
+};
+
+/**
+ * Describes the message mlsdm.v1.Memory.
+ * Use `create(MemorySchema)` to create a new message.
+ */
+export const MemorySchema: GenMessage<Memory> = /*@__PURE__*/
+  messageDesc(file_mlsdm_v1_types, 1);
 
 /**
  * Token accounting of one generation.
@@ -117,7 +217,7 @@ export type Usage = Message<"mlsdm.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 1);
+  messageDesc(file_mlsdm_v1_types, 2);
 
 /**
  * Where the time of one generation went. Unset durations mean the stage did
@@ -169,7 +269,7 @@ export type Timings = Message<"mlsdm.v1.Timings"> & {
  * Use `create(TimingsSchema)` to create a new message.
  */
 export const TimingsSchema: GenMessage<Timings> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 2);
+  messageDesc(file_mlsdm_v1_types, 3);
 
 /**
  * Result of the aphasia check on the generated text.
@@ -219,7 +319,7 @@ export type AphasiaReport = Message<"mlsdm.v1.AphasiaReport"> & {
  * Use `create(AphasiaReportSchema)` to create a new message.
  */
 export const AphasiaReportSchema: GenMessage<AphasiaReport> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 3);
+  messageDesc(file_mlsdm_v1_types, 4);
 
 /**
  * Norms of the three synaptic memory levels.
@@ -254,7 +354,7 @@ export type SynapticMemory = Message<"mlsdm.v1.SynapticMemory"> & {
  * Use `create(SynapticMemorySchema)` to create a new message.
  */
 export const SynapticMemorySchema: GenMessage<SynapticMemory> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 4);
+  messageDesc(file_mlsdm_v1_types, 5);
 
 /**
  * Occupancy of the phase-tagged vector store.
@@ -289,7 +389,7 @@ export type StoreUsage = Message<"mlsdm.v1.StoreUsage"> & {
  * Use `create(StoreUsageSchema)` to create a new message.
  */
 export const StoreUsageSchema: GenMessage<StoreUsage> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 5);
+  messageDesc(file_mlsdm_v1_types, 6);
 
 /**
  * Emergency shutdown state of a tenant.
@@ -331,7 +431,7 @@ export type EmergencyState = Message<"mlsdm.v1.EmergencyState"> & {
  * Use `create(EmergencyStateSchema)` to create a new message.
  */
 export const EmergencyStateSchema: GenMessage<EmergencyState> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 6);
+  messageDesc(file_mlsdm_v1_types, 7);
 
 /**
  * Counters since the tenant was created.
@@ -380,7 +480,7 @@ export type Counters = Message<"mlsdm.v1.Counters"> & {
  * Use `create(CountersSchema)` to create a new message.
  */
 export const CountersSchema: GenMessage<Counters> = /*@__PURE__*/
-  messageDesc(file_mlsdm_v1_types, 7);
+  messageDesc(file_mlsdm_v1_types, 8);
 
 /**
  * Phase of the tenant's wake/sleep rhythm. The rhythm is a clock: it advances
@@ -455,6 +555,14 @@ export enum RefusalReason {
    * @generated from enum value: REFUSAL_REASON_EMERGENCY = 3;
    */
   EMERGENCY = 3,
+
+  /**
+   * The answer was scored below the moral threshold: it is neither returned
+   * nor remembered (StreamGenerate: the stream ends before the sentence).
+   *
+   * @generated from enum value: REFUSAL_REASON_MORAL_OUTPUT = 4;
+   */
+  MORAL_OUTPUT = 4,
 }
 
 /**
@@ -503,4 +611,45 @@ export enum AphasiaFlag {
  */
 export const AphasiaFlagSchema: GenEnum<AphasiaFlag> = /*@__PURE__*/
   enumDesc(file_mlsdm_v1_types, 2);
+
+/**
+ * How a memory was stored.
+ *
+ * @generated from enum mlsdm.v1.MemoryKind
+ */
+export enum MemoryKind {
+  /**
+   * Never sent by the server.
+   *
+   * @generated from enum value: MEMORY_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * MemoryService.Remember.
+   *
+   * @generated from enum value: MEMORY_KIND_REMEMBERED = 1;
+   */
+  REMEMBERED = 1,
+
+  /**
+   * A Generate or StreamGenerate exchange.
+   *
+   * @generated from enum value: MEMORY_KIND_EXCHANGE = 2;
+   */
+  EXCHANGE = 2,
+
+  /**
+   * A ProcessEvent vector (no text).
+   *
+   * @generated from enum value: MEMORY_KIND_EVENT = 3;
+   */
+  EVENT = 3,
+}
+
+/**
+ * Describes the enum mlsdm.v1.MemoryKind.
+ */
+export const MemoryKindSchema: GenEnum<MemoryKind> = /*@__PURE__*/
+  enumDesc(file_mlsdm_v1_types, 3);
 
