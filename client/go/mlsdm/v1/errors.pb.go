@@ -131,6 +131,9 @@ const (
 	// than the server's `llm.embedder` and are being re-embedded from their
 	// texts; retry after RetryInfo.
 	ErrorReason_ERROR_REASON_REEMBEDDING ErrorReason = 48
+	// RESOURCE_EXHAUSTED: storing the pinned items of a Remember batch would
+	// pass the tenant's share of pinned memories (metadata: max).
+	ErrorReason_ERROR_REASON_PINNED_LIMIT ErrorReason = 49
 	// DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
 	// rebuilt (metadata: tenant). Other tenants are unaffected; an operator
 	// repairs it with AdminService.RepairTenant or `mlsdm-grpc tenants`.
@@ -184,6 +187,7 @@ var (
 		46: "ERROR_REASON_BATCH_SIZE",
 		47: "ERROR_REASON_TEXT_LENGTH",
 		48: "ERROR_REASON_REEMBEDDING",
+		49: "ERROR_REASON_PINNED_LIMIT",
 		45: "ERROR_REASON_TENANT_DATA_CORRUPT",
 		50: "ERROR_REASON_INTERNAL",
 		51: "ERROR_REASON_BACKEND_ERROR",
@@ -227,6 +231,7 @@ var (
 		"ERROR_REASON_BATCH_SIZE":              46,
 		"ERROR_REASON_TEXT_LENGTH":             47,
 		"ERROR_REASON_REEMBEDDING":             48,
+		"ERROR_REASON_PINNED_LIMIT":            49,
 		"ERROR_REASON_TENANT_DATA_CORRUPT":     45,
 		"ERROR_REASON_INTERNAL":                50,
 		"ERROR_REASON_BACKEND_ERROR":           51,
@@ -264,8 +269,7 @@ var File_mlsdm_v1_errors_proto protoreflect.FileDescriptor
 
 const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\xfc\n" +
-	"\n" +
+	"\x15mlsdm/v1/errors.proto\x12\bmlsdm.v1*\x9b\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12#\n" +
@@ -305,7 +309,8 @@ const file_mlsdm_v1_errors_proto_rawDesc = "" +
 	"\x19ERROR_REASON_EMPTY_FILTER\x10,\x12\x1b\n" +
 	"\x17ERROR_REASON_BATCH_SIZE\x10.\x12\x1c\n" +
 	"\x18ERROR_REASON_TEXT_LENGTH\x10/\x12\x1c\n" +
-	"\x18ERROR_REASON_REEMBEDDING\x100\x12$\n" +
+	"\x18ERROR_REASON_REEMBEDDING\x100\x12\x1d\n" +
+	"\x19ERROR_REASON_PINNED_LIMIT\x101\x12$\n" +
 	" ERROR_REASON_TENANT_DATA_CORRUPT\x10-\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x102\x12\x1e\n" +
 	"\x1aERROR_REASON_BACKEND_ERROR\x103BY\n" +

@@ -146,6 +146,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     than the server's `llm.embedder` and are being re-embedded from their
     texts; retry after RetryInfo.
     """
+    ERROR_REASON_PINNED_LIMIT: _ErrorReason.ValueType  # 49
+    """RESOURCE_EXHAUSTED: storing the pinned items of a Remember batch would
+    pass the tenant's share of pinned memories (metadata: max).
+    """
     ERROR_REASON_TENANT_DATA_CORRUPT: _ErrorReason.ValueType  # 45
     """DATA_LOSS: the tenant's stored state (snapshot and events) cannot be
     rebuilt (metadata: tenant). Other tenants are unaffected; an operator
@@ -292,6 +296,10 @@ ERROR_REASON_REEMBEDDING: ErrorReason.ValueType  # 48
 """UNAVAILABLE: the tenant's memories were embedded by another embedder
 than the server's `llm.embedder` and are being re-embedded from their
 texts; retry after RetryInfo.
+"""
+ERROR_REASON_PINNED_LIMIT: ErrorReason.ValueType  # 49
+"""RESOURCE_EXHAUSTED: storing the pinned items of a Remember batch would
+pass the tenant's share of pinned memories (metadata: max).
 """
 ERROR_REASON_TENANT_DATA_CORRUPT: ErrorReason.ValueType  # 45
 """DATA_LOSS: the tenant's stored state (snapshot and events) cannot be

@@ -272,12 +272,24 @@ ENGINE_REASONS: dict[str, Reason] = {
     "PROMPT_TOO_LONG": R.ERROR_REASON_PROMPT_TOO_LONG,
     "ZERO_NORM": R.ERROR_REASON_ZERO_NORM,
     "INVALID_DTYPE": R.ERROR_REASON_INVALID_DTYPE,
+    "TEXT_LENGTH": R.ERROR_REASON_TEXT_LENGTH,
+    "EMPTY_FILTER": R.ERROR_REASON_EMPTY_FILTER,
+    "PINNED_LIMIT": R.ERROR_REASON_PINNED_LIMIT,
 }
 
 
 def from_validation(exc: ValidationError) -> ServiceError:
     # An engine reason missing from the table is still the caller's mistake.
     reason = ENGINE_REASONS.get(exc.reason, R.ERROR_REASON_INVALID_ARGUMENT)
+    if reason == R.ERROR_REASON_PINNED_LIMIT:
+        # Not a malformed request: the tenant's share of pinned memories is used up.
+        return ServiceError(
+            Code.RESOURCE_EXHAUSTED,
+            reason,
+            f"{exc.field}: {exc.description}",
+            metadata=exc.details,
+            quota=[QuotaViolation("tenant:pinned", exc.description)],
+        )
     return invalid_argument(exc.field, reason, exc.description, exc.details)
 
 
