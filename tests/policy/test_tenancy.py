@@ -2,7 +2,8 @@
 
 The matrix: roles read / write / admin x tenant own (unbound key, the tenant
 named after its principal) / pattern (a key bound to `team-<role>-*`) / other
-(another principal's tenant) x every RPC of CognitiveService and AdminService.
+(another principal's tenant) x every RPC of CognitiveService, MemoryService and
+AdminService.
 Only the cells the role table and the binding allow succeed; every refusal
 leaves the other tenant's GetState byte-identical and carries nothing of it.
 """
@@ -24,6 +25,8 @@ from mlsdm.v1 import admin_service_pb2 as apb
 from mlsdm.v1 import admin_service_pb2_grpc as apb_grpc
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
+from mlsdm.v1 import memory_service_pb2 as mpb
+from mlsdm.v1 import memory_service_pb2_grpc as mpb_grpc
 
 SECRET = "zebra-4711"
 VICTIM = "victim"
@@ -43,6 +46,9 @@ class World:
     keys: dict[tuple[str, str], str]  # (role, "own" | "pattern") -> key
     victim_key: str
     issuer: Issuer
+    # The id each tenant's last Remember stored (the victim's from the setup),
+    # so GetMemory/ForgetMemory of a refused cell aim at the victim's memory.
+    memory_ids: dict[str, str]
 
     @property
     def stub(self) -> pb_grpc.CognitiveServiceStub:
@@ -52,10 +58,20 @@ class World:
     def admin(self) -> apb_grpc.AdminServiceStub:
         return apb_grpc.AdminServiceStub(self.channel)
 
+    @property
+    def memory(self) -> mpb_grpc.MemoryServiceStub:
+        return mpb_grpc.MemoryServiceStub(self.channel)
+
+    def memory_id(self, tenant: str) -> str:
+        return self.memory_ids.get(tenant, self.memory_ids[VICTIM])
+
     def victim_state(self) -> bytes:
         md = (*bearer(self.victim_key), ("x-mlsdm-tenant", VICTIM))
         reply = self.stub.GetState(pb.GetStateRequest(), metadata=md)
-        return reply.SerializeToString(deterministic=True)
+        listed = self.memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md)
+        return reply.SerializeToString(deterministic=True) + listed.SerializeToString(
+            deterministic=True
+        )
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +99,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "tenants": {"store": "sqlite", "data_dir": str(base / "data")},
     }
     with server_thread(overrides) as running, grpc.insecure_channel(running.address) as ch:
-        world = World(running, ch, keys, victim_key, issuer)
+        world = World(running, ch, keys, victim_key, issuer, {})
         md = (*bearer(victim_key), ("x-mlsdm-tenant", VICTIM))
         world.stub.ProcessEvent(EVENT, metadata=md)
+        _remember(world, VICTIM, md)
         world.stub.Generate(
             pb.GenerateRequest(prompt=f"remember {SECRET}", moral_value=0.95), metadata=md
         )
@@ -107,6 +124,17 @@ def _stream(stub: pb_grpc.CognitiveServiceStub, md: Metadata) -> list[Any]:
     return list(stub.StreamGenerate(STREAM_PROMPT, metadata=md))
 
 
+REMEMBER = mpb.RememberRequest(
+    memories=[mpb.MemoryInput(text=f"The vault code is {SECRET}.", session="s1")]
+)
+
+
+def _remember(w: World, tenant: str, md: Metadata) -> mpb.RememberResponse:
+    reply: mpb.RememberResponse = w.memory.Remember(REMEMBER, metadata=md)
+    w.memory_ids[tenant] = reply.results[0].id
+    return reply
+
+
 # Method name -> how to call it for a tenant. Ordered so each cell finds its
 # tenant in place (DeleteTenant last).
 CALLS: dict[str, Callable[[World, str, Metadata], Any]] = {
@@ -114,6 +142,20 @@ CALLS: dict[str, Callable[[World, str, Metadata], Any]] = {
     "ProcessEvent": lambda w, t, md: w.stub.ProcessEvent(EVENT, metadata=md),
     "Generate": lambda w, t, md: w.stub.Generate(PROMPT, metadata=md),
     "StreamGenerate": lambda w, t, md: _stream(w.stub, md),
+    "Remember": _remember,
+    "Recall": lambda w, t, md: w.memory.Recall(mpb.RecallRequest(query="vault code"), metadata=md),
+    "ListMemories": lambda w, t, md: w.memory.ListMemories(
+        mpb.ListMemoriesRequest(), metadata=md
+    ),
+    "GetMemory": lambda w, t, md: w.memory.GetMemory(
+        mpb.GetMemoryRequest(id=w.memory_id(t)), metadata=md
+    ),
+    "ForgetMemory": lambda w, t, md: w.memory.ForgetMemory(
+        mpb.ForgetMemoryRequest(id=w.memory_id(t)), metadata=md
+    ),
+    "ForgetMemories": lambda w, t, md: w.memory.ForgetMemories(
+        mpb.ForgetMemoriesRequest(filter=mpb.MemoryFilter(session="s1")), metadata=md
+    ),
     "ListTenants": lambda w, t, md: w.admin.ListTenants(apb.ListTenantsRequest(), metadata=md),
     "SnapshotTenant": lambda w, t, md: w.admin.SnapshotTenant(
         apb.SnapshotTenantRequest(tenant=t), metadata=md
@@ -131,11 +173,12 @@ CALLS: dict[str, Callable[[World, str, Metadata], Any]] = {
 
 
 def required(method: str) -> str:
-    service = (
-        "AdminService"
-        if method in apb.DESCRIPTOR.services_by_name["AdminService"].methods_by_name
-        else "CognitiveService"
-    )
+    if method in apb.DESCRIPTOR.services_by_name["AdminService"].methods_by_name:
+        service = "AdminService"
+    elif method in mpb.DESCRIPTOR.services_by_name["MemoryService"].methods_by_name:
+        service = "MemoryService"
+    else:
+        service = "CognitiveService"
     full = f"/mlsdm.v1.{service}/{method}"
     return METHOD_ROLES.get(full) or METHOD_ROLES[f"/mlsdm.v1.{service}/*"]
 
@@ -152,6 +195,7 @@ def expected(role: str, kind: str, method: str) -> str:
 def test_every_rpc_is_in_the_matrix() -> None:
     services = (
         pb.DESCRIPTOR.services_by_name["CognitiveService"],
+        mpb.DESCRIPTOR.services_by_name["MemoryService"],
         apb.DESCRIPTOR.services_by_name["AdminService"],
     )
     assert {m.name for s in services for m in s.methods} == set(CALLS)

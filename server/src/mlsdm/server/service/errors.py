@@ -28,7 +28,7 @@ from mlsdm.server.service.store.port import (
     TenantMoving,
     TenantQuotaExceeded,
 )
-from mlsdm.server.service.tenancy.session import TenantClosed
+from mlsdm.server.service.tenancy.session_ports import TenantClosed
 from mlsdm.v1.errors_pb2 import ErrorReason
 
 Reason: TypeAlias = ErrorReason.ValueType

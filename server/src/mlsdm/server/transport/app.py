@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
 from mlsdm.server.service.generation import GovernedGenerator
+from mlsdm.server.service.governance import MoralJudge
 from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.server.service.listen import (
     GRPC_PORT_HINT,
@@ -27,6 +28,7 @@ from mlsdm.server.service.listen import (
 )
 from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
+from mlsdm.server.service.memories import MemoryService
 from mlsdm.server.service.observability.lease_metrics import lease_collector
 from mlsdm.server.service.observability.metrics import JWKS, POLICY
 from mlsdm.server.service.observability.runtime import Observability
@@ -47,6 +49,7 @@ from mlsdm.server.transport.interceptors.base import Gate
 from mlsdm.server.transport.interceptors.call_context import CallContextInterceptor
 from mlsdm.server.transport.interceptors.deadline import DeadlineGate
 from mlsdm.server.transport.interceptors.ratelimit import RateLimitGate
+from mlsdm.server.transport.memory_servicer import MemoryServicer
 from mlsdm.server.transport.reflection import contract_reflection
 from mlsdm.server.transport.servicer import CognitiveServicer
 from mlsdm.server.transport.telemetry import RpcTelemetry
@@ -56,6 +59,8 @@ from mlsdm.v1 import (
     admin_service_pb2_grpc,
     cognitive_service_pb2,
     cognitive_service_pb2_grpc,
+    memory_service_pb2,
+    memory_service_pb2_grpc,
 )
 
 log = logging.getLogger("mlsdm.server")
@@ -129,6 +134,8 @@ class MlsdmServer:
             settings.tenants,
         )
         self.observability = Observability(settings.observability)
+        # One judge per server: Generate's prompts and answers and Remember's items.
+        self.judge = MoralJudge()
         generator = GovernedGenerator(
             self.backend,
             aphasia_repair=settings.engine.aphasia_repair and not settings.engine.secure_mode,
@@ -149,11 +156,16 @@ class MlsdmServer:
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.tenants), self.server
         )
+        self.memories = MemoryService(self.tenants, self.judge)
+        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(
+            MemoryServicer(self.memories), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         if settings.server.reflection:
             index = contract_reflection(
                 (
                     cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name,
+                    memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
                     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 )

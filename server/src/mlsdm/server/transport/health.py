@@ -14,14 +14,15 @@ import asyncio
 from grpc_health.v1 import health, health_pb2
 
 from mlsdm.server.service.lifecycle import Lifecycle
-from mlsdm.v1 import cognitive_service_pb2
+from mlsdm.v1 import cognitive_service_pb2, memory_service_pb2
 
 COGNITIVE_SERVICE = cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name
+MEMORY_SERVICE = memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name
 LIVENESS = "liveness"
 READINESS = "readiness"
 OVERALL = ""
-HEALTH_SERVICES = (OVERALL, COGNITIVE_SERVICE, LIVENESS, READINESS)
-_TRAFFIC = (OVERALL, COGNITIVE_SERVICE, READINESS)
+HEALTH_SERVICES = (OVERALL, COGNITIVE_SERVICE, MEMORY_SERVICE, LIVENESS, READINESS)
+_TRAFFIC = (OVERALL, COGNITIVE_SERVICE, MEMORY_SERVICE, READINESS)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

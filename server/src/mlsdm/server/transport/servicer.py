@@ -17,6 +17,7 @@ from mlsdm.server.service.errors import R, invalid_argument
 from mlsdm.server.service.generation import Generation, GovernedGenerator, Timings
 from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.transport.call import CallInfo, current_call
+from mlsdm.server.transport.memory_messages import memory_message
 from mlsdm.server.version import VERSION
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
@@ -25,7 +26,7 @@ from mlsdm.v1 import types_pb2
 Context = grpc.aio.ServicerContext[Any, Any]
 
 _PHASES = {Phase.WAKE: types_pb2.PHASE_WAKE, Phase.SLEEP: types_pb2.PHASE_SLEEP}
-_REFUSALS = {
+REFUSALS = {
     RefusalReason.NONE: types_pb2.REFUSAL_REASON_UNSPECIFIED,
     RefusalReason.MORAL: types_pb2.REFUSAL_REASON_MORAL,
     RefusalReason.SLEEP: types_pb2.REFUSAL_REASON_SLEEP,
@@ -94,7 +95,7 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
             outcome = await tenant.process_event(request.vector, request.moral_value)
         return pb.ProcessEventResponse(
             accepted=outcome.accepted,
-            refusal_reason=_REFUSALS[outcome.reason],
+            refusal_reason=REFUSALS[outcome.reason],
             phase=_PHASES[outcome.phase],
             step=outcome.step,
             moral_threshold=outcome.moral_threshold,
@@ -169,7 +170,7 @@ def _generate_response(generation: Generation, include_text: bool) -> pb.Generat
     response = pb.GenerateResponse(
         response=generation.text if include_text else "",
         accepted=outcome.accepted,
-        refusal_reason=_REFUSALS[outcome.reason],
+        refusal_reason=REFUSALS[outcome.reason],
         phase=_PHASES[outcome.phase],
         step=outcome.step,
         note=_NOTES[outcome.reason],
@@ -184,6 +185,7 @@ def _generate_response(generation: Generation, include_text: bool) -> pb.Generat
                 response=c.response,
                 step=c.step,
                 age_steps=c.age_steps,
+                memory=None if c.memory is None else memory_message(c.memory),
             )
             for c in admission.context
         ],

@@ -27,6 +27,12 @@ METHOD_ROLES: dict[str, str] = {
     "/mlsdm.v1.CognitiveService/Generate": WRITE,
     "/mlsdm.v1.CognitiveService/StreamGenerate": WRITE,
     "/mlsdm.v1.CognitiveService/ProcessEvent": WRITE,
+    "/mlsdm.v1.MemoryService/Remember": WRITE,
+    "/mlsdm.v1.MemoryService/Recall": READ,
+    "/mlsdm.v1.MemoryService/ListMemories": READ,
+    "/mlsdm.v1.MemoryService/GetMemory": READ,
+    "/mlsdm.v1.MemoryService/ForgetMemory": WRITE,
+    "/mlsdm.v1.MemoryService/ForgetMemories": WRITE,
     "/mlsdm.v1.AdminService/*": ADMIN,
 }
 

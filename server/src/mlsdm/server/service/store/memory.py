@@ -172,6 +172,7 @@ class MemoryStore(LocalLeaseMixin, TenantStore):
         *,
         step: int = 0,
         store_used: int = 0,
+        erase: bool = False,
     ) -> int:
         return 0
 

@@ -136,7 +136,14 @@ class PgData:
         return StoredTenant(found.snapshot, found.events, worked_around(rows.snapshots, found))
 
     async def write_snapshot(
-        self, lease: Lease, seq: int, version: int, blob: bytes, counts: tuple[int, int]
+        self,
+        lease: Lease,
+        seq: int,
+        version: int,
+        blob: bytes,
+        counts: tuple[int, int],
+        *,
+        erase: bool = False,
     ) -> int:
         """The snapshot's size, or -1 when the lease is no longer ours."""
         params = {"tenant": lease.tenant, "seq": seq}
@@ -159,7 +166,18 @@ class PgData:
             )
             row = await cur.fetchone()
             previous = row[0] if row is not None else None
-            if previous is not None:
+            if erase:
+                # A forget: no fallback may keep the forgotten text. The rows'
+                # bytes stay in dead tuples until VACUUM (README says so).
+                await conn.execute(
+                    "DELETE FROM mlsdm_snapshots WHERE tenant = %(tenant)s AND seq < %(seq)s",
+                    params,
+                )
+                await conn.execute(
+                    "DELETE FROM mlsdm_events WHERE tenant = %(tenant)s AND seq <= %(seq)s",
+                    params,
+                )
+            elif previous is not None:
                 # The previous snapshot and the events after it stay: the
                 # fallback when the new snapshot turns out unreadable.
                 prune = {"tenant": lease.tenant, "prev": int(previous)}

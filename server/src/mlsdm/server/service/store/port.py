@@ -235,11 +235,16 @@ class TenantStore(abc.ABC):
         *,
         step: int = 0,
         store_used: int = 0,
+        erase: bool = False,
     ) -> int:
         """Stores a snapshot covering events 1..seq (all committed already) and
         drops what it makes unnecessary, keeping the previous snapshot and
         the events after it as a fallback. `step` and `store_used` describe
-        the state for `list_tenants`. Returns the snapshot's size in bytes."""
+        the state for `list_tenants`. Returns the snapshot's size in bytes.
+
+        `erase` (a memory was forgotten): keep no fallback; every older
+        snapshot and every event up to `seq` is deleted, and the adapter
+        makes the deleted bytes unreadable where its engine allows."""
 
     @abc.abstractmethod
     async def exists(self, tenant: str) -> bool:

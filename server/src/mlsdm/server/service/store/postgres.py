@@ -309,9 +309,10 @@ class PostgresStore(TenantStore):
         *,
         step: int = 0,
         store_used: int = 0,
+        erase: bool = False,
     ) -> int:
         size = await self._data.write_snapshot(
-            lease, seq, format_version, blob, (step, store_used)
+            lease, seq, format_version, blob, (step, store_used), erase=erase
         )
         if size < 0:
             self._on_fenced(lease.tenant)

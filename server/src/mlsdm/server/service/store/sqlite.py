@@ -212,10 +212,13 @@ class SqliteStore(LocalLeaseMixin, TenantStore):
         *,
         step: int = 0,
         store_used: int = 0,
+        erase: bool = False,
     ) -> int:
         counts = (step, store_used)
         return await self._write(
-            lambda conn: data.write_snapshot(conn, lease.tenant, seq, format_version, blob, counts)
+            lambda conn: data.write_snapshot(
+                conn, lease.tenant, seq, format_version, blob, counts, erase=erase
+            )
         )
 
     async def exists(self, tenant: str) -> bool:

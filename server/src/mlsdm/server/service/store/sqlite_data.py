@@ -221,7 +221,7 @@ def _put_snapshot(
 
 def write_snapshot(
     conn: sqlite3.Connection, tenant: str, seq: int, version: int, blob: bytes,
-    counts: tuple[int, int],
+    counts: tuple[int, int], *, erase: bool = False,
 ) -> int:  # fmt: skip
     with transaction(conn):
         _ensure_tenant(conn, tenant)
@@ -233,13 +233,21 @@ def write_snapshot(
         row = conn.execute(
             "SELECT max(seq) FROM snapshots WHERE tenant = ? AND seq < ?", (tenant, seq)
         ).fetchone()
-        if row is not None and row[0] is not None:
+        if erase:
+            # A forget: no fallback may keep the forgotten text (secure_delete
+            # zeroes the freed cells; the checkpoint below empties the WAL).
+            conn.execute("DELETE FROM snapshots WHERE tenant = ? AND seq < ?", (tenant, seq))
+            conn.execute("DELETE FROM events WHERE tenant = ? AND seq <= ?", (tenant, seq))
+        elif row is not None and row[0] is not None:
             # The previous snapshot and the events after it stay: the
             # fallback when the new snapshot turns out unreadable.
             previous = int(row[0])
             conn.execute("DELETE FROM snapshots WHERE tenant = ? AND seq < ?", (tenant, previous))
             conn.execute("DELETE FROM events WHERE tenant = ? AND seq <= ?", (tenant, previous))
         _recount(conn, tenant)
+    if erase:
+        # The WAL still holds the pages as they were before the delete.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return len(blob)
 
 

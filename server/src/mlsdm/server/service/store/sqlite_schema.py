@@ -131,6 +131,9 @@ def connect(path: Path, busy_timeout_s: float, *, readonly: bool = False) -> sql
     )
     try:
         conn.execute("PRAGMA temp_store = MEMORY")
+        # Deleted rows are overwritten with zeros, so a forgotten memory's
+        # text does not linger in free pages (MemoryService forgets).
+        conn.execute("PRAGMA secure_delete = ON")
         if readonly:
             conn.execute("PRAGMA query_only = ON")
     except BaseException:

@@ -63,7 +63,7 @@ async def load_session(
                 "seconds": round(time.perf_counter() - started, 4),
             },
         )
-    return TenantSession(
+    session = TenantSession(
         tenant,
         built.engine,
         built.clock,
@@ -75,6 +75,10 @@ async def load_session(
         snapshot_seq=built.snapshot_seq,
         cadence=_cadence(registry, stored),
     )
+    if built.reembedded:
+        log.info("tenant re-embedded with the configured embedder", extra={"tenant": tenant})
+        registry.snapshot_due(session)
+    return session
 
 
 def _cadence(registry: TenantRegistry, stored: StoredTenant) -> SnapshotCadence:

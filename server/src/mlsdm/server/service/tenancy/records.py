@@ -13,6 +13,7 @@ it, in sequence order, so the store and the engine never disagree.
 from __future__ import annotations
 
 import enum
+import json
 import struct
 import zlib
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class Kind(enum.IntEnum):
     # Entered from outside the engine (the process passed its RSS ceiling);
     # the body is the reason.
     ENTER_EMERGENCY = 6
+    # MemoryService: the body is JSON (a batch of validated items with the
+    # moral value judged; a list of ids; a filter).
+    REMEMBER = 7
+    FORGET = 8
+    FORGET_WHERE = 9
 
 
 class RecordError(ValueError):
@@ -58,6 +64,8 @@ class Record:
     context_top_k: int = 0
     ticket: int = 0
     text: str = ""
+    # REMEMBER: the items; FORGET: {"ids": [...]}; FORGET_WHERE: the filter.
+    body: object = None
 
 
 def event(seq: int, now: float, vector: NDArray[np.float32], moral_value: float) -> bytes:
@@ -90,6 +98,17 @@ def reset_emergency(seq: int, now: float) -> bytes:
 
 def enter_emergency(seq: int, now: float, reason: str) -> bytes:
     return _frame(seq, now, Kind.ENTER_EMERGENCY, reason.encode("utf-8"))
+
+
+def memory_op(seq: int, now: float, kind: Kind, body: object) -> bytes:
+    """A MemoryService write; `body` is plain JSON data (memory_codec.py)."""
+    if kind not in _JSON_KINDS:
+        raise ValueError(f"{kind.name} is not a memory record")
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return _frame(seq, now, kind, raw.encode("utf-8"))
+
+
+_JSON_KINDS = frozenset({Kind.REMEMBER, Kind.FORGET, Kind.FORGET_WHERE})
 
 
 def _frame(seq: int, now: float, kind: Kind, body: bytes) -> bytes:
@@ -151,13 +170,15 @@ def decode(payload: bytes) -> Record:
             )
         if kind is Kind.ENTER_EMERGENCY:
             return Record(seq, now, kind, text=bytes(body).decode("utf-8"))
+        if kind in _JSON_KINDS:
+            return Record(seq, now, kind, body=json.loads(bytes(body).decode("utf-8")))
         if kind is Kind.ABANDON:
             (ticket,) = _TICKET.unpack_from(body)
             return Record(seq, now, kind, ticket=ticket)
         if len(body):
             raise RecordError("reset record has a body")
         return Record(seq, now, kind)
-    except (struct.error, UnicodeDecodeError) as exc:
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"{kind.name} record does not decode: {exc}") from exc
 
 

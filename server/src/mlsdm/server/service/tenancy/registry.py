@@ -32,7 +32,8 @@ from mlsdm.server.service.store.settings import TenantSettings
 from mlsdm.server.service.tenancy import upkeep
 from mlsdm.server.service.tenancy.cache import AbsentNames, PinnedLRU
 from mlsdm.server.service.tenancy.loader import load_session
-from mlsdm.server.service.tenancy.session import EngineCaller, TenantClosed, TenantSession
+from mlsdm.server.service.tenancy.session import TenantSession
+from mlsdm.server.service.tenancy.session_ports import EngineCaller, TenantClosed
 from mlsdm.server.service.tenancy.stats import TenantStats
 from mlsdm.server.service.tenancy.storage import StorageHealth, StorageListener
 
@@ -153,6 +154,18 @@ class TenantRegistry:
             session.unpin()
             if len(self._cache) > self._cache.capacity:
                 self._evict_over_limit()
+
+    @contextlib.asynccontextmanager
+    async def use_existing(
+        self, tenant: str, *, wait_s: float | None = None
+    ) -> AsyncIterator[TenantSession | None]:
+        """Like use(), but None for a tenant that does not exist: reads and
+        forgets create nothing."""
+        if self._cache.peek(tenant) is None and not await self.exists(tenant):
+            yield None
+            return
+        async with self.use(tenant, wait_s=wait_s) as session:
+            yield session
 
     async def _acquire(
         self, tenant: str, principal: str | None, wait_s: float | None

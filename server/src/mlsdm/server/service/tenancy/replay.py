@@ -23,7 +23,7 @@ from mlsdm.engine import (
     ValidationError,
 )
 from mlsdm.server.service.store.port import Rebuilt, StoredTenant, TenantDataCorrupt
-from mlsdm.server.service.tenancy import records
+from mlsdm.server.service.tenancy import memory_codec, records
 from mlsdm.server.service.tenancy.clock import PinnedClock
 
 # The engine's snapshot bytes carry their own magic, version and checksum;
@@ -62,6 +62,12 @@ def apply_record(engine: CognitiveEngine, clock: PinnedClock, rec: records.Recor
             engine.abandon(accepted_admission(rec.ticket, _NO_VECTOR))
         elif kind is records.Kind.ENTER_EMERGENCY:
             engine.enter_emergency(rec.text)
+        elif kind is records.Kind.REMEMBER:
+            engine.remember(memory_codec.items_from(rec.body))
+        elif kind is records.Kind.FORGET:
+            engine.forget(memory_codec.ids_from(rec.body))
+        elif kind is records.Kind.FORGET_WHERE:
+            engine.forget_where(memory_codec.filter_from(rec.body))
         else:
             engine.reset_emergency()
     except ValidationError:
@@ -75,6 +81,9 @@ class RebuiltEngine:
     last_seq: int
     snapshot_seq: int
     replayed: int
+    # The stored vectors were made by another embedder and were re-embedded
+    # from their texts: the loader snapshots at once, so the store agrees.
+    reembedded: bool = False
 
 
 def rebuild(
@@ -84,7 +93,7 @@ def rebuild(
     clock = PinnedClock()
     base = 0
     if stored.snapshot is None:
-        engine = CognitiveEngine(config, embedder, clock)
+        engine = CognitiveEngine(config, embedder, clock, namespace=tenant)
     else:
         base = stored.snapshot.seq
         if stored.snapshot.format_version != SNAPSHOT_FORMAT:
@@ -92,7 +101,9 @@ def rebuild(
                 tenant, f"snapshot format {stored.snapshot.format_version} is not known"
             )
         try:
-            engine = CognitiveEngine.restore(stored.snapshot.blob, config, embedder, clock)
+            engine = CognitiveEngine.restore(
+                stored.snapshot.blob, config, embedder, clock, namespace=tenant
+            )
         except SnapshotError as exc:
             raise TenantDataCorrupt(tenant, f"snapshot at seq {base}: {exc}") from exc
     last = base
@@ -107,7 +118,13 @@ def rebuild(
         except (records.RecordError, ValueError, TypeError) as exc:
             raise TenantDataCorrupt(tenant, f"event {seq} does not apply: {exc}") from exc
         last = seq
-    return RebuiltEngine(engine, clock, last, base, len(stored.events))
+    reembedded = False
+    if engine.embedder_name != embedder.name:
+        # Never search across two vector spaces: after a change of
+        # llm.embedder every text memory is embedded again from its text.
+        engine.reembed()
+        reembedded = True
+    return RebuiltEngine(engine, clock, last, base, len(stored.events), reembedded)
 
 
 def rebuild_prefix(

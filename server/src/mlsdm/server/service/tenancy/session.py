@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,30 +41,13 @@ from mlsdm.server.service.tenancy import records
 from mlsdm.server.service.tenancy.cadence import SnapshotCadence, SnapshotInfo
 from mlsdm.server.service.tenancy.clock import PinnedClock
 from mlsdm.server.service.tenancy.replay import SNAPSHOT_FORMAT
+from mlsdm.server.service.tenancy.session_ports import (
+    EngineCaller,
+    SessionEvents,
+    TenantClosed,
+)
 
 T = TypeVar("T")
-
-
-class TenantClosed(RuntimeError):
-    """The tenant was evicted, handed over, deleted, or the server is stopping."""
-
-
-class EngineCaller(Protocol):
-    """Runs an engine call inline or in a worker thread (service/offload.py)."""
-
-    def offloads(self, engine: CognitiveEngine) -> bool: ...
-
-    async def run(self, engine: CognitiveEngine, fn: Callable[[], T]) -> T: ...
-
-
-class SessionEvents(Protocol):
-    """What the registry hears from its sessions."""
-
-    def commit_failed(self, session: TenantSession, exc: StoreError) -> None: ...
-
-    def snapshot_due(self, session: TenantSession) -> None: ...
-
-    def snapshot_written(self, session: TenantSession, size: int) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -118,6 +101,8 @@ class TenantSession:
         self._snapshot_lock = asyncio.Lock()
         self.closed = False
         self.snapshot_pending = False
+        # A forget whose erasing snapshot failed: the next snapshot erases.
+        self.erase_pending = False
         # Calls holding the tenant (an admission may wait on the LLM for long);
         # the registry never evicts a pinned tenant.
         self.pins = 0
@@ -251,6 +236,13 @@ class TenantSession:
         result: T = await asyncio.shield(op.result)
         return result
 
+    async def record(
+        self, encode: Callable[[int, float], bytes], fn: Callable[[], T], *, heavy: bool = False
+    ) -> T:
+        """A write of another service (tenancy/memory.py): recorded, committed,
+        then applied in seq order like the governed operations above."""
+        return await self._write(encode, fn, heavy)
+
     # the ordered record -> commit -> apply
 
     async def _write(
@@ -362,19 +354,23 @@ class TenantSession:
 
     # snapshots and shutdown
 
-    async def snapshot(self) -> SnapshotInfo | None:
+    async def snapshot(self, *, erase: bool = False) -> SnapshotInfo | None:
         """Writes a snapshot of everything applied so far; None when the store
-        keeps nothing."""
+        keeps nothing. `erase`: the store also drops every older snapshot and
+        event (a forget: their texts must leave the disk), keeping no fallback."""
         if not self._durable:
             return None
         async with self._snapshot_lock:
             # Also on a closed session: eviction and drain snapshot what it applied.
             blob, seq, step, used, covered = await self._ordered(self._capture, True)
-            if seq <= self.snapshot_seq and seq > 0:
+            erase = erase or self.erase_pending
+            if seq <= self.snapshot_seq and seq > 0 and not erase:
                 return SnapshotInfo(seq, step, 0)
+            self.erase_pending = erase
             size = await self._store.write_snapshot(
-                self.lease, seq, SNAPSHOT_FORMAT, blob, step=step, store_used=used
+                self.lease, seq, SNAPSHOT_FORMAT, blob, step=step, store_used=used, erase=erase
             )
+            self.erase_pending = False
             self.snapshot_seq = max(self.snapshot_seq, seq)
             self.cadence.written(size, covered)
             self.last_snapshot_at = time.monotonic()

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mlsdm.server.service.store.port import LeaseLost, StoreError
-from mlsdm.server.service.tenancy.session import TenantClosed
+from mlsdm.server.service.tenancy.session_ports import TenantClosed
 
 if TYPE_CHECKING:
     from mlsdm.server.service.tenancy.registry import TenantRegistry
