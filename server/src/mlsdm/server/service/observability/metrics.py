@@ -18,7 +18,21 @@ from prometheus_client import Counter, Gauge, Histogram
 # on a remote LLM can take longer, and a latency SLO needs buckets on both
 # sides of its threshold (0.5 s and 2.5 s in deploy/prometheus).
 DEFAULT_LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 
 _RPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
