@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -43,6 +44,11 @@ BAD_CALLS = {
 }
 
 
+def _drained(stream_method: Any) -> Any:
+    """A server-streaming call read to its end (so its error is raised)."""
+    return lambda *args, **kwargs: list(stream_method(*args, **kwargs))
+
+
 def _listed(admin: admin_grpc.AdminServiceStub, key: str) -> set[str]:
     reply = admin.ListTenants(admin_pb.ListTenantsRequest(), metadata=_meta(key, "default"))
     return {t.tenant for t in reply.tenants}
@@ -66,14 +72,8 @@ def test_refused_calls_and_reads_create_no_tenant(tmp_path: Path) -> None:
         for i, (name, (method, request)) in enumerate(BAD_CALLS.items()):
             call = getattr(stub, method)
             if method == "StreamGenerate":
-                err = failure(
-                    lambda *a, **k: list(call(*a, **k)),
-                    request,
-                    metadata=_meta(carol, f"carol-{i}"),
-                    timeout=10,
-                )
-            else:
-                err = failure(call, request, metadata=_meta(carol, f"carol-{i}"), timeout=10)
+                call = _drained(call)
+            err = failure(call, request, metadata=_meta(carol, f"carol-{i}"), timeout=10)
             assert rich(err).code == grpc.StatusCode.INVALID_ARGUMENT, name
         # Reads of unknown tenants: a fresh state, nothing stored.
         assert stub.GetState(pb.GetStateRequest(), metadata=_meta(carol, "carol-read")).step == 0

@@ -55,6 +55,9 @@ class CallInfo:
     roles: frozenset[str] = frozenset()
     # The tenants the identity may use (set by the auth gate with principal and roles).
     binding: TenantBinding = ANY_TENANT
+    # The client address the auth gate limits failures by (past auth.trusted_proxies);
+    # "" when it did not need it.
+    client: str = ""
 
     @property
     def admin(self) -> bool:

@@ -142,6 +142,17 @@ class Authenticator:
             raise _missing()
         return identity
 
+    def presents_jwt(self, metadata: Mapping[str, str]) -> bool:
+        """Whether the call's credential would cost a JWT signature check (read
+        without verifying anything; a malformed header is no JWT)."""
+        if self.open or self._jwks is None:
+            return False
+        try:
+            token = self._token(metadata)
+        except ServiceError:
+            return False
+        return token is not None and key_id_of(token) is None and token.count(".") == 2
+
     @staticmethod
     def _token(metadata: Mapping[str, str]) -> str | None:
         header = metadata.get("authorization")

@@ -179,6 +179,22 @@ class AuthSettings(SettingsModel):
     reload_interval_s: float = Field(default=1.0, ge=0.0, le=3600.0)
     jwt: JWTSettings = JWTSettings()
     tls: TLSSettings = TLSSettings()
+    # CIDRs of proxies in front of this server (a mesh sidecar: 127.0.0.6/32 for
+    # Istio's inbound). On calls from them only, the failure throttle and the logs
+    # use the rightmost x-forwarded-for hop that is not in this list.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{cidr!r} is not an address or CIDR (10.0.0.0/8, ::1/128)"
+                ) from None
+        return value
 
     @property
     def has_credentials(self) -> bool:
