@@ -23,6 +23,8 @@ from mlsdm.server.service.security.binding import (
     TenantBinding,
     valid_tenant,
 )
+from mlsdm.server.service.security.grants import PRIORITY_DESCRIPTION
+from mlsdm.server.service.security.grants import parse_priority as priority_named
 from mlsdm.server.service.security.roles import ADMIN
 
 DEFAULT_TENANT = "default"
@@ -58,6 +60,11 @@ class CallInfo:
     # The client address the auth gate limits failures by (past auth.trusted_proxies);
     # "" when it did not need it.
     client: str = ""
+    # Grants of the identity (security/grants.py), set by the auth gate:
+    # `priority` is already lowered to `max_priority`; `trusted_scorer` says
+    # whether the caller's own moral scores may stand (read by the governance).
+    max_priority: Priority = Priority.NORMAL
+    trusted_scorer: bool = False
 
     @property
     def admin(self) -> bool:
@@ -103,15 +110,15 @@ def parse_tenant(metadata: dict[str, str]) -> str:
 
 
 def parse_priority(metadata: dict[str, str]) -> Priority:
+    """The priority the caller asks for (the auth gate lowers it to the grant).
+    ASCII names only: 'hıgh' (dotless i) is INVALID_METADATA, not HIGH."""
     raw = metadata.get("x-mlsdm-priority")
     if raw is None:
         return Priority.NORMAL
-    try:
-        return Priority[raw.upper()]
-    except KeyError:
-        raise _bad_header(
-            "x-mlsdm-priority", "must be one of low, normal, high, critical"
-        ) from None
+    priority = priority_named(raw)
+    if priority is None:
+        raise _bad_header("x-mlsdm-priority", PRIORITY_DESCRIPTION)
+    return priority
 
 
 # Fresh request ids: 32 hex digits like a uuid4's, a random per-process half and a

@@ -110,6 +110,12 @@ class PolicyMetrics:
             "Calls refused with UNAVAILABLE by admission control, by call priority.",
             ("priority",),
         )
+        self.priority_lowered_total = Counter(
+            "mlsdm_priority_lowered_total",
+            "Calls whose x-mlsdm-priority was above the caller's max_priority grant and "
+            "was lowered to it, by the priority asked for.",
+            ("requested",),
+        )
         self.breaker_transitions = Counter(
             "mlsdm_llm_breaker_transitions_total",
             "LLM circuit breaker state changes, by the state entered.",
@@ -124,6 +130,10 @@ class PolicyMetrics:
     def rate_limited(self, principal_kind: str) -> None:
         """One call refused by the rate limiter; kind is anonymous or authenticated."""
         self.rate_limited_total.labels(principal_kind).inc()
+
+    def priority_lowered(self, requested: str) -> None:
+        """One call asked for more priority than its grant (high|critical)."""
+        self.priority_lowered_total.labels(requested).inc()
 
     def shed(self, priority: str) -> None:
         """One call refused by admission control; priority is low|normal|high|critical."""

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlsdm.server._model import SettingsModel
 from mlsdm.server.service.security.binding import check_patterns
+from mlsdm.server.service.security.grants import check_priority_name
 from mlsdm.server.service.security.roles import check_roles
 
 # Asymmetric algorithms only: a JWKS file publishes public keys, and accepting
@@ -48,6 +49,11 @@ class JWTSettings(SettingsModel):
     # token without it may use only the tenant named after its principal, one whose
     # claim is not a list is refused (UNAUTHENTICATED).
     tenants_claim: str = "mlsdm_tenants"
+    # Grants (security/grants.py): the highest x-mlsdm-priority the token may use
+    # (low, normal, high, critical; absent: normal; anything else refuses the
+    # token), and whether its moral scores are trusted (JSON true only).
+    max_priority_claim: str = "mlsdm_max_priority"
+    trusted_scorer_claim: str = "mlsdm_trusted_scorer"
     # Clock skew tolerated on exp / nbf / iat.
     leeway_s: float = Field(default=30.0, ge=0.0, le=300.0)
 
@@ -119,6 +125,16 @@ class TLSSettings(SettingsModel):
     # Certificate subject -> tenant names or patterns. A subject not listed may use
     # only the tenant named after its certificate's common name (admins: any).
     client_tenants: dict[str, list[str]] = Field(default_factory=dict)
+    # Grants (security/grants.py) by certificate subject: the highest priority a
+    # certificate may use (absent: normal), and the subjects whose moral scores
+    # are trusted.
+    max_priority: dict[str, str] = Field(default_factory=dict)
+    trusted_scorers: list[str] = Field(default_factory=list)
+
+    @field_validator("max_priority")
+    @classmethod
+    def _priority_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {subject: check_priority_name(level) for subject, level in value.items()}
 
     @field_validator("client_tenants")
     @classmethod

@@ -33,8 +33,9 @@ from mlsdm.server.service.errors import (
     tenant_forbidden,
     unavailable,
 )
-from mlsdm.server.service.observability.metrics import AUTH
+from mlsdm.server.service.observability.metrics import AUTH, POLICY
 from mlsdm.server.service.security.authenticator import Authenticator, Identity
+from mlsdm.server.service.security.grants import Grants
 from mlsdm.server.service.security.roles import required_role
 from mlsdm.server.service.security.throttle import ClientAddress, FailureThrottle
 from mlsdm.server.transport.call import CallInfo
@@ -60,6 +61,7 @@ class AuthGate(Gate):
             call.principal = identity.principal
             call.roles = identity.roles
             call.binding = identity.binding
+            self._apply_grants(call, identity.grants)
             role = required_role(call.method)
             if role not in identity.roles:
                 raise permission_denied(role, call.method)
@@ -69,6 +71,15 @@ class AuthGate(Gate):
             AUTH.failed(reason_name(exc.reason))
             raise
         return None
+
+    @staticmethod
+    def _apply_grants(call: CallInfo, grants: Grants) -> None:
+        call.max_priority = grants.max_priority
+        call.trusted_scorer = grants.trusted_scorer
+        if call.priority > grants.max_priority:
+            # Lowered, not refused: a client that asks too much still gets served.
+            POLICY.priority_lowered(call.priority.name.lower())
+            call.priority = grants.max_priority
 
     async def _identify(self, call: CallInfo, context: Context) -> Identity:
         if self.throttle is None:
