@@ -310,9 +310,7 @@ class PostgresStore(TenantStore):
         step: int = 0,
         store_used: int = 0,
     ) -> int:
-        size = await self._data.write_snapshot(
-            lease, seq, format_version, blob, (step, store_used)
-        )
+        size = await self._data.write_snapshot(lease, seq, format_version, blob, (step, store_used))
         if size < 0:
             self._on_fenced(lease.tenant)
             raise LeaseLost(lease.tenant)
