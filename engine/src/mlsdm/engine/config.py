@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .state_codec import FORMATS
+from .state_codec import WRITTEN_FORMATS
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class EngineConfig:
     default_top_k: int = 5
     max_top_k: int = 20
     consolidation_buffer_max: int = 256
+    # memories: at most this fraction of `capacity` may be pinned (pinned
+    # memories are never evicted by capacity, so some room must stay evictable)
+    max_pinned_fraction: float = 0.5
+    max_recall_k: int = 100
     # input limits
     wake_max_tokens: int = 2048
     default_max_tokens: int = 256
@@ -66,12 +70,10 @@ class EngineConfig:
     recovery_min_seconds: float = 60.0
     recovery_max_attempts: int = 3
     recovery_memory_fraction: float = 0.8
-    # persistence: the snapshot format written (every format here is read).
-    # 2: float32 rows, read by every release; 3: the store's int8 rows, a
-    # quarter of the bytes (a full 20k x 384 tenant 8 MiB instead of 30) but
-    # unreadable by releases before this one. Keep 2 while any pod of an older
-    # release may still load tenants (a rolling update, a canary, a rollback).
-    snapshot_format: int = 2
+    # persistence: the snapshot format written. 4 (the only one written) holds
+    # the memories' ids, texts and metadata; formats 2 and 3 of earlier
+    # releases are still read (their memories get ids in age order).
+    snapshot_format: int = 4
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent setting."""
@@ -79,8 +81,12 @@ class EngineConfig:
         self._check_unit_interval()
         self._check_non_negative()
         self._check_relations()
-        if self.snapshot_format not in FORMATS:
-            raise ValueError(f"snapshot_format must be 2 or 3, got {self.snapshot_format!r}")
+        if self.snapshot_format not in WRITTEN_FORMATS:
+            raise ValueError(f"snapshot_format must be 4, got {self.snapshot_format!r}")
+        if not 0.0 <= self.max_pinned_fraction < 1.0:
+            raise ValueError(
+                f"max_pinned_fraction must lie in [0, 1), got {self.max_pinned_fraction!r}"
+            )
 
     def _check_positive_ints(self) -> None:
         for name in (
@@ -97,6 +103,7 @@ class EngineConfig:
             "max_prompt_chars",
             "max_pending_tickets",
             "memory_budget_bytes",
+            "max_recall_k",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
