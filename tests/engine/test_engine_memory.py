@@ -292,3 +292,30 @@ def test_events_are_listed_with_their_kind() -> None:
     e.process_event(np.ones(DIM, dtype=np.float32), 0.95)
     (m,) = e.list_memories(MemoryFilter(), 0.0, 5, None)[0]
     assert m.kind is MemoryKind.EVENT and m.text == "" and m.occurred_at == 1000.0
+
+
+def test_an_emergency_trim_removes_oldest_unpinned_first_and_replays_exactly() -> None:
+    cfg = EngineConfig(dim=64, capacity=64, store_chunk=4, memory_budget_bytes=12_000)
+    runs = []
+    for _ in range(2):
+        e = CognitiveEngine(cfg, clock=FakeClock())
+        pinned = e.remember([item("pinned note about the garden wall", pinned=True)])[0]
+        outs = [
+            e.remember([item(f"plain note number {i} about the lake and the beans")])[0]
+            for i in range(40)
+        ]
+        runs.append(e)
+    e = runs[0]
+    state = e.state()
+    assert state.emergency and state.accounted_memory_bytes < cfg.memory_budget_bytes
+    held = everything(e)
+    assert "pinned note about the garden wall" in held
+    assert e.get_memory(pinned.id, 0.0) is not None
+    plain = [int(t.split()[3]) for t in held if t.startswith("plain")]
+    # The newest stayed, the oldest went; once in emergency, nothing more is stored.
+    newest = max(i for i, o in enumerate(outs) if o.stored)
+    assert plain == list(range(newest, newest - len(plain), -1))
+    assert outs[-1].reason is RefusalReason.EMERGENCY
+    assert runs[0].snapshot() == runs[1].snapshot()
+    restored = CognitiveEngine.restore(e.snapshot(), cfg, clock=FakeClock())
+    assert restored.snapshot() == e.snapshot() and restored.state() == e.state()

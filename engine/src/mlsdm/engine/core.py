@@ -298,8 +298,8 @@ class CognitiveEngine(MemoryOperations):
     ) -> bool:
         if self._synaptic.update(vector):
             self._consolidations += 1
-        slot = self._put(vector, confidence, kind, text, response, occurred_at=self._clock())
-        return slot is not None
+        serial = self._put(vector, confidence, kind, text, response, occurred_at=self._clock())
+        return serial is not None and self._records.slot_of(serial) is not None
 
     def _consolidate(self) -> None:
         """Wake->sleep consolidation: retag the wake's new entries with the sleep

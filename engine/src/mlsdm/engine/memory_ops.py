@@ -103,7 +103,8 @@ class MemoryOperations:
     def _remember_one(self, item: MemoryInput, vector: NDArray[np.float32]) -> RememberOutcome:
         known = self._records.slot_of_key(item.idempotency_key)
         if known is not None:
-            return self._outcome(True, known, RefusalReason.NONE, duplicate=True)
+            serial = self._records.get(known).serial
+            return self._outcome(True, serial, RefusalReason.NONE, duplicate=True)
         if not self._emergency_clear():
             reason = RefusalReason.EMERGENCY
         elif not self._moral.evaluate_and_adapt(item.moral_value):
@@ -115,7 +116,7 @@ class MemoryOperations:
             return self._outcome(False, None, reason)
         if self._synaptic.update(vector):
             self._consolidations += 1
-        slot = self._put(
+        serial = self._put(
             vector,
             self._cfg.event_confidence,
             MemoryKind.REMEMBERED,
@@ -129,12 +130,14 @@ class MemoryOperations:
             expires_at=item.expires_at,
             key=item.idempotency_key,
         )
-        return self._outcome(slot is not None, slot, RefusalReason.NONE)
+        # An emergency trim right after the put may have taken it again.
+        held = serial is not None and self._records.slot_of(serial) is not None
+        return self._outcome(held, serial if held else None, RefusalReason.NONE)
 
     def _outcome(
-        self, stored: bool, slot: int | None, reason: RefusalReason, duplicate: bool = False
+        self, stored: bool, serial: int | None, reason: RefusalReason, duplicate: bool = False
     ) -> RememberOutcome:
-        memory_id = "" if slot is None else self._id_at(slot)
+        memory_id = "" if serial is None else memory_ids.encode(self._namespace, serial)
         return RememberOutcome(stored, memory_id, reason, duplicate, self._moral.threshold)
 
     # reads
@@ -270,7 +273,8 @@ class MemoryOperations:
         key: str = "",
     ) -> int | None:
         """Store one memory at the wake phase value and the current step; its
-        slot, or None under the confidence floor."""
+        serial, or None under the confidence floor. (Its slot may change at
+        once: the budget check after it can trim and pack the store.)"""
         if confidence < self._store.confidence_floor:
             return None
         while self._store.size >= self._store.capacity:
@@ -298,7 +302,7 @@ class MemoryOperations:
         self._records.add(slot, rec)
         self._unconsolidated.append(serial)
         self._check_budget()
-        return slot
+        return serial
 
     def _remove_slot(self, slot: int) -> None:
         self._records.remove(slot)
@@ -315,9 +319,6 @@ class MemoryOperations:
     def _unexpired(self, slot: int, now: float) -> bool:
         expires = self._records.get(slot).expires_at
         return expires is None or expires > now
-
-    def _id_at(self, slot: int) -> str:
-        return memory_ids.encode(self._namespace, self._records.get(slot).serial)
 
     def _memory_at(self, slot: int) -> Memory:
         rec = self._records.get(slot)
