@@ -103,8 +103,8 @@ class MemoryOperations:
     def _remember_one(self, item: MemoryInput, vector: NDArray[np.float32]) -> RememberOutcome:
         known = self._records.slot_of_key(item.idempotency_key)
         if known is not None:
-            serial = self._records.get(known).serial
-            return self._outcome(True, serial, RefusalReason.NONE, duplicate=True)
+            first = self._records.get(known).serial
+            return self._outcome(True, first, RefusalReason.NONE, duplicate=True)
         if not self._emergency_clear():
             reason = RefusalReason.EMERGENCY
         elif not self._moral.evaluate_and_adapt(item.moral_value):
