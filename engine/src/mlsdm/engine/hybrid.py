@@ -27,6 +27,7 @@ stay at round values; bench/RESULTS.md has the sweep.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +35,9 @@ from numpy.typing import NDArray
 from .topk import at_least_best
 
 F32 = NDArray[np.float32]
+Scores = NDArray[np.floating[Any]]
+# Spreads below this are ties (float noise), not a signal to scale up.
+_TINY = 1e-9
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,8 @@ class HybridParams:
 
 
 def rank(
-    lexical: F32,
-    dense: F32,
+    lexical: Scores,
+    dense: Scores,
     allowed: NDArray[np.bool_] | None,
     k: int,
     params: HybridParams,
@@ -57,7 +61,9 @@ def rank(
     """The ``k`` best rows as (row, fused score), best first; equal scores in
     row order. ``lexical`` and ``dense`` hold one score per row (same length);
     ``allowed`` masks the rows that may be returned (None: all);
-    ``neighbours`` = (prev, next) row per row, -1 for none."""
+    ``neighbours`` = (prev, next) row per row, -1 for none. The blend is
+    invariant to a positive scale of either side, so ``dense`` may be the
+    store's int8 scan scores (cosine over the query's scale) as they are."""
     n = dense.shape[0]
     if lexical.shape[0] != n:
         raise ValueError("lexical and dense scores must have one entry per row")
@@ -74,25 +80,29 @@ def rank(
 
 
 def _blend(
-    lexical: F32, dense: F32, allowed: NDArray[np.bool_] | None, weight: float
+    lexical: Scores, dense: Scores, allowed: NDArray[np.bool_] | None, weight: float
 ) -> NDArray[np.float32] | None:
     """The blended score per row; rows not allowed score 0 (None: none allowed)."""
     if allowed is not None:
         mask = allowed[: dense.shape[0]]
         if not mask.any():
             return None
-        lex = np.where(mask, lexical, np.float32(0.0))
+        lex = np.where(mask, lexical, 0.0)
         cos = dense[mask]
     else:
         lex, cos = lexical, dense
     top_lex = float(lex.max())
     centre = float(np.median(cos))
     spread = float(cos.max()) - centre
-    dense_part = (dense - np.float32(centre)) * np.float32(1.0 / spread) if spread > 0 else None
-    if top_lex <= 0.0 or weight == 0.0:
-        fused = dense_part if dense_part is not None else np.zeros_like(dense)
+    dense_part = (
+        (dense.astype(np.float32) - np.float32(centre)) * np.float32(1.0 / spread)
+        if spread > _TINY
+        else None
+    )
+    if top_lex <= _TINY or weight == 0.0:
+        fused = dense_part if dense_part is not None else np.zeros(dense.shape[0], np.float32)
     else:
-        fused = lex * np.float32(weight / top_lex)
+        fused = lex.astype(np.float32) * np.float32(weight / top_lex)
         if dense_part is not None and weight < 1.0:
             fused += dense_part * np.float32(1.0 - weight)
     out: NDArray[np.float32] = fused.astype(np.float32, copy=False)
