@@ -281,8 +281,16 @@ def test_reembed_tags_the_vectors_with_the_current_embedder() -> None:
     other = HashingEmbedder(64, bigram_weight=0.9)
     moved = CognitiveEngine.restore(e.snapshot(), CFG, other, FakeClock(), namespace="tenant-a")
     assert moved.embedder_name == "hashing-v1:64" != other.name
-    # Never searched across two vector spaces: nothing ranks until re-embedded.
-    assert moved.recall("tomatoes", 2, MemoryFilter(), 0.0) == []
+    # Never searched across two vector spaces: until re-embedded, words alone rank.
+    lexical_only = dataclasses.replace(CFG, hybrid_lexical_weight=1.0)
+    words = CognitiveEngine.restore(
+        e.snapshot(), lexical_only, clock=FakeClock(), namespace="tenant-a"
+    )
+    for query in ("tomatoes", "beans wall", "garden tomatoes beans"):
+        got = moved.recall(query, 2, MemoryFilter(), 0.0)
+        assert [m.id for m, _ in got] == [
+            m.id for m, _ in words.recall(query, 2, MemoryFilter(), 0.0)
+        ]
     assert moved.reembed() == 2 and moved.embedder_name == other.name
     assert moved.recall("tomatoes", 1, MemoryFilter(), 0.0)[0][0].text == "tomatoes in the garden"
 
@@ -319,3 +327,22 @@ def test_an_emergency_trim_removes_oldest_unpinned_first_and_replays_exactly() -
     assert runs[0].snapshot() == runs[1].snapshot()
     restored = CognitiveEngine.restore(e.snapshot(), cfg, clock=FakeClock())
     assert restored.snapshot() == e.snapshot() and restored.state() == e.state()
+
+
+def test_a_rare_word_finds_its_memory_among_many_and_neighbours_come_along() -> None:
+    e = CognitiveEngine(EngineConfig(dim=64, capacity=200, store_chunk=16), clock=FakeClock())
+    filler = [item(f"we talked about the weather and the garden on day {i}") for i in range(60)]
+    e.remember(filler[:30])
+    # Two turns of one session: the question's rare word is in the first only.
+    e.remember(
+        [
+            item("Caroline: did you ever go to Banff?", session="trip", speaker="Caroline"),
+            item("Melanie: yes, last summer with the kids", session="trip", speaker="Melanie"),
+        ]
+    )
+    e.remember(filler[30:])
+    got = [m.text for m, _ in e.recall("When did Melanie go to Banff?", 3, MemoryFilter(), 0.0)]
+    assert got[:2] == [
+        "Caroline: did you ever go to Banff?",
+        "Melanie: yes, last summer with the kids",
+    ]

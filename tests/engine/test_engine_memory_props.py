@@ -108,6 +108,11 @@ def test_snapshot_plus_replay_equals_the_live_engine(history: list[tuple], cut: 
         again.apply(op)
     assert again.engine.snapshot() == live.engine.snapshot()
     assert again.engine.state() == live.engine.state()
+    # The restored engine's rebuilt index ranks as the live one, kept up to date, does.
+    now = live.clock.now
+    for query in ("tomato garden", "beans by the lake", "paint group wall"):
+        got = again.engine.recall(query, 6, MemoryFilter(), now)
+        assert got == live.engine.recall(query, 6, MemoryFilter(), now)
     # The same operations from scratch give the same bytes too (replay determinism).
     replay = _fresh()
     for op in history:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .hybrid import HybridParams
+from .lexical import LexicalParams
 from .state_codec import WRITTEN_FORMATS
 
 
@@ -56,6 +58,16 @@ class EngineConfig:
     # memories are never evicted by capacity, so some room must stay evictable)
     max_pinned_fraction: float = 0.5
     max_recall_k: int = 100
+    # retrieval: BM25 over the memories' texts (lexical.LexicalParams) blended
+    # with the vector cosine (hybrid.HybridParams); defaults from the
+    # development set (bench/memory_eval.py)
+    lexical_k1: float = 1.2
+    lexical_b: float = 0.75
+    lexical_delta: float = 0.0
+    lexical_stems: bool = True
+    lexical_neighbour_window_s: float = 1800.0
+    hybrid_lexical_weight: float = 0.7
+    hybrid_neighbour_weight: float = 0.35
     # input limits
     wake_max_tokens: int = 2048
     default_max_tokens: int = 256
@@ -83,10 +95,27 @@ class EngineConfig:
         self._check_relations()
         if self.snapshot_format not in WRITTEN_FORMATS:
             raise ValueError(f"snapshot_format must be 4, got {self.snapshot_format!r}")
+        self.lexical_params().validate()
+        self.hybrid_params().validate()
         if not 0.0 <= self.max_pinned_fraction < 1.0:
             raise ValueError(
                 f"max_pinned_fraction must lie in [0, 1), got {self.max_pinned_fraction!r}"
             )
+
+    def lexical_params(self) -> LexicalParams:
+        return LexicalParams(
+            k1=self.lexical_k1,
+            b=self.lexical_b,
+            delta=self.lexical_delta,
+            stems=self.lexical_stems,
+            neighbour_window_s=self.lexical_neighbour_window_s,
+        )
+
+    def hybrid_params(self) -> HybridParams:
+        return HybridParams(
+            lexical_weight=self.hybrid_lexical_weight,
+            neighbour_weight=self.hybrid_neighbour_weight,
+        )
 
     def _check_positive_ints(self) -> None:
         for name in (

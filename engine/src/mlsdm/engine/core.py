@@ -31,6 +31,7 @@ from .config import EngineConfig
 from .embedding import Embedder, HashingEmbedder, embedder_name
 from .emergency import EmergencyState
 from .errors import SnapshotError, ValidationError
+from .lexical import LexicalIndex
 from .memories import MemoryRecords
 from .memory_ops import MemoryOperations
 from .memory_types import MemoryFilter, MemoryKind
@@ -92,6 +93,9 @@ class CognitiveEngine(MemoryOperations):
         self._synaptic = SynapticMemory(cfg)
         self._store = VectorStore(cfg.dim, cfg.capacity, cfg.store_chunk, cfg.confidence_floor)
         self._records = MemoryRecords()
+        # BM25 over the text memories, keyed by store slot; rebuilt on load.
+        self._lexical = LexicalIndex(cfg.lexical_params())
+        self._hybrid = cfg.hybrid_params()
         self._next_serial = 1
         # Serials written since the last consolidation (the newest ones).
         self._unconsolidated: deque[int] = deque(maxlen=cfg.consolidation_buffer_max)

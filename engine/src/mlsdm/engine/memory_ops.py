@@ -35,6 +35,8 @@ from .config import EngineConfig
 from .embedding import Embedder, embedder_name
 from .emergency import MEMORY_BUDGET_REASON, EmergencyState
 from .errors import ValidationError
+from .hybrid import HybridParams
+from .lexical import LexicalIndex
 from .memories import MemoryRecords, Record
 from .memory_types import Memory, MemoryFilter, MemoryInput, MemoryKind, RememberOutcome
 from .memory_validation import (
@@ -64,6 +66,8 @@ class MemoryOperations:
     _synaptic: SynapticMemory
     _store: VectorStore
     _records: MemoryRecords
+    _lexical: LexicalIndex
+    _hybrid: HybridParams
     _next_serial: int
     _unconsolidated: deque[int]
     _emergency: EmergencyState
@@ -254,7 +258,7 @@ class MemoryOperations:
         allowed = self._records.mask(flt, now, self._store.high, True)
         same_space = self._vectors_by == embedder_name(self._embedder)
         q_unit = self._store.unit_query(vector) if same_space else None
-        return rank(self._store, query, q_unit, allowed, k)
+        return rank(self._store, self._lexical, query, q_unit, allowed, k, self._hybrid)
 
     def _put(
         self,
@@ -300,6 +304,7 @@ class MemoryOperations:
             key,
         )
         self._records.add(slot, rec)
+        self._index(slot, rec)
         self._unconsolidated.append(serial)
         self._check_budget()
         return serial
@@ -307,6 +312,20 @@ class MemoryOperations:
     def _remove_slot(self, slot: int) -> None:
         self._records.remove(slot)
         self._store.remove(slot)
+        self._lexical.remove(slot)
+
+    def _index(self, slot: int, rec: Record) -> None:
+        if rec.kind is not MemoryKind.EVENT:
+            text = rec.searchable_text
+            self._lexical.add(slot, text, session=rec.session, occurred_at=rec.occurred_at)
+
+    def _rebuild_index(self) -> None:
+        """A fresh lexical index of the memories held, added in the order they
+        were stored (its neighbour links follow that order): it ranks exactly
+        as the one kept up to date through every add and remove."""
+        self._lexical = LexicalIndex(self._cfg.lexical_params())
+        for slot, rec in sorted(self._records.items(), key=lambda held: held[1].serial):
+            self._index(slot, rec)
 
     def _purge_expired(self) -> None:
         for slot in self._records.pop_expired(self._clock()):
@@ -373,3 +392,4 @@ class MemoryOperations:
     def _compact(self) -> None:
         order = self._store.compact()
         self._records.compacted(order)
+        self._rebuild_index()

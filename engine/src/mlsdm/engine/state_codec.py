@@ -65,6 +65,7 @@ def load(engine: CognitiveEngine, r: Reader) -> None:
         load_legacy_store(engine, r)
     load_counters(engine, r)
     r.done()
+    engine._rebuild_index()
 
 
 def dump_header(engine: CognitiveEngine, w: Writer) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlsdm.engine.phase_masks import PhaseMasks
-from mlsdm.engine.quantized import Int8Rows, quantize_codes
+from mlsdm.engine.quantized import Int8Rows
 from mlsdm.engine.topk import at_least_best
 
 _MIN_NORM = 1e-9
@@ -237,23 +237,12 @@ class VectorStore:
         out: NDArray[np.float32] = (query / qnorm).astype(np.float32)
         return out
 
-    def approx_cosines(self, q_unit: NDArray[np.float32]) -> NDArray[np.float32]:
-        """The int8 estimate of every slot's cosine with the unit ``q_unit``
-        (within about 5e-3 of the float32 cosine; 0 for free slots)."""
-        n = self._high
-        if n == 0:
-            return np.zeros(0, dtype=np.float32)
-        q_codes = quantize_codes(q_unit)
-        ranks = self._rows.approx_ranks(q_unit, n, None)
-        qnorm = float(np.linalg.norm(q_codes.astype(np.float64)))
-        out: NDArray[np.float32] = (ranks / qnorm).astype(np.float32)
-        return out
-
-    def exact_cosines(
-        self, q_unit: NDArray[np.float32], slots: NDArray[np.intp]
-    ) -> NDArray[np.float32]:
-        """Float32 cosine of the unit query with the dequantised rows ``slots``."""
-        return self._rows.exact_scores(q_unit, slots)
+    def scan_scores(self, q_unit: NDArray[np.float32]) -> NDArray[np.float64]:
+        """One int8 scan: every slot's cosine with the unit ``q_unit`` times a
+        positive factor (the query's own scale), 0 for free slots."""
+        if self._high == 0:
+            return np.zeros(0, dtype=np.float64)
+        return self._rows.approx_ranks(q_unit, self._high, None)
 
     # Read accessors, used by the engine and by tests.
 
