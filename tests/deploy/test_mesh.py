@@ -96,3 +96,11 @@ def test_retries_only_where_the_server_did_no_work(
         assert seconds(retries["perTryTimeout"]) <= seconds(http["timeout"])
         # The mesh must not cut calls the server itself would still allow.
         assert seconds(http["timeout"]) >= settings.deadlines.max_s
+
+
+@pytest.mark.parametrize("mode", ["postgres", "sqlite"])
+def test_the_sidecar_is_a_trusted_proxy(rendered: Rendered, mode: str, tmp_path: Path) -> None:
+    """Istio's sidecar connects to the app from 127.0.0.6: without trusting it,
+    one client's failed logins would throttle every client of the pod."""
+    settings = settings_of(rendered[mode], tmp_path, rendered["dsn-example"])
+    assert "127.0.0.6/32" in settings.auth.trusted_proxies

@@ -72,7 +72,9 @@ def test_told_then_asked_can_fail() -> None:
             v = np.random.default_rng(len(text)).standard_normal(384)
             return (v / np.linalg.norm(v)).astype(np.float32)
 
-    result = engine_told_then_asked(Unrelated())
+    # The vectors alone (no lexical side): an unrelated embedder fails the floor.
+    dense_only = EngineConfig(hybrid_lexical_weight=0.0, hybrid_neighbour_weight=0.0)
+    result = engine_told_then_asked(Unrelated(), config=dense_only)
     assert result.recall_at_5 < 0.8 and not told_row("x", result)["ok"]
 
 

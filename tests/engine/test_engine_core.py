@@ -12,6 +12,8 @@ from mlsdm.engine import (
     CognitiveEngine,
     EngineConfig,
     HashingEmbedder,
+    MemoryFilter,
+    MemoryKind,
     Phase,
     RefusalReason,
 )
@@ -132,7 +134,8 @@ def test_determinism_and_round_trip(history: list[tuple[np.ndarray, float]], q: 
         a.process_event(v, m)
         b.process_event(v, m)
     assert a.snapshot() == b.snapshot()
-    restored = CognitiveEngine.restore(a.snapshot(), SMALL)
+    # The same clock: memories carry the time they were stored at.
+    restored = CognitiveEngine.restore(a.snapshot(), SMALL, clock=FakeClock())
     assert restored.snapshot() == a.snapshot()
     assert restored.state() == a.state()
     assert restored.store.retrieve(q, 0.1, 0.15, 5) == a.store.retrieve(q, 0.1, 0.15, 5)
@@ -169,7 +172,9 @@ def test_commit_is_idempotent_and_correct_after_interleaving() -> None:
     assert engine.state().phase is Phase.SLEEP
     res = engine.commit(adm, LONG_ANSWER)
     assert res.stored
-    assert engine.store.text(engine.store.size - 1) == LONG_ANSWER
+    newest = engine.list_memories(MemoryFilter(), 0.0, 1, None)[0][0]
+    assert (newest.text, newest.response) == ("first prompt here", LONG_ANSWER)
+    assert newest.kind is MemoryKind.EXCHANGE and newest.occurred_at == 1000.0
     assert not engine.commit(adm, LONG_ANSWER).stored  # second commit is a no-op
 
 
@@ -286,9 +291,10 @@ def test_capacity_counts_distinct_memories_and_all_stay_retrievable(
     # Every held memory, consolidated or not, is what admission retrieves from.
     reachable = store.retrieve(np.ones(DIM), (0.1, 0.9), cfg.phase_tolerance, capacity)
     assert len(reachable) == store.size
-    # The newest `size` accepted events are the ones held, in ring order.
+    # The newest `size` accepted events are the ones held (oldest evicted first).
     newest = accepted[-store.size :]
-    held = store.used_vectors()[store.age_order()]
+    by_age = np.argsort(store.used_steps(), kind="stable")  # one step per event
+    held = store.used_vectors()[by_age]
     for v, h in zip(newest, held, strict=True):
         unit = v.astype(np.float64) / np.linalg.norm(v.astype(np.float64))
         assert float(unit @ h) > 0.98

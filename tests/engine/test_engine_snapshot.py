@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_strategies import DIM, SMALL, small_engine
+from engine_strategies import DIM, SMALL, FakeClock, small_engine
 
-from mlsdm.engine import CognitiveEngine, EngineConfig, SnapshotError
+from mlsdm.engine import (
+    CognitiveEngine,
+    EngineConfig,
+    Memory,
+    MemoryFilter,
+    MemoryKind,
+    SnapshotError,
+)
 
 
 def _busy_engine() -> CognitiveEngine:
@@ -21,13 +30,17 @@ def _busy_engine() -> CognitiveEngine:
     return engine
 
 
+def _all(engine: CognitiveEngine) -> list[Memory]:
+    return engine.list_memories(MemoryFilter(), 0.0, 10_000, None)[0]
+
+
 def test_round_trip_is_byte_exact() -> None:
     engine = _busy_engine()
     data = engine.snapshot()
-    restored = CognitiveEngine.restore(data, SMALL)
+    restored = CognitiveEngine.restore(data, SMALL, clock=FakeClock())
     assert restored.snapshot() == data
     assert restored.state() == engine.state()
-    assert restored.store.used_texts() == engine.store.used_texts()
+    assert _all(restored) == _all(engine)
 
 
 def test_snapshot_holds_only_the_used_store() -> None:
@@ -75,6 +88,9 @@ def _reframe(payload_edit: bytes, offset: int, data: bytes) -> bytes:
 
 
 HEADER = 18  # magic + version + length
+# After the header: dim, capacity, step, phase, counter, four moral means,
+# three synaptic levels, then the embedder's name ("hashing-v1:8").
+STORE = HEADER + 72 + 3 * 4 * DIM + 8 + len("hashing-v1:8")
 
 
 @pytest.mark.parametrize(
@@ -85,7 +101,7 @@ HEADER = 18  # magic + version + length
         (HEADER + 40, struct.pack("<d", 2.0), "moral"),  # threshold
         (HEADER + 48, struct.pack("<d", 1.5), "moral"),  # acceptance EMA
         (HEADER + 56, struct.pack("<d", -0.5), "moral"),  # mean of the low side
-        (HEADER + 72 + 3 * 4 * DIM, struct.pack("<Q", 10**6), "capacity"),  # store size
+        (STORE, struct.pack("<Q", 10**6), "capacity"),  # store size
     ],
 )
 def test_inconsistent_payload_is_rejected(offset: int, value: bytes, message: str) -> None:
@@ -104,20 +120,19 @@ def test_trailing_bytes_are_rejected() -> None:
         CognitiveEngine.restore(bytes(body) + _digest(bytes(body)), SMALL)
 
 
-def test_round_trip_keeps_prompts_steps_and_pending_prompts() -> None:
+def test_round_trip_keeps_memories_and_pending_prompts() -> None:
     engine = _busy_engine()
     engine.reset_emergency()
-    restored = CognitiveEngine.restore(engine.snapshot(), SMALL)
-    assert restored.store.used_prompts() == engine.store.used_prompts()
-    assert list(restored.store.used_steps()) == list(engine.store.used_steps())
-    assert any(p.startswith("question") for p in restored.store.used_prompts())
+    restored = CognitiveEngine.restore(engine.snapshot(), SMALL, clock=FakeClock())
+    held = _all(restored)
+    assert held == _all(engine)
+    assert any(m.text.startswith("question") for m in held)
     # The pending admission's prompt survives: its commit stores the exchange.
     pending = engine.admit("told before the snapshot", 0.95, 0, 0)
-    again = CognitiveEngine.restore(engine.snapshot(), SMALL)
+    again = CognitiveEngine.restore(engine.snapshot(), SMALL, clock=FakeClock())
     assert again.commit(pending, "An answer with enough words to be a confident one.").stored
-    size = again.store.size
-    last = [s for s in range(size) if again.store.prompt(s) == "told before the snapshot"]
-    assert len(last) == 1
+    texts = [m.text for m in _all(again)]
+    assert texts.count("told before the snapshot") == 1 and texts[0] == "told before the snapshot"
 
 
 def test_format_1_snapshot_is_refused_with_a_clear_error() -> None:
@@ -129,67 +144,64 @@ def test_format_1_snapshot_is_refused_with_a_clear_error() -> None:
         CognitiveEngine.restore(w.frame(1), SMALL)
 
 
-def test_a_format_2_snapshot_restores_the_same_state_as_format_3() -> None:
-    from mlsdm.engine import state_codec
-
-    engine = _busy_engine()
-    old = state_codec.dump(engine, state_codec.F32_VECTORS)
-    new = state_codec.dump(engine, state_codec.FORMAT)
-    # The default written format is the one older releases read.
-    assert engine.snapshot() == old
-    # Format 3 keeps the int8 rows as stored: a quarter of format 2's vector bytes.
-    vector_bytes = engine.store.size * DIM
-    assert len(old) - len(new) == vector_bytes * 4 - (vector_bytes + engine.store.size * 4)
-    from_old = CognitiveEngine.restore(old, SMALL)
-    from_new = CognitiveEngine.restore(new, SMALL)
-    assert state_codec.dump(from_old, state_codec.FORMAT) == new
-    assert from_new.snapshot() == old
-    assert from_new.state() == engine.state()
-    assert from_old.state() == engine.state()
-    assert np.array_equal(from_old.store.used_vectors(), engine.store.used_vectors())
+DATA = Path(__file__).parent / "data"
 
 
-def _codes_frame(engine: CognitiveEngine, damage: str) -> bytes:
-    """A checksum-valid format-3 snapshot whose rows break quantize()'s rules."""
-    store = engine.store
-    codes, scales = (a.copy() for a in store.used_codes())
-    if damage == "zero row":
-        codes[0] = 0
-    elif damage == "scale":
-        scales[1] *= 1.5
-    else:
-        scales[2] = np.nan
-    original = store.used_codes
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_formats_2_and_3_of_the_previous_release_load_in_age_order(fmt: int) -> None:
+    # Written by the release before format 4 (data/make_legacy_snapshots.py),
+    # from a ring that had wrapped: slot order is not age order.
+    facts = json.loads((DATA / "legacy_facts.json").read_text("utf-8"))
+    data = (DATA / f"legacy_format{fmt}.snap").read_bytes()
+    engine = CognitiveEngine.restore(data, SMALL, clock=FakeClock(), namespace="t")
+    newest_first = _all(engine)
+    oldest_first = newest_first[::-1]
+    assert [m.text for m in oldest_first] == facts["age_prompts"]
+    assert [m.response for m in oldest_first] == facts["age_texts"]
+    assert [m.step for m in oldest_first] == facts["age_steps"]
+    assert engine.state().step == facts["step"]
+    for m in oldest_first:
+        assert m.kind is (MemoryKind.EXCHANGE if m.text else MemoryKind.EVENT)
+        assert m.occurred_at == 0.0 and m.speaker == "" and not m.pinned
+    # Ids follow age, and each resolves to its memory.
+    assert [engine.get_memory(m.id, 0.0) for m in oldest_first] == oldest_first
+    np.testing.assert_allclose(
+        engine.store.used_vectors(), np.array(facts["age_vectors"]), atol=1e-2
+    )
+    # Which embedder made them was not recorded: they are re-embedded, then searchable.
+    assert engine.embedder_name == "unrecorded"
+    assert engine.reembed() == sum(1 for m in oldest_first if m.text)
+    assert engine.embedder_name == "hashing-v1:8"
+    top = engine.recall("question 29 about unicode", 1, MemoryFilter(), 0.0)
+    assert top[0][0].text.startswith("question 29")
+    # And it writes format 4, which restores byte for byte.
+    again = CognitiveEngine.restore(engine.snapshot(), SMALL, clock=FakeClock(), namespace="t")
+    assert again.snapshot() == engine.snapshot()
 
-    def damaged() -> tuple[np.ndarray, np.ndarray]:
-        return codes, scales
 
-    store.used_codes = damaged  # type: ignore[method-assign]
-    try:
-        from mlsdm.engine import state_codec
-
-        return state_codec.dump(engine, state_codec.FORMAT)
-    finally:
-        store.used_codes = original  # type: ignore[method-assign]
-
-
-@pytest.mark.parametrize("damage", ["zero row", "scale", "nan scale"])
-def test_format_3_rows_that_quantize_could_not_have_written_are_refused(damage: str) -> None:
-    engine = _busy_engine()
-    with pytest.raises(SnapshotError):
-        CognitiveEngine.restore(_codes_frame(engine, damage), SMALL)
-
-
-def test_the_written_format_is_a_setting_and_only_known_ones_are_accepted() -> None:
-    import dataclasses
-
+def test_a_format_4_row_that_quantize_could_not_have_written_is_refused() -> None:
     from mlsdm.engine.snapshot import Reader
 
     engine = _busy_engine()
-    three = CognitiveEngine(dataclasses.replace(SMALL, snapshot_format=3))
-    three_bytes = CognitiveEngine.restore(engine.snapshot(), three.config)
-    assert Reader(three_bytes.snapshot()).version == 3
-    assert Reader(engine.snapshot()).version == 2
-    for bad in (1, 4):
+    data = engine.snapshot()
+    high = engine.store.high
+    codes_at = STORE + 8
+    # Zero the first live row's codes: a live slot with a zero vector.
+    slot = int(np.flatnonzero(engine.store.live_mask())[0])
+    edit = bytes(DIM)
+    with pytest.raises(SnapshotError):
+        CognitiveEngine.restore(_reframe(edit, codes_at + slot * DIM, data), SMALL)
+    # A scale that is not 1/|codes|.
+    scales_at = codes_at + high * DIM
+    bad = struct.pack("<f", 7.0)
+    with pytest.raises(SnapshotError):
+        CognitiveEngine.restore(_reframe(bad, scales_at + slot * 4, data), SMALL)
+    assert Reader(data).version == 4
+
+
+def test_only_format_4_is_written() -> None:
+    import dataclasses
+
+    for bad in (1, 2, 3, 5):
         with pytest.raises(ValueError, match="snapshot_format"):
             dataclasses.replace(SMALL, snapshot_format=bad).validate()

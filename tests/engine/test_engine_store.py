@@ -45,13 +45,35 @@ def test_put_rejects_bad_vectors() -> None:
     assert s.size == 0
 
 
-def test_ring_eviction_overwrites_oldest() -> None:
+def test_put_takes_the_lowest_free_slot_and_a_full_store_refuses() -> None:
     s = VectorStore(3, 4, 2, 0.0)
-    for i in range(10):
-        s.put(np.array([1.0, float(i), 0.0]), 0.1, 1.0, text=f"t{i}")
-        assert s.size == min(i + 1, 4)
-        oldest_to_newest = [s.text(slot) for slot in s.age_order()]
-        assert oldest_to_newest == [f"t{j}" for j in range(max(0, i - 3), i + 1)]
+    assert [s.put(np.array([1.0, float(i), 0.0]), 0.1, 1.0) for i in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="full"):
+        s.put(np.ones(3), 0.1, 1.0)
+    s.remove(2)
+    s.remove(0)
+    assert s.size == 2 and not s.is_live(0) and s.high == 4
+    assert list(s.live_mask()) == [False, True, False, True]
+    # A freed row holds nothing: its vector is zeroed, no retrieval returns it.
+    assert not s.used_vectors()[0].any()
+    assert {slot for slot, _ in s.retrieve(np.ones(3), 0.1, 0.15, 4)} == {1, 3}
+    assert s.put(np.ones(3), 0.1, 1.0, step=7) == 0
+    assert s.put(np.ones(3), 0.1, 1.0) == 2
+    assert s.step(0) == 7
+    with pytest.raises(IndexError):
+        s.remove(5)
+
+
+def test_compact_packs_live_slots_in_order_and_releases_rows() -> None:
+    s = VectorStore(3, 40, 4, 0.0)
+    for i in range(20):
+        s.put(np.array([1.0, float(i), 0.5]), 0.1, 1.0, step=i)
+    for slot in range(0, 20, 2):
+        s.remove(slot)
+    order = s.compact()
+    assert order == list(range(1, 20, 2))
+    assert s.size == s.high == 10 and s.allocated_rows == 12
+    assert list(s.used_steps()) == list(range(1, 20, 2))
 
 
 @settings(max_examples=80, deadline=None)
@@ -60,7 +82,9 @@ def test_store_and_retrieval_invariants(
     entries: list[tuple[np.ndarray, float]], q: np.ndarray, p: float, k: int
 ) -> None:
     s = VectorStore(DIM, 7, 3, 0.5)
-    for v, ph in entries:
+    for i, (v, ph) in enumerate(entries):
+        if s.size == s.capacity:
+            s.remove(i % 7)  # every slot is live when full
         s.put(v, ph, 1.0)
     assert s.size == min(len(entries), 7) <= s.capacity
     stored = s.used_vectors()
@@ -103,7 +127,7 @@ def test_retrieval_paths_agree() -> None:
 
 def test_retrieval_edge_cases() -> None:
     s = VectorStore(4, 8, 4, 0.5)
-    s.put(np.ones(4), 0.1, 1.0, "a")
+    s.put(np.ones(4), 0.1, 1.0, 3)
     assert s.retrieve(np.zeros(4), 0.1, 0.15, 3) == []
     assert s.retrieve(np.ones(4), 0.9, 0.15, 3) == []
     assert s.retrieve(np.ones(4), 0.1, 0.15, 0) == []
@@ -111,7 +135,7 @@ def test_retrieval_edge_cases() -> None:
         s.retrieve(np.ones(3), 0.1, 0.15, 3)
     ((slot, score),) = s.retrieve(np.ones(4), 0.1, 0.15, 3)
     assert slot == 0 and score == pytest.approx(1.0)
-    assert s.confidence(0) == 1.0 and s.text(0) == "a"
+    assert s.confidence(0) == 1.0 and s.step(0) == 3
     np.testing.assert_allclose(s.vector(0), 0.5)
     with pytest.raises(IndexError):
         s.vector(1)
@@ -122,34 +146,48 @@ def test_constructor_and_load_validation() -> None:
         VectorStore(0, 4, 4, 0.5)
     s = VectorStore(2, 4, 4, 0.5)
     with pytest.raises(ValueError):
-        s.load(np.ones((2, 2), np.float32), np.ones(2), np.ones(2, np.float32), ["a"], 2)
+        s.load(
+            np.ones((2, 2), np.float32), np.ones(2), np.ones(2, np.float32), np.zeros(1, np.int64)
+        )
+    with pytest.raises(ValueError):  # a free slot (NaN phase) whose row is not zero
+        s.load_quantized(
+            np.ones((1, 2), np.int8),
+            np.ones(1, np.float32) / np.sqrt(2),
+            np.array([np.nan]),
+            np.ones(1, np.float32),
+            np.zeros(1, np.int64),
+        )
 
 
 op = st.one_of(
     st.tuples(st.just("put"), vec, phase),
     st.tuples(st.just("retag"), st.integers(0, 40), phase),
     st.tuples(st.just("ask"), vec, phase),
-    st.tuples(st.just("trim"), st.integers(0, 40), phase),
+    st.tuples(st.just("remove"), st.integers(0, 40), phase),
+    st.tuples(st.just("compact"), st.integers(0, 40), phase),
 )
 
 
 @settings(max_examples=120, deadline=None)
 @given(st.lists(op, min_size=1, max_size=60))
 def test_the_cached_phase_filter_always_matches_a_fresh_one(ops: list[tuple]) -> None:
-    # Puts (growth, ring overwrites), retags and trims between retrievals: the
-    # cached filter must keep exactly the entries a fresh test keeps.
+    # Puts (growth, slot reuse), retags, removals and compactions between
+    # retrievals: the cached filter must keep exactly the entries a fresh test keeps.
     s = VectorStore(DIM, 9, 4, 0.5)
     for kind, a, p in ops:
-        if kind == "put":
+        live = np.flatnonzero(s.live_mask())
+        if kind == "put" and s.size < s.capacity:
             s.put(a, p, 1.0)
         elif kind == "retag" and s.size:
-            s.set_phase(a % s.size, p)
-        elif kind == "trim":
-            s.trim(a % 10)
+            s.set_phase(int(live[a % s.size]), p)
+        elif kind == "remove" and s.size:
+            s.remove(int(live[a % s.size]))
+        elif kind == "compact":
+            s.compact()
         elif kind == "ask":
             for bands in ((p,), (p, 0.9)):
                 got = s.retrieve(a, bands if len(bands) > 1 else p, 0.15, 3)
-                fresh = np.zeros(s.size, dtype=bool)
+                fresh = np.zeros(s.high, dtype=bool)
                 for band in bands:
                     fresh |= np.abs(s.used_phases() - band) <= 0.15
                 assert all(fresh[slot] for slot, _ in got)

@@ -117,8 +117,10 @@ def test_jwt_verified_against_the_key_set_at_a_url(tmp_path: Path) -> None:
         assert jwks.requests == 1
         stranger = Issuer(tmp_path / "other.json", kid="k1")  # same kid, another key
         error = rich(failure(get_state, stub, stranger.token("svc", ["read"])))
-        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED,
-                                              "CREDENTIALS_INVALID")
+        assert (error.code, error.reason) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "CREDENTIALS_INVALID",
+        )
 
 
 def test_rotated_key_is_picked_up_at_the_next_refresh(tmp_path: Path) -> None:
@@ -223,8 +225,10 @@ def test_a_set_too_stale_stops_verifying(tmp_path: Path) -> None:
             jwks.mode = "error"
             assert wait_until(lambda: not accepted(stub, token))
             error = rich(failure(get_state, stub, token))
-            assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE,
-                                                  "CREDENTIALS_UNAVAILABLE")
+            assert (error.code, error.reason) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "CREDENTIALS_UNAVAILABLE",
+            )
             jwks.mode = "serve"
             assert wait_until(lambda: accepted(stub, token))
 
@@ -265,8 +269,13 @@ def test_a_jwks_url_is_a_credential_source() -> None:
         env={},
         overrides={
             "server": {"host": "0.0.0.0"},
-            "auth": {"jwt": {"jwks_url": "https://idp.example/jwks.json",
-                             "issuer": Issuer.ISSUER, "audience": Issuer.AUDIENCE}},
+            "auth": {
+                "jwt": {
+                    "jwks_url": "https://idp.example/jwks.json",
+                    "issuer": Issuer.ISSUER,
+                    "audience": Issuer.AUDIENCE,
+                }
+            },
         },
     )
     assert settings.auth.has_credentials

@@ -4,7 +4,8 @@ SIGKILLed mid-load; restarted on the same directory, three rounds. After each
 restart every acknowledged event is in the state and no unacknowledged one is
 half-applied: at the end the stored state is byte-identical to a reference
 engine fed the acknowledged events in the order the server reported (their
-steps), plus possibly some of the in-flight ones, whole."""
+steps), plus possibly some of the in-flight ones, whole (every byte but the
+times the memories were stored at, which only the server's clock knew)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from mlsdm_testkit import server_process
 from tenancy_kit import run
 
-from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder
+from mlsdm.engine import CognitiveEngine, EngineConfig, HashingEmbedder, MemoryFilter
 from mlsdm.server.service.store.sqlite import SqliteConfig, SqliteStore
 from mlsdm.server.service.tenancy.replay import rebuild
 from mlsdm.v1 import cognitive_service_pb2 as pb
@@ -83,7 +84,23 @@ def _reference(tenant: str, order: list[Event]) -> bytes:
     engine = CognitiveEngine(EngineConfig(), HashingEmbedder(DIM))
     for event in order:
         engine.process_event(_vector(tenant, event), _moral(event))
-    return engine.snapshot()
+    return _fingerprint(engine)
+
+
+def _fingerprint(engine: CognitiveEngine) -> bytes:
+    """The engine's whole state but its memories' times: state, traces, every
+    store row, and each memory's id, kind and step, newest first."""
+    store = engine.store
+    codes, scales = store.used_codes()
+    parts = [
+        repr(engine.state()).encode(),
+        *(level.tobytes() for level in engine.synaptic_levels()),
+    ]
+    parts += [codes.tobytes(), scales.tobytes(), store.used_phases().tobytes()]
+    parts += [store.used_steps().tobytes(), store.used_confidences().tobytes()]
+    memories = engine.list_memories(MemoryFilter(), 0.0, 100_000, None)[0]
+    parts += [repr([(m.id, m.kind, m.step, m.text) for m in memories]).encode()]
+    return b"\x00".join(parts)
 
 
 def _explain(tenant: str, steps: int, ledger: Ledger, stored: bytes) -> list[Event]:
@@ -142,9 +159,9 @@ async def _stored_engines(path: Path) -> dict[str, bytes]:
         for tenant in TENANTS:
             lease = await store.acquire(tenant, wait_s=0)
             stored = await store.load(lease)
-            out[tenant] = rebuild(
-                tenant, stored, EngineConfig(), HashingEmbedder(DIM)
-            ).engine.snapshot()
+            out[tenant] = _fingerprint(
+                rebuild(tenant, stored, EngineConfig(), HashingEmbedder(DIM)).engine
+            )
     finally:
         await store.close()
     return out

@@ -23,8 +23,10 @@ from .aphasia import (
 from .confidence import response_confidence
 from .config import EngineConfig
 from .core import CognitiveEngine
-from .embedding import Embedder, HashingEmbedder
+from .embedding import Embedder, HashingEmbedder, embedder_name
 from .errors import SnapshotError, ValidationError
+from .memory_types import Memory, MemoryFilter, MemoryInput, MemoryKind, RememberOutcome
+from .memory_validation import check_filter, check_memory_input
 from .moral import MoralFilter, score_moral_text
 from .results import (
     Admission,
@@ -51,18 +53,26 @@ __all__ = [
     "EngineConfig",
     "EngineStateView",
     "HashingEmbedder",
+    "Memory",
+    "MemoryFilter",
+    "MemoryInput",
+    "MemoryKind",
     "MoralFilter",
     "Outcome",
     "Phase",
     "RefusalReason",
+    "RememberOutcome",
     "SnapshotError",
     "SuiteResult",
     "SynapticMemory",
     "ValidationError",
     "VectorStore",
     "WakeSleepRhythm",
+    "check_filter",
+    "check_memory_input",
     "choose_less_aphasic",
     "detect_aphasia",
+    "embedder_name",
     "response_confidence",
     "score_moral_text",
 ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .state_codec import FORMATS
+from .hybrid import HybridParams
+from .lexical import LexicalParams
+from .state_codec import WRITTEN_FORMATS
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,20 @@ class EngineConfig:
     default_top_k: int = 5
     max_top_k: int = 20
     consolidation_buffer_max: int = 256
+    # memories: at most this fraction of `capacity` may be pinned (pinned
+    # memories are never evicted by capacity, so some room must stay evictable)
+    max_pinned_fraction: float = 0.5
+    max_recall_k: int = 100
+    # retrieval: BM25 over the memories' texts (lexical.LexicalParams) blended
+    # with the vector cosine (hybrid.HybridParams); defaults from the
+    # development set (bench/memory_eval.py)
+    lexical_k1: float = 1.2
+    lexical_b: float = 0.75
+    lexical_delta: float = 0.0
+    lexical_stems: bool = True
+    lexical_neighbour_window_s: float = 1800.0
+    hybrid_lexical_weight: float = 0.7
+    hybrid_neighbour_weight: float = 0.35
     # input limits
     wake_max_tokens: int = 2048
     default_max_tokens: int = 256
@@ -66,12 +82,10 @@ class EngineConfig:
     recovery_min_seconds: float = 60.0
     recovery_max_attempts: int = 3
     recovery_memory_fraction: float = 0.8
-    # persistence: the snapshot format written (every format here is read).
-    # 2: float32 rows, read by every release; 3: the store's int8 rows, a
-    # quarter of the bytes (a full 20k x 384 tenant 8 MiB instead of 30) but
-    # unreadable by releases before this one. Keep 2 while any pod of an older
-    # release may still load tenants (a rolling update, a canary, a rollback).
-    snapshot_format: int = 2
+    # persistence: the snapshot format written. 4 (the only one written) holds
+    # the memories' ids, texts and metadata; formats 2 and 3 of earlier
+    # releases are still read (their memories get ids in age order).
+    snapshot_format: int = 4
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent setting."""
@@ -79,8 +93,29 @@ class EngineConfig:
         self._check_unit_interval()
         self._check_non_negative()
         self._check_relations()
-        if self.snapshot_format not in FORMATS:
-            raise ValueError(f"snapshot_format must be 2 or 3, got {self.snapshot_format!r}")
+        if self.snapshot_format not in WRITTEN_FORMATS:
+            raise ValueError(f"snapshot_format must be 4, got {self.snapshot_format!r}")
+        self.lexical_params().validate()
+        self.hybrid_params().validate()
+        if not 0.0 <= self.max_pinned_fraction < 1.0:
+            raise ValueError(
+                f"max_pinned_fraction must lie in [0, 1), got {self.max_pinned_fraction!r}"
+            )
+
+    def lexical_params(self) -> LexicalParams:
+        return LexicalParams(
+            k1=self.lexical_k1,
+            b=self.lexical_b,
+            delta=self.lexical_delta,
+            stems=self.lexical_stems,
+            neighbour_window_s=self.lexical_neighbour_window_s,
+        )
+
+    def hybrid_params(self) -> HybridParams:
+        return HybridParams(
+            lexical_weight=self.hybrid_lexical_weight,
+            neighbour_weight=self.hybrid_neighbour_weight,
+        )
 
     def _check_positive_ints(self) -> None:
         for name in (
@@ -97,6 +132,7 @@ class EngineConfig:
             "max_prompt_chars",
             "max_pending_tickets",
             "memory_budget_bytes",
+            "max_recall_k",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

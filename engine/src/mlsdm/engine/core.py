@@ -1,14 +1,17 @@
 """One tenant's cognitive state and the governed operations on it.
 
-A memory is an exchange: what the caller said (the accepted prompt, kept in the
-pending-ticket map from ``admit`` to ``commit``) and the answer that followed,
+A memory is what was said, with its vector, kind, time and metadata
+(``memories.Record``): an exchange (Generate: the accepted prompt, kept in the
+pending-ticket map from ``admit`` to ``commit``, and the answer that followed,
 stored with the prompt's vector, so a question about a fact told earlier finds
-the telling. ProcessEvent memories hold a vector and no text.
+the telling), a remembered text (``remember``, no LLM) or an event (ProcessEvent:
+a vector, no text). The memory-layer calls (remember, recall, list, get,
+forget) live in ``memory_ops``.
 
 Consolidation (at each wake->sleep transition) retags the wake's new entries
 with the sleep phase value in place: no copies, so capacity counts distinct
-memories, and admission retrieves from both phases, so consolidated memories
-stay reachable.
+memories, and retrieval ranks both phases alike, so consolidated memories stay
+reachable.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 import numpy as np
@@ -25,9 +28,13 @@ from numpy.typing import NDArray
 from . import state_codec
 from .confidence import response_confidence
 from .config import EngineConfig
-from .embedding import Embedder, HashingEmbedder
-from .emergency import MEMORY_BUDGET_REASON, EmergencyState
+from .embedding import Embedder, HashingEmbedder, embedder_name
+from .emergency import EmergencyState
 from .errors import SnapshotError, ValidationError
+from .lexical import LexicalIndex
+from .memories import MemoryRecords
+from .memory_ops import MemoryOperations
+from .memory_types import MemoryFilter, MemoryKind
 from .moral import MoralFilter, score_moral_text
 from .results import (
     Admission,
@@ -54,14 +61,19 @@ REFUSALS = (RefusalReason.MORAL, RefusalReason.SLEEP, RefusalReason.EMERGENCY)
 _PENDING_ENTRY_BYTES = 64  # a ticket, a dict slot and a string header
 
 
-class CognitiveEngine:
-    """All of one tenant's state; every public method holds ``self._lock``."""
+class CognitiveEngine(MemoryOperations):
+    """All of one tenant's state; every public method holds ``self._lock``.
+
+    ``namespace`` (the tenant's name) goes into every memory id, so an id is
+    valid in its own tenant only."""
 
     def __init__(
         self,
         config: EngineConfig | None = None,
         embedder: Embedder | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        namespace: str = "",
     ) -> None:
         cfg = config if config is not None else EngineConfig()
         cfg.validate()
@@ -70,14 +82,23 @@ class CognitiveEngine:
             raise ValueError(f"embedder dim {emb.dim} does not match config dim {cfg.dim}")
         self._cfg = cfg
         self._embedder = emb
+        # The embedder that made the stored text vectors (a snapshot may say
+        # another one made them: then reembed() before the vectors are searched).
+        self._vectors_by = embedder_name(emb)
         self._clock = clock
+        self._namespace = namespace
         self._lock = threading.Lock()
         self._moral = MoralFilter(cfg)
         self._rhythm = WakeSleepRhythm(cfg)
         self._synaptic = SynapticMemory(cfg)
         self._store = VectorStore(cfg.dim, cfg.capacity, cfg.store_chunk, cfg.confidence_floor)
-        # Entries written since the last consolidation (the newest ones in the ring).
-        self._unconsolidated = 0
+        self._records = MemoryRecords()
+        # BM25 over the text memories, keyed by store slot; rebuilt on load.
+        self._lexical = LexicalIndex(cfg.lexical_params())
+        self._hybrid = cfg.hybrid_params()
+        self._next_serial = 1
+        # Serials written since the last consolidation (the newest ones).
+        self._unconsolidated: deque[int] = deque(maxlen=cfg.consolidation_buffer_max)
         self._emergency = EmergencyState()
         self._step = 0
         self._accepted = 0
@@ -105,10 +126,11 @@ class CognitiveEngine:
         event = check_vector(vector, self._cfg)
         moral = check_moral_value(moral_value)
         with self._lock:
+            self._purge_expired()
             consolidations = self._consolidations
             reason, phase = self._begin(moral)
             if reason is RefusalReason.NONE:
-                self._absorb(event, self._cfg.event_confidence, "", "")
+                self._absorb(event, self._cfg.event_confidence, MemoryKind.EVENT, "", "")
             outcome = self._finish(reason, phase)
             if self._consolidations != consolidations:
                 outcome = dataclasses.replace(outcome, consolidated=True)
@@ -130,13 +152,14 @@ class CognitiveEngine:
             ticket = self._next_ticket
             self._next_ticket += 1
             if reason is RefusalReason.NONE:
-                context = self._context(vector, top_k)
+                context = self._context(text, vector, top_k)
                 self._remember_pending(ticket, text)
             outcome = self._finish(reason, phase)
         return Admission(outcome, moral, vector, context, tokens, top_k, ticket)
 
     def commit(self, admission: Admission, response_text: str) -> CommitResult:
-        """Remember an accepted admission's exchange: its prompt and this response.
+        """Remember an accepted admission's exchange: its prompt and this response,
+        at the engine clock's time.
 
         Nothing is stored for a refused, already committed or forgotten
         admission, for an empty or whitespace-only response, nor while in
@@ -146,12 +169,15 @@ class CognitiveEngine:
             raise ValidationError("response", "INVALID_DTYPE", "response must be a string")
         confidence = response_confidence(response_text)
         with self._lock:
+            self._purge_expired()
             if not admission.outcome.accepted or admission.ticket not in self._pending:
                 return CommitResult(confidence, False)
             prompt = self._forget_pending(admission.ticket)
             if self._emergency.active or not response_text.strip():
                 return CommitResult(confidence, False)
-            stored = self._absorb(admission.prompt_vector, confidence, response_text, prompt)
+            stored = self._absorb(
+                admission.prompt_vector, confidence, MemoryKind.EXCHANGE, prompt, response_text
+            )
             return CommitResult(confidence, stored)
 
     def abandon(self, admission: Admission) -> None:
@@ -176,7 +202,7 @@ class CognitiveEngine:
                 l3_norm=l3,
                 store_used=self._store.size,
                 store_capacity=self._store.capacity,
-                store_bytes=self._store.nbytes,
+                store_bytes=self._store_bytes(),
                 emergency=self._emergency.active,
                 emergency_reason=self._emergency.reason,
                 accepted_total=self._accepted,
@@ -203,28 +229,25 @@ class CognitiveEngine:
 
     # internals (caller holds the lock)
 
-    def _embed(self, text: str) -> NDArray[np.float32]:
-        vec = np.asarray(self._embedder.embed(text), dtype=np.float32)
-        if vec.shape != (self._cfg.dim,) or not np.all(np.isfinite(vec)):
-            raise ValueError("embedder returned a vector of the wrong shape or a non-finite value")
-        if not float(np.linalg.norm(vec)) > 1e-9:
-            raise ValueError("embedder returned a zero vector")
-        return vec
-
-    def _context(self, vector: NDArray[np.float32], top_k: int) -> list[ContextItem]:
-        cfg, store = self._cfg, self._store
-        bands = (cfg.wake_phase_value, cfg.sleep_phase_value)
-        return [
-            ContextItem(
-                text=store.text(slot),
-                score=score,
-                phase_value=store.phase_value(slot),
-                prompt=store.prompt(slot),
-                step=store.step(slot),
-                age_steps=self._step - store.step(slot),
+    def _context(self, prompt: str, vector: NDArray[np.float32], top_k: int) -> list[ContextItem]:
+        """Generate's context: the same ranking as recall (query = the prompt),
+        over every unexpired text memory."""
+        ranked = self._ranked(prompt, vector, MemoryFilter(), self._clock(), top_k)
+        items = []
+        for slot, score in ranked:
+            memory = self._memory_at(slot)
+            items.append(
+                ContextItem(
+                    text=memory.response,
+                    score=score,
+                    phase_value=self._store.phase_value(slot),
+                    prompt=memory.text,
+                    step=memory.step,
+                    age_steps=self._step - memory.step,
+                    memory=memory,
+                )
             )
-            for slot, score in store.retrieve(vector, bands, cfg.phase_tolerance, top_k)
-        ]
+        return items
 
     def _remember_pending(self, ticket: int, prompt: str) -> None:
         self._pending[ticket] = prompt
@@ -249,10 +272,7 @@ class CognitiveEngine:
         return RefusalReason.NONE, phase
 
     def _finish(self, reason: RefusalReason, phase: Phase) -> Outcome:
-        if reason is RefusalReason.NONE:
-            self._accepted += 1
-        else:
-            self._rejected[reason] += 1
+        self._count(reason)
         next_phase = self._rhythm.step()
         if phase is Phase.WAKE and next_phase is Phase.SLEEP:
             self._consolidate()
@@ -266,61 +286,43 @@ class CognitiveEngine:
             next_phase=next_phase,
         )
 
-    def _emergency_clear(self) -> bool:
-        self._check_budget()
-        if not self._emergency.active:
-            return True
-        return self._emergency.try_recover(self._cfg, self._step, self._clock(), self._memory())
-
-    def _check_budget(self) -> None:
-        if not self._emergency.active and self._memory() > self._cfg.memory_budget_bytes:
-            self._emergency.enter(MEMORY_BUDGET_REASON, self._step, self._clock())
-            self._trim_to_recovery_level()
-
-    def _trim_to_recovery_level(self) -> None:
-        """Forget the oldest memories until the tenant is under the recovery
-        fraction of its budget, so the emergency can end by itself."""
-        cfg, store = self._cfg, self._store
-        goal = cfg.recovery_memory_fraction * cfg.memory_budget_bytes
-        keep = store.size
-        while keep > 0 and self._memory() >= goal:
-            per_entry = max(1.0, store.nbytes / max(1, store.size))
-            excess = self._memory() - goal
-            keep = max(0, min(keep - 1, store.size - int(np.ceil(excess / per_entry))))
-            store.trim(keep)
-        self._unconsolidated = min(self._unconsolidated, store.size)
+    def _count(self, reason: RefusalReason) -> None:
+        if reason is RefusalReason.NONE:
+            self._accepted += 1
+        else:
+            self._rejected[reason] += 1
 
     def _absorb(
-        self, vector: NDArray[np.float32], confidence: float, text: str, prompt: str
+        self,
+        vector: NDArray[np.float32],
+        confidence: float,
+        kind: MemoryKind,
+        text: str,
+        response: str,
     ) -> bool:
         if self._synaptic.update(vector):
             self._consolidations += 1
-        slot = self._store.put(
-            vector, self._cfg.wake_phase_value, confidence, text, prompt, self._step
-        )
-        if slot is None:
-            return False
-        self._unconsolidated = min(self._unconsolidated + 1, self._store.size)
-        self._check_budget()
-        return True
+        serial = self._put(vector, confidence, kind, text, response, occurred_at=self._clock())
+        return serial is not None and self._records.slot_of(serial) is not None
 
     def _consolidate(self) -> None:
         """Wake->sleep consolidation: retag the wake's new entries with the sleep
         phase value, in place (they stay retrievable and count once)."""
-        limit = min(self._unconsolidated, self._cfg.consolidation_buffer_max)
-        for slot in self._store.newest(limit):
-            self._store.set_phase(slot, self._cfg.sleep_phase_value)
-        self._unconsolidated = 0
+        for serial in self._unconsolidated:
+            slot = self._records.slot_of(serial)
+            if slot is not None:
+                self._store.set_phase(slot, self._cfg.sleep_phase_value)
+        self._unconsolidated.clear()
 
     def _memory(self) -> int:
-        return self._store.nbytes + self._synaptic.nbytes + self._pending_bytes
+        return self._store_bytes() + self._synaptic.nbytes + self._pending_bytes
 
     # persistence
 
     def snapshot(self) -> bytes:
         """Deterministic bytes of the whole state (only the used part of the store)."""
         with self._lock:
-            return state_codec.dump(self, self._cfg.snapshot_format)
+            return state_codec.dump(self)
 
     @classmethod
     def restore(
@@ -329,12 +331,14 @@ class CognitiveEngine:
         config: EngineConfig | None = None,
         embedder: Embedder | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        namespace: str = "",
     ) -> CognitiveEngine:
-        engine = cls(config, embedder, clock)
+        engine = cls(config, embedder, clock, namespace=namespace)
         try:
             state_codec.load(engine, Reader(bytes(data)))
         except SnapshotError:
             raise
-        except (ValueError, KeyError, OverflowError) as exc:
+        except (ValueError, KeyError, OverflowError, IndexError) as exc:
             raise SnapshotError(f"inconsistent snapshot: {exc}") from exc
         return engine

@@ -35,9 +35,23 @@ TRIGRAM_WEIGHT = 0.5
 
 @runtime_checkable
 class Embedder(Protocol):
+    """``name`` says which vector space ``embed`` maps into (model and
+    dimension, e.g. "hashing-v1:384"): a tenant's stored vectors are tagged
+    with it and never compared with another space's query."""
+
     dim: int
+    name: str
 
     def embed(self, text: str) -> NDArray[np.float32]: ...
+
+
+def embedder_name(embedder: object) -> str:
+    """The embedder's ``name``; one made from its class and dim for an
+    embedder written before names existed."""
+    name = getattr(embedder, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return f"{type(embedder).__name__}:{getattr(embedder, 'dim', '?')}"
 
 
 @lru_cache(maxsize=65_536)
@@ -54,6 +68,10 @@ class HashingEmbedder:
         if dim < 1:
             raise ValueError("dim must be >= 1")
         self.dim = dim
+        # The features (and so the space) change with the weights.
+        self.name = f"hashing-v1:{dim}"
+        if (bigram_weight, trigram_weight) != (BIGRAM_WEIGHT, TRIGRAM_WEIGHT):
+            self.name += f":b{bigram_weight:g}:t{trigram_weight:g}"
         self._bigram = bigram_weight
         self._trigram = trigram_weight
 

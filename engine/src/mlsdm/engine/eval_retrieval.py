@@ -70,10 +70,12 @@ def told_then_asked(
     return ToldResult(sum(r == 1 for r in ranks) / n, sum(1 <= r <= 5 for r in ranks) / n, ranks)
 
 
-def engine_told_then_asked(embedder: Embedder | None = None, top_k: int = 5) -> ToldResult:
+def engine_told_then_asked(
+    embedder: Embedder | None = None, top_k: int = 5, config: EngineConfig | None = None
+) -> ToldResult:
     """Told-then-asked on a bare engine: admit, a fixed answer, commit; a call
     refused for the sleep phase is retried, as a user would."""
-    engine = CognitiveEngine(EngineConfig(), embedder, clock=lambda: 0.0)
+    engine = CognitiveEngine(config or EngineConfig(), embedder, clock=lambda: 0.0)
 
     def call(prompt: str) -> list[ContextItem]:
         while True:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from .memory_types import Memory
 
 
 class Phase(enum.Enum):
@@ -40,8 +43,9 @@ class ContextItem:
     """One remembered exchange returned as context.
 
     ``text`` is the answer that followed (the response); ``prompt`` is what the
-    caller said (empty for a ProcessEvent memory); ``step`` is the tenant step
-    the memory was stored at and ``age_steps`` the steps since then.
+    caller said; ``step`` is the tenant step the memory was stored at and
+    ``age_steps`` the steps since then; ``memory`` is the whole memory (id,
+    speaker, time, labels...), as MemoryService returns it.
     """
 
     text: str
@@ -50,6 +54,7 @@ class ContextItem:
     prompt: str = ""
     step: int = 0
     age_steps: int = 0
+    memory: Memory | None = None
 
     @property
     def response(self) -> str:

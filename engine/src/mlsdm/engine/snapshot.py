@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 from .errors import SnapshotError
 
 MAGIC = b"MLSDMENG"
-VERSION = 3
+VERSION = 4
 # Versions whose frame can be read (the payload decides whether it can be loaded).
-READABLE = (1, 2, 3)
+READABLE = (1, 2, 3, 4)
 _HEADER = struct.Struct("<8sHQ")
 _DIGEST = 16
 

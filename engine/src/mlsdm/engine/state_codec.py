@@ -1,25 +1,31 @@
-"""The engine's snapshot payload (formats 2 and 3): what ``CognitiveEngine.snapshot``
-writes and ``restore`` reads, field by field, in one fixed order.
+"""The engine's snapshot payload: what ``CognitiveEngine.snapshot`` writes and
+``restore`` reads, part by part (each part of the state has its own dump and
+load pair below), in one fixed order.
 
-Format 3 (the newest) holds each memory's vector as the store keeps it (int8
-codes and a float32 scale per row: a full 20k x 384 store is 7.5 MiB, not
-30), its prompt, response and step, the moral filter's two running means, the
-count of entries awaiting consolidation and the prompt of each pending
-ticket. Format 2 is the same with float32 vectors (the dequantised rows); it
-is read too, restores the same state, and is what snapshots are written in
-unless ``EngineConfig.snapshot_format`` is 3 (older releases read only 2).
-Format 1 (memories held only the response, consolidation wrote sleep-tagged
-copies) is refused with a SnapshotError: its memories have no prompt to
-restore, so the operation log must be replayed.
+Format 4 (the only one written) holds: the rhythm, moral filter and synaptic
+levels; the name of the embedder that made the stored vectors; every store
+slot up to its high-water mark (int8 codes and scale, phase value (NaN for a
+free slot), confidence, step); every memory's record (slot, serial, kind,
+texts, speaker, session, labels, times, pin, idempotency key) and the next
+serial; the serials awaiting consolidation; emergency state, counters and the
+prompt of each pending ticket. The lexical index is not stored: it is a
+function of the memories' texts and is rebuilt on load.
+
+Formats 2 and 3 (earlier releases) are read by ``legacy_codec``. Format 1 is
+refused with a SnapshotError: its memories have no prompt to restore, so the
+operation log must be replayed.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SnapshotError
+from .memories import Record
+from .memory_types import MemoryKind
 from .results import Phase
 from .snapshot import VERSION, Reader, Writer
 
@@ -27,22 +33,43 @@ if TYPE_CHECKING:
     from .core import CognitiveEngine
 
 FORMAT = VERSION
-# Format 2: float32 vectors instead of codes and scales; the default written
-# (EngineConfig.snapshot_format), because releases before format 3 read only it.
-F32_VECTORS = 2
-# Every format this release writes and reads.
-FORMATS = (F32_VECTORS, FORMAT)
+# Formats this release writes (EngineConfig.snapshot_format) and reads.
+WRITTEN_FORMATS = (FORMAT,)
+READ_FORMATS = (2, 3, FORMAT)
 
 
-def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
-    """The snapshot bytes in format `fmt`: FORMAT (3) or F32_VECTORS (2, which
-    releases before format 3 read too: EngineConfig.snapshot_format)."""
-    from .core import REFUSALS
+def dump(engine: CognitiveEngine) -> bytes:
+    w = Writer()
+    dump_header(engine, w)
+    w.text(engine._vectors_by)
+    dump_store(engine, w)
+    dump_records(engine, w)
+    dump_counters(engine, w)
+    return w.frame(FORMAT)
 
-    if fmt not in FORMATS:
-        raise ValueError(f"cannot write snapshot format {fmt}")
 
-    cfg, w = engine._cfg, Writer()
+def load(engine: CognitiveEngine, r: Reader) -> None:
+    if r.version not in READ_FORMATS:
+        raise SnapshotError(
+            f"snapshot format {r.version} predates memories that hold the prompt "
+            f"(this engine reads formats {READ_FORMATS}); rebuild the tenant from its operation log"
+        )
+    load_header(engine, r)
+    if r.version == FORMAT:
+        engine._vectors_by = r.text()
+        load_store(engine, r)
+        load_records(engine, r)
+    else:
+        from .legacy_codec import load_legacy_store
+
+        load_legacy_store(engine, r)
+    load_counters(engine, r)
+    r.done()
+    engine._rebuild_index()
+
+
+def dump_header(engine: CognitiveEngine, w: Writer) -> None:
+    cfg = engine._cfg
     w.u64(cfg.dim)
     w.u64(cfg.capacity)
     w.u64(engine._step)
@@ -53,53 +80,9 @@ def dump(engine: CognitiveEngine, fmt: int = FORMAT) -> bytes:
         w.f64(value)
     for level in (engine._synaptic.l1, engine._synaptic.l2, engine._synaptic.l3):
         w.array(level, "<f4")
-    store = engine._store
-    w.u64(store.size)
-    w.u64(store.head)
-    if fmt == F32_VECTORS:
-        w.array(store.used_vectors(), "<f4")
-    else:
-        codes, scales = store.used_codes()
-        w.array(codes, "<i1")
-        w.array(scales, "<f4")
-    w.array(store.used_phases(), "<f8")
-    w.array(store.used_confidences(), "<f4")
-    w.array(store.used_steps(), "<i8")
-    for prompt, text in zip(store.used_prompts(), store.used_texts(), strict=True):
-        w.text(prompt)
-        w.text(text)
-    w.u64(engine._unconsolidated)
-    em = engine._emergency
-    w.u64(int(em.active))
-    w.text(em.reason)
-    w.i64(em.entered_step)
-    w.f64(em.entered_time)
-    w.u64(em.attempts)
-    w.u64(engine._accepted)
-    for reason in REFUSALS:
-        w.u64(engine._rejected[reason])
-    w.u64(engine._consolidations)
-    w.u64(engine._next_ticket)
-    w.u64(len(engine._pending))
-    for ticket, prompt in engine._pending.items():
-        w.u64(ticket)
-        w.text(prompt)
-    return w.frame(fmt)
 
 
-def load(engine: CognitiveEngine, r: Reader) -> None:
-    if r.version not in FORMATS:
-        raise SnapshotError(
-            f"snapshot format {r.version} predates memories that hold the prompt "
-            f"(this engine reads format {FORMAT}); rebuild the tenant from its operation log"
-        )
-    _load_header(engine, r)
-    _load_store(engine, r)
-    _load_counters(engine, r)
-    r.done()
-
-
-def _load_header(engine: CognitiveEngine, r: Reader) -> None:
+def load_header(engine: CognitiveEngine, r: Reader) -> None:
     cfg = engine._cfg
     dim, capacity = r.u64(), r.u64()
     if (dim, capacity) != (cfg.dim, cfg.capacity):
@@ -128,35 +111,107 @@ def _load_header(engine: CognitiveEngine, r: Reader) -> None:
         level[:] = r.array("<f4", (dim,))
 
 
-def _load_store(engine: CognitiveEngine, r: Reader) -> None:
+def dump_store(engine: CognitiveEngine, w: Writer) -> None:
+    store = engine._store
+    w.u64(store.high)
+    codes, scales = store.used_codes()
+    w.array(codes, "<i1")
+    w.array(scales, "<f4")
+    w.array(store.used_phases(), "<f8")
+    w.array(store.used_confidences(), "<f4")
+    w.array(store.used_steps(), "<i8")
+
+
+def load_store(engine: CognitiveEngine, r: Reader) -> None:
     cfg = engine._cfg
-    size, head = r.u64(), r.u64()
-    if size > cfg.capacity:
+    high = r.u64()
+    if high > cfg.capacity:
         raise SnapshotError("store size exceeds capacity")
-    if r.version == F32_VECTORS:
-        vecs = r.array("<f4", (size, cfg.dim)).astype(np.float32)
-    else:
-        codes = r.array("<i1", (size, cfg.dim)).astype(np.int8)
-        scales = r.array("<f4", (size,)).astype(np.float32)
-    phases = r.array("<f8", (size,)).astype(np.float64)
-    confs = r.array("<f4", (size,)).astype(np.float32)
-    steps = r.array("<i8", (size,)).astype(np.int64)
-    prompts: list[str] = []
-    texts: list[str] = []
-    for _ in range(size):
-        prompts.append(r.text())
-        texts.append(r.text())
-    if r.version == F32_VECTORS:
-        engine._store.load(vecs, phases, confs, texts, head, prompts, steps)
-    else:
-        engine._store.load_quantized(codes, scales, phases, confs, texts, head, prompts, steps)
-    unconsolidated = r.u64()
-    if unconsolidated > size:
-        raise SnapshotError("more entries awaiting consolidation than the store holds")
-    engine._unconsolidated = unconsolidated
+    codes = r.array("<i1", (high, cfg.dim)).astype(np.int8)
+    scales = r.array("<f4", (high,)).astype(np.float32)
+    phases = r.array("<f8", (high,)).astype(np.float64)
+    confs = r.array("<f4", (high,)).astype(np.float32)
+    steps = r.array("<i8", (high,)).astype(np.int64)
+    engine._store.load_quantized(codes, scales, phases, confs, steps)
 
 
-def _load_counters(engine: CognitiveEngine, r: Reader) -> None:
+def dump_records(engine: CognitiveEngine, w: Writer) -> None:
+    w.u64(engine._next_serial)
+    held = list(engine._records.items())
+    w.u64(len(held))
+    for slot, rec in held:
+        w.u64(slot)
+        w.u64(rec.serial)
+        w.u64(rec.kind.value)
+        for text in (rec.text, rec.response, rec.speaker, rec.session, rec.key):
+            w.text(text)
+        w.u64(len(rec.labels))
+        for key, value in rec.labels:
+            w.text(key)
+            w.text(value)
+        w.f64(rec.occurred_at)
+        w.f64(math.nan if rec.expires_at is None else rec.expires_at)
+        w.u64(int(rec.pinned))
+    w.u64(len(engine._unconsolidated))
+    for serial in engine._unconsolidated:
+        w.u64(serial)
+
+
+def load_records(engine: CognitiveEngine, r: Reader) -> None:
+    engine._next_serial = r.u64()
+    count = r.u64()
+    if count != engine._store.size:
+        raise SnapshotError("memory records do not match the store's slots")
+    for _ in range(count):
+        slot, serial, kind = r.u64(), r.u64(), r.u64()
+        text, response, speaker, session, key = (r.text() for _ in range(5))
+        labels = tuple((r.text(), r.text()) for _ in range(r.u64()))
+        occurred, expires, pinned = r.f64(), r.f64(), r.u64()
+        if not (engine._store.is_live(slot) and 0 < serial < engine._next_serial and pinned <= 1):
+            raise SnapshotError("a memory record names a free slot or a bad serial")
+        if key and engine._records.slot_of_key(key) is not None:
+            raise SnapshotError("an idempotency key is held twice")
+        rec = Record(
+            serial,
+            MemoryKind(kind),
+            text,
+            response,
+            speaker,
+            session,
+            labels,
+            occurred,
+            None if math.isnan(expires) else expires,
+            bool(pinned),
+            key,
+        )
+        engine._records.add(slot, rec)
+    waiting = r.u64()
+    if waiting > engine._cfg.consolidation_buffer_max:
+        raise SnapshotError("more entries awaiting consolidation than the buffer holds")
+    engine._unconsolidated.extend(r.u64() for _ in range(waiting))
+
+
+def dump_counters(engine: CognitiveEngine, w: Writer) -> None:
+    from .core import REFUSALS
+
+    em = engine._emergency
+    w.u64(int(em.active))
+    w.text(em.reason)
+    w.i64(em.entered_step)
+    w.f64(em.entered_time)
+    w.u64(em.attempts)
+    w.u64(engine._accepted)
+    for reason in REFUSALS:
+        w.u64(engine._rejected[reason])
+    w.u64(engine._consolidations)
+    w.u64(engine._next_ticket)
+    w.u64(len(engine._pending))
+    for ticket, prompt in engine._pending.items():
+        w.u64(ticket)
+        w.text(prompt)
+
+
+def load_counters(engine: CognitiveEngine, r: Reader) -> None:
     from .core import REFUSALS
 
     em = engine._emergency

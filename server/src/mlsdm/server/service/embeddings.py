@@ -137,6 +137,8 @@ class MiniLMEmbedder:
     """Unit-length float32 embeddings of all-MiniLM-L6-v2; satisfies the engine's Embedder."""
 
     dim = MINILM_DIM
+    # The vector space a tenant's vectors are tagged with (engine Embedder.name).
+    name = f"all-MiniLM-L6-v2:{MINILM_DIM}"
 
     def __init__(self, directory: Path | None = None) -> None:
         folder = directory if directory is not None else model_dir()

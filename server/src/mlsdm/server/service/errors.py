@@ -171,9 +171,7 @@ def malformed_request(method: str) -> ServiceError:
         reason,
         metadata={"method": method},
         violations=[
-            FieldViolation(
-                "request", "could not be parsed as the method's request message", reason
-            )
+            FieldViolation("request", "could not be parsed as the method's request message", reason)
         ],
     )
 

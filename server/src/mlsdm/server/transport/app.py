@@ -32,6 +32,7 @@ from mlsdm.server.service.memories import MemoryService
 from mlsdm.server.service.observability.lease_metrics import lease_collector
 from mlsdm.server.service.observability.metrics import JWKS, POLICY
 from mlsdm.server.service.observability.runtime import Observability
+from mlsdm.server.service.observability.sampled_logs import flush_sampled
 from mlsdm.server.service.observability.store_metrics import store_collector
 from mlsdm.server.service.offload import EngineRunner
 from mlsdm.server.service.policy.admission import AdmissionController
@@ -291,6 +292,8 @@ class MlsdmServer:
             # Readiness follows the store: NOT_SERVING while commits fail or
             # the database is unreachable, SERVING once a probe write succeeds.
             await self.health.set_storage(await self.tenants.probe())
+            # Counts of sampled log lines whose interval ended (a flood that stopped).
+            flush_sampled()
             await asyncio.sleep(HEALTH_REFRESH_S)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -322,6 +325,7 @@ class MlsdmServer:
         store_collector().detach(self.tenants)
         lease_collector().detach(self.tenants.store)  # type: ignore[arg-type]
         self.observability.stop()
+        flush_sampled(final=True)
         self._stopped.set()
 
     async def wait(self) -> None:

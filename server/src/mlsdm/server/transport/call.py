@@ -23,6 +23,8 @@ from mlsdm.server.service.security.binding import (
     TenantBinding,
     valid_tenant,
 )
+from mlsdm.server.service.security.grants import PRIORITY_DESCRIPTION
+from mlsdm.server.service.security.grants import parse_priority as priority_named
 from mlsdm.server.service.security.roles import ADMIN
 
 DEFAULT_TENANT = "default"
@@ -55,8 +57,13 @@ class CallInfo:
     roles: frozenset[str] = frozenset()
     # The tenants the identity may use (set by the auth gate with principal and roles).
     binding: TenantBinding = ANY_TENANT
-    # The principal may supply moral values that stand (the trusted-scorer grant);
-    # without it a client's value can only lower the server's own score.
+    # The client address the auth gate limits failures by (past auth.trusted_proxies);
+    # "" when it did not need it.
+    client: str = ""
+    # Grants of the identity (security/grants.py), set by the auth gate:
+    # `priority` is already lowered to `max_priority`; `trusted_scorer` says
+    # whether the caller's own moral scores may stand (read by the governance).
+    max_priority: Priority = Priority.NORMAL
     trusted_scorer: bool = False
 
     @property
@@ -103,15 +110,15 @@ def parse_tenant(metadata: dict[str, str]) -> str:
 
 
 def parse_priority(metadata: dict[str, str]) -> Priority:
+    """The priority the caller asks for (the auth gate lowers it to the grant).
+    ASCII names only: 'hıgh' (dotless i) is INVALID_METADATA, not HIGH."""
     raw = metadata.get("x-mlsdm-priority")
     if raw is None:
         return Priority.NORMAL
-    try:
-        return Priority[raw.upper()]
-    except KeyError:
-        raise _bad_header(
-            "x-mlsdm-priority", "must be one of low, normal, high, critical"
-        ) from None
+    priority = priority_named(raw)
+    if priority is None:
+        raise _bad_header("x-mlsdm-priority", PRIORITY_DESCRIPTION)
+    return priority
 
 
 # Fresh request ids: 32 hex digits like a uuid4's, a random per-process half and a

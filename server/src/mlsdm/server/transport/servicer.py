@@ -7,17 +7,19 @@ governed pipeline in generation.py, the cognition in mlsdm.engine.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
 
 from mlsdm.engine import EngineStateView, Phase, RefusalReason
-from mlsdm.server.service.errors import R, invalid_argument
 from mlsdm.server.service.generation import Generation, GovernedGenerator, Timings
+from mlsdm.server.service.request_checks import check_event, check_generation
 from mlsdm.server.service.tenancy.registry import TenantRegistry
-from mlsdm.server.transport.call import CallInfo, current_call
+from mlsdm.server.transport.call import current_call
 from mlsdm.server.transport.memory_messages import memory_message
+from mlsdm.server.transport.tenant_use import use_checked
 from mlsdm.server.version import VERSION
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
@@ -52,11 +54,21 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         call = current_call()
-        async with self._tenants.use(call.tenant, **_use(call)) as tenant:
+        moral = request.moral_value if request.HasField("moral_value") else None
+        # Checked before the tenant is touched: a refusal registers nothing.
+        check = partial(
+            check_generation,
+            self._tenants.config,
+            request.prompt,
+            moral,
+            request.max_tokens,
+            request.context_top_k,
+        )
+        async with use_checked(self._tenants, call, check) as tenant:
             generation = await self._generator.generate(
                 tenant,
                 request.prompt,
-                request.moral_value if request.HasField("moral_value") else None,
+                moral,
                 request.max_tokens,
                 request.context_top_k,
                 call.deadline,
@@ -67,11 +79,20 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         self, request: pb.StreamGenerateRequest, context: Context
     ) -> AsyncIterator[pb.StreamGenerateResponse]:
         call = current_call()
-        async with self._tenants.use(call.tenant, **_use(call)) as tenant:
+        moral = request.moral_value if request.HasField("moral_value") else None
+        check = partial(
+            check_generation,
+            self._tenants.config,
+            request.prompt,
+            moral,
+            request.max_tokens,
+            request.context_top_k,
+        )
+        async with use_checked(self._tenants, call, check) as tenant:
             async for item in self._generator.stream(
                 tenant,
                 request.prompt,
-                request.moral_value if request.HasField("moral_value") else None,
+                moral,
                 request.max_tokens,
                 request.context_top_k,
                 call.deadline,
@@ -86,12 +107,9 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
     async def ProcessEvent(
         self, request: pb.ProcessEventRequest, context: Context
     ) -> pb.ProcessEventResponse:
-        if not request.HasField("moral_value"):
-            raise invalid_argument(
-                "moral_value", R.ERROR_REASON_MISSING_FIELD, "moral_value is required"
-            )
-        call = current_call()
-        async with self._tenants.use(call.tenant, **_use(call)) as tenant:
+        moral = request.moral_value if request.HasField("moral_value") else None
+        check = partial(check_event, self._tenants.config, request.vector, moral)
+        async with use_checked(self._tenants, current_call(), check) as tenant:
             outcome = await tenant.process_event(request.vector, request.moral_value)
         return pb.ProcessEventResponse(
             accepted=outcome.accepted,
@@ -109,13 +127,6 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         # A read creates nothing: an unknown tenant reads as a fresh one.
         state = await self._tenants.read_state(call.tenant, wait_s=call.remaining())
         return state_response(call.tenant, state, self._tenants.config.dim)
-
-
-def _use(call: CallInfo) -> dict[str, Any]:
-    """Who creates the tenant if it is new (admins are exempt from the tenant
-    quota), and how long a handover may take (the call's time left)."""
-    creator = None if "admin" in call.roles else call.principal
-    return {"principal": creator, "wait_s": call.remaining()}
 
 
 def state_response(tenant: str, state: EngineStateView, dim: int) -> pb.GetStateResponse:

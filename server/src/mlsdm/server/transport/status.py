@@ -27,6 +27,7 @@ ERROR_DOMAIN = "mlsdm.io"
 
 log = logging.getLogger("mlsdm.server.transport.status")
 
+
 @dataclass(frozen=True, slots=True)
 class _Status(grpc.Status):
     # grpc.Status is an interface of three attributes; abort_with_status reads them.

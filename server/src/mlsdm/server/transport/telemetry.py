@@ -280,6 +280,9 @@ class Rpc:
         }
         if reason is not None:
             line["error_reason"] = reason_name(reason)
+        if call.client:
+            # Set by the auth gate: the peer, or the client behind a trusted proxy.
+            line["client"] = call.client
         span_ctx = self.span.get_span_context()
         if span_ctx.is_valid:
             line["trace_id"] = format(span_ctx.trace_id, "032x")

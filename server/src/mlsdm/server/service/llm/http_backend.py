@@ -42,11 +42,23 @@ log = logging.getLogger(__name__)
 
 _MAX_ERROR_TEXT = 200
 # Error codes (OpenAI's `code`, Anthropic's `type`) that say "try again later".
-_RETRYABLE_CODES = frozenset({
-    429, 500, 502, 503, 504, 529,
-    "rate_limit_exceeded", "server_error", "overloaded",
-    "rate_limit_error", "overloaded_error", "api_error", "timeout_error",
-})
+_RETRYABLE_CODES = frozenset(
+    {
+        429,
+        500,
+        502,
+        503,
+        504,
+        529,
+        "rate_limit_exceeded",
+        "server_error",
+        "overloaded",
+        "rate_limit_error",
+        "overloaded_error",
+        "api_error",
+        "timeout_error",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +105,15 @@ class HttpBackend(ABC):
     # -- what a backend supplies --------------------------------------------
 
     @abstractmethod
-    def _body(self, request: LLMRequest, stream: bool) -> dict[str, Any]:
-        ...
+    def _body(self, request: LLMRequest, stream: bool) -> dict[str, Any]: ...
 
     @abstractmethod
-    def _completion(self, data: dict[str, Any], request: LLMRequest) -> Completion:
-        ...
+    def _completion(self, data: dict[str, Any], request: LLMRequest) -> Completion: ...
 
     @abstractmethod
     def _decode(
         self, events: AsyncIterator[SseEvent], request: LLMRequest
-    ) -> AsyncGenerator[StreamEvent, None]:
-        ...
+    ) -> AsyncGenerator[StreamEvent, None]: ...
 
     # -- budget -------------------------------------------------------------
 
@@ -123,8 +132,12 @@ class HttpBackend(ABC):
 
     async def complete(self, request: LLMRequest) -> Completion:
         budget = self._budget(request)
-        log.debug("llm request backend=%s model=%s stream=false max_tokens=%d", self.name,
-                  self._base_settings.model, request.max_tokens)
+        log.debug(
+            "llm request backend=%s model=%s stream=false max_tokens=%d",
+            self.name,
+            self._base_settings.model,
+            request.max_tokens,
+        )
         with mapped_errors():
             async with asyncio.timeout(budget):
                 response = await self._client.post(
@@ -138,8 +151,12 @@ class HttpBackend(ABC):
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
         budget = self._budget(request)
         deadline = time.monotonic() + budget
-        log.debug("llm request backend=%s model=%s stream=true max_tokens=%d", self.name,
-                  self._base_settings.model, request.max_tokens)
+        log.debug(
+            "llm request backend=%s model=%s stream=true max_tokens=%d",
+            self.name,
+            self._base_settings.model,
+            request.max_tokens,
+        )
         http_request = self._client.build_request(
             "POST",
             self.path,

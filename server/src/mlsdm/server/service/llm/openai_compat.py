@@ -121,5 +121,6 @@ class OpenAICompatBackend(HttpBackend):
 def _usage(usage: object, request: LLMRequest, generated: int) -> tuple[int, int]:
     if not isinstance(usage, dict):
         return token_counts(None, None, request, generated)
-    return token_counts(usage.get("prompt_tokens"), usage.get("completion_tokens"), request,
-                        generated)
+    return token_counts(
+        usage.get("prompt_tokens"), usage.get("completion_tokens"), request, generated
+    )

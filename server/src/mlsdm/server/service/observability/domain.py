@@ -51,7 +51,9 @@ class _Totals:
     @classmethod
     def of(cls, state: EngineStateView) -> _Totals:
         return cls(
-            state.step, state.accepted_total, state.consolidations_total,
+            state.step,
+            state.accepted_total,
+            state.consolidations_total,
             {r.lower(): n for r, n in state.rejected_by_reason.items()},
         )
 

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from opentelemetry import trace
 
+from mlsdm.server.service.observability.sampled_logs import SampledLogFilter
 from mlsdm.server.service.observability.scrub import scrub, scrub_value
 from mlsdm.server.service.observability.settings import LoggingSettings
 
@@ -83,6 +84,7 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
         else ScrubbingTextFormatter(settings.scrub_pii)
     )
     handler.setFormatter(formatter)
+    handler.addFilter(SampledLogFilter(settings.sample_interval_s))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

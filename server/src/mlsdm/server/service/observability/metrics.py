@@ -18,7 +18,21 @@ from prometheus_client import Counter, Gauge, Histogram
 # on a remote LLM can take longer, and a latency SLO needs buckets on both
 # sides of its threshold (0.5 s and 2.5 s in deploy/prometheus).
 DEFAULT_LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 
 _RPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
@@ -96,6 +110,12 @@ class PolicyMetrics:
             "Calls refused with UNAVAILABLE by admission control, by call priority.",
             ("priority",),
         )
+        self.priority_lowered_total = Counter(
+            "mlsdm_priority_lowered_total",
+            "Calls whose x-mlsdm-priority was above the caller's max_priority grant and "
+            "was lowered to it, by the priority asked for.",
+            ("requested",),
+        )
         self.breaker_transitions = Counter(
             "mlsdm_llm_breaker_transitions_total",
             "LLM circuit breaker state changes, by the state entered.",
@@ -110,6 +130,10 @@ class PolicyMetrics:
     def rate_limited(self, principal_kind: str) -> None:
         """One call refused by the rate limiter; kind is anonymous or authenticated."""
         self.rate_limited_total.labels(principal_kind).inc()
+
+    def priority_lowered(self, requested: str) -> None:
+        """One call asked for more priority than its grant (high|critical)."""
+        self.priority_lowered_total.labels(requested).inc()
 
     def shed(self, priority: str) -> None:
         """One call refused by admission control; priority is low|normal|high|critical."""

@@ -43,6 +43,11 @@ class LoggingSettings(SettingsModel):
     # Redact e-mail addresses, phone numbers, bearer tokens and API keys in
     # every line. Off only for debugging on a workstation.
     scrub_pii: bool = True
+    # Lines an outsider can cause (grpc's own errors about undecodable headers,
+    # refused credentials' detail) are let through once per kind (and peer) per
+    # interval; the rest are counted and reported in one line
+    # (observability/sampled_logs.py).
+    sample_interval_s: float = Field(default=60.0, gt=0.0, le=86400.0)
 
 
 class TracingSettings(SettingsModel):

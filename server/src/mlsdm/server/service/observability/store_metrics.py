@@ -97,8 +97,7 @@ class StoreCollector(Collector):
             labels=("store",),
         )
         families = {
-            key: CounterMetricFamily(name, text, labels=("store",))
-            for key, name, text in _COUNTERS
+            key: CounterMetricFamily(name, text, labels=("store",)) for key, name, text in _COUNTERS
         }
         for source in sources:
             kind = source.store.kind

@@ -33,9 +33,12 @@ class TracingConfigError(ValueError):
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
-    protocol = env.get(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-    ).strip() or "http/protobuf"
+    protocol = (
+        env.get(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+        ).strip()
+        or "http/protobuf"
+    )
     modules = {"grpc": "grpc", "http/protobuf": "http"}
     if protocol in modules:
         name = f"opentelemetry.exporter.otlp.proto.{modules[protocol]}.trace_exporter"

@@ -22,6 +22,12 @@ from functools import partial
 from mlsdm.server.service.errors import R, ServiceError, unauthenticated, unavailable
 from mlsdm.server.service.observability.metrics import AUTH
 from mlsdm.server.service.security.binding import ANY_TENANT, TenantBinding, binding_for
+from mlsdm.server.service.security.grants import (
+    DEFAULT_GRANTS,
+    OPEN_GRANTS,
+    Grants,
+    grants_from,
+)
 from mlsdm.server.service.security.jwks_url import FetchCallback, KeysUnavailable, RemoteKeySet
 from mlsdm.server.service.security.jwt_verify import FileKeySet, TokenExpired, TokenInvalid
 from mlsdm.server.service.security.keyfile import KeysSource
@@ -46,6 +52,7 @@ class Identity:
     # "api_key", "jwt", "mtls" or "none".
     source: str
     binding: TenantBinding = ANY_TENANT
+    grants: Grants = DEFAULT_GRANTS
 
 
 def _missing() -> ServiceError:
@@ -100,7 +107,7 @@ class Authenticator:
         )
         self._jwks = _jwt_keys(settings, on_jwks_fetch)
         self.open = not settings.has_credentials
-        self._anonymous = Identity(ANONYMOUS, expand([ADMIN]), "none", ANY_TENANT)
+        self._anonymous = Identity(ANONYMOUS, expand([ADMIN]), "none", ANY_TENANT, OPEN_GRANTS)
         self._watcher: asyncio.Task[None] | None = None
         self._identities_of: dict[str, KeyEntry] | None = None
         self._identities: dict[str, tuple[KeyEntry, Identity]] = {}
@@ -141,6 +148,17 @@ class Authenticator:
         if identity is None:
             raise _missing()
         return identity
+
+    def presents_jwt(self, metadata: Mapping[str, str]) -> bool:
+        """Whether the call's credential would cost a JWT signature check (read
+        without verifying anything; a malformed header is no JWT)."""
+        if self.open or self._jwks is None:
+            return False
+        try:
+            token = self._token(metadata)
+        except ServiceError:
+            return False
+        return token is not None and key_id_of(token) is None and token.count(".") == 2
 
     @staticmethod
     def _token(metadata: Mapping[str, str]) -> str | None:
@@ -183,7 +201,7 @@ class Authenticator:
                 raise _invalid(f"JWT not accepted ({exc})") from None
             roles = expand(claims.roles)
             binding = binding_for(claims.principal, roles, claims.tenants)
-            return Identity(claims.principal, roles, "jwt", binding)
+            return Identity(claims.principal, roles, "jwt", binding, claims.grants)
         raise _invalid("not a key or token this server accepts")
 
     def _key_identity(self, entries: dict[str, KeyEntry], entry: KeyEntry) -> Identity:
@@ -198,7 +216,11 @@ class Authenticator:
             return cached[1]
         roles = expand(entry.roles)
         identity = Identity(
-            entry.principal, roles, "api_key", binding_for(entry.principal, roles, entry.tenants)
+            entry.principal,
+            roles,
+            "api_key",
+            binding_for(entry.principal, roles, entry.tenants),
+            entry.grants,
         )
         self._identities[entry.key_id] = (entry, identity)
         return identity
@@ -219,4 +241,5 @@ class Authenticator:
         roles = expand(tls.client_roles.get(subject, tls.client_default_roles))
         # A subject string is no tenant name: unbound certificates get their common name's.
         binding = binding_for(subject, roles, tls.client_tenants.get(subject), common_name or "")
-        return Identity(subject, roles, "mtls", binding)
+        grants = grants_from(tls.max_priority.get(subject), subject in tls.trusted_scorers)
+        return Identity(subject, roles, "mtls", binding, grants)

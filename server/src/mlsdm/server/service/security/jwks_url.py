@@ -157,8 +157,13 @@ class RemoteKeySet:
         try:
             data = await asyncio.to_thread(self._client.fetch_data)
             keys = jwks_from_data(data, f"JWKS from {self.url}")
-        except (jwt.PyJWKClientError, OSError, ValueError, http.client.HTTPException,
-                FileLoadError) as exc:
+        except (
+            jwt.PyJWKClientError,
+            OSError,
+            ValueError,
+            http.client.HTTPException,
+            FileLoadError,
+        ) as exc:
             self._failed(exc)
         else:
             self._fetched(keys)
@@ -170,7 +175,9 @@ class RemoteKeySet:
         if changed or self._failures:
             log.info(
                 "JWKS from %s: %d key(s) (kid %s)",
-                self.url, len(keys.keys), ", ".join(sorted(keys.keys)) or "-",
+                self.url,
+                len(keys.keys),
+                ", ".join(sorted(keys.keys)) or "-",
             )
         self._keys = keys
         self._fetched_at = self._clock()
@@ -192,7 +199,11 @@ class RemoteKeySet:
         )
         log.error(
             "JWKS fetch from %s failed (%s: %s); %s; next try in %.1fs",
-            self.url, type(exc).__name__, exc, holding, backoff,
+            self.url,
+            type(exc).__name__,
+            exc,
+            holding,
+            backoff,
         )
         if self._on_fetch is not None:
             self._on_fetch(False)

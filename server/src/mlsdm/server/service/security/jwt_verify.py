@@ -16,6 +16,12 @@ from typing import Any
 import jwt
 
 from mlsdm.server.service.security.binding import check_patterns
+from mlsdm.server.service.security.grants import (
+    DEFAULT_GRANTS,
+    Grants,
+    check_priority_name,
+    grants_from,
+)
 from mlsdm.server.service.security.reload import FileLoadError, ReloadingFile
 from mlsdm.server.service.security.settings import JWTSettings
 
@@ -93,6 +99,7 @@ class Claims:
     roles: tuple[str, ...]
     # The tenants claim; None when the token has none (own-name tenant only).
     tenants: tuple[str, ...] | None = None
+    grants: Grants = DEFAULT_GRANTS
 
 
 def verify(token: str, keys: KeySet, settings: JWTSettings) -> Claims:
@@ -126,7 +133,20 @@ def verify(token: str, keys: KeySet, settings: JWTSettings) -> Claims:
     roles = raw.split() if isinstance(raw, str) else raw
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise TokenInvalid(f"claim {settings.roles_claim!r} must be a list of role names")
-    return Claims(principal, tuple(roles), _tenants(claims, settings.tenants_claim))
+    return Claims(
+        principal, tuple(roles), _tenants(claims, settings.tenants_claim), _grants(claims, settings)
+    )
+
+
+def _grants(claims: dict[str, Any], settings: JWTSettings) -> Grants:
+    raw = claims.get(settings.max_priority_claim)
+    if raw is not None:
+        try:
+            raw = check_priority_name(raw)
+        except ValueError as exc:
+            raise TokenInvalid(f"claim {settings.max_priority_claim!r}: {exc}") from None
+    # Only JSON true grants it: "true", 1 or "yes" from a sloppy issuer do not.
+    return grants_from(raw, claims.get(settings.trusted_scorer_claim) is True)
 
 
 def _tenants(claims: dict[str, Any], name: str) -> tuple[str, ...] | None:

@@ -7,7 +7,8 @@ Format: JSON Lines, one key per line, `#` comments and blank lines ignored:
 
 `tenants` (optional; files written before it existed still load) lists the
 tenants the key may use, names or prefix patterns (security/binding.py); without
-it the key may use only the tenant named after its principal.
+it the key may use only the tenant named after its principal. `max_priority`
+and `trusted_scorer` (optional) are the key's grants (security/grants.py).
 
 A key reads `mlsdm_<id>_<secret>`. The id is public and picks the entry (and
 names the key in logs, so rotation can say which one to remove); the secret
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlsdm.server.service.security.binding import check_patterns
+from mlsdm.server.service.security.grants import Grants, check_priority_name, grants_from
 from mlsdm.server.service.security.reload import FileLoadError
 from mlsdm.server.service.security.roles import check_roles
 
@@ -47,6 +49,13 @@ class KeyEntry:
     expires: datetime | None
     # Tenant names or prefix patterns; empty: only the tenant named after the principal.
     tenants: tuple[str, ...] = ()
+    # Grants (security/grants.py): None is the default priority.
+    max_priority: str | None = None
+    trusted_scorer: bool = False
+
+    @property
+    def grants(self) -> Grants:
+        return grants_from(self.max_priority, self.trusted_scorer)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -57,6 +66,10 @@ class KeyEntry:
         }
         if self.tenants:
             data["tenants"] = list(self.tenants)
+        if self.max_priority is not None:
+            data["max_priority"] = self.max_priority
+        if self.trusted_scorer:
+            data["trusted_scorer"] = True
         if self.expires is not None:
             data["expires"] = self.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
         return json.dumps(data)
@@ -98,7 +111,17 @@ def parse_expiry(raw: str) -> datetime:
 def _entry(data: Any, where: str) -> KeyEntry:
     if not isinstance(data, dict):
         raise FileLoadError(f"{where}: expected a JSON object")
-    unknown = set(data) - {"id", "hash", "principal", "roles", "tenants", "expires", "comment"}
+    unknown = set(data) - {
+        "id",
+        "hash",
+        "principal",
+        "roles",
+        "tenants",
+        "expires",
+        "comment",
+        "max_priority",
+        "trusted_scorer",
+    }
     if unknown:
         raise FileLoadError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     try:
@@ -123,13 +146,20 @@ def _entry(data: Any, where: str) -> KeyEntry:
         raise FileLoadError(f"{where}: roles must be a list of strings")
     if not isinstance(tenants, list):
         raise FileLoadError(f"{where}: tenants must be a list of tenant names or patterns")
+    trusted_scorer = data.get("trusted_scorer", False)
+    if not isinstance(trusted_scorer, bool):
+        raise FileLoadError(f"{where}: trusted_scorer must be true or false")
     try:
         checked = frozenset(check_roles(roles))
         bound = check_patterns(tenants)
         expires = parse_expiry(data["expires"]) if data.get("expires") else None
+        raw_priority = data.get("max_priority")
+        max_priority = None if raw_priority is None else check_priority_name(raw_priority)
     except (ValueError, TypeError) as exc:
         raise FileLoadError(f"{where}: {exc}") from None
-    return KeyEntry(key_id, raw_digest, principal, checked, expires, bound)
+    return KeyEntry(
+        key_id, raw_digest, principal, checked, expires, bound, max_priority, trusted_scorer
+    )
 
 
 def parse_keys(text: str, source: str = "keys file") -> dict[str, KeyEntry]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mlsdm.server.service.security.binding import check_patterns
+from mlsdm.server.service.security.grants import PRIORITY_NAMES
 from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key, parse_expiry, parse_keys
 from mlsdm.server.service.security.reload import FileLoadError
 from mlsdm.server.service.security.roles import ROLES
@@ -80,7 +81,16 @@ def _cmd_add(args: argparse.Namespace) -> int:
     if args.expires_in is not None:
         expires = datetime.now(UTC).replace(microsecond=0) + args.expires_in
     tenants = tuple(dict.fromkeys(args.tenant or ()))
-    entry = KeyEntry(key_id, hash_key(key), args.principal, frozenset(args.role), expires, tenants)
+    entry = KeyEntry(
+        key_id,
+        hash_key(key),
+        args.principal,
+        frozenset(args.role),
+        expires,
+        tenants,
+        args.max_priority,
+        args.trusted_scorer,
+    )
     prefix = "" if not text or text.endswith("\n") else "\n"
     _write_atomic(path, f"{text}{prefix}{entry.to_json()}\n")
     print(key)
@@ -100,9 +110,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         state = " (expired)" if entry.expires is not None and entry.expires <= now else ""
         roles = ",".join(r for r in ROLES if r in entry.roles)
         tenants = ",".join(entry.tenants) or f"{entry.principal} (own name)"
+        grants = entry.grants
+        scorer = "  trusted-scorer" if grants.trusted_scorer else ""
         print(
             f"{entry.key_id}  {entry.principal}  {roles}  expires {expires}{state}  "
-            f"tenants {tenants}"
+            f"tenants {tenants}  max-priority {grants.max_priority.name.lower()}{scorer}"
         )
     return 0
 
@@ -157,6 +169,17 @@ def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME",
         help="repeatable: a tenant the key may use, or a prefix pattern such as 'team-a-*'; "
         "none: only the tenant named after the principal (admin: any tenant)",
+    )
+    add.add_argument(
+        "--max-priority",
+        choices=PRIORITY_NAMES,
+        help="the highest x-mlsdm-priority the key may use (default normal; a higher "
+        "header is lowered to it)",
+    )
+    add.add_argument(
+        "--trusted-scorer",
+        action="store_true",
+        help="the key's own moral scores are trusted (not implied by any role, admin included)",
     )
     when = add.add_mutually_exclusive_group()
     when.add_argument(

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlsdm.server._model import SettingsModel
 from mlsdm.server.service.security.binding import check_patterns
+from mlsdm.server.service.security.grants import check_priority_name
 from mlsdm.server.service.security.roles import check_roles
 
 # Asymmetric algorithms only: a JWKS file publishes public keys, and accepting
@@ -48,6 +49,11 @@ class JWTSettings(SettingsModel):
     # token without it may use only the tenant named after its principal, one whose
     # claim is not a list is refused (UNAUTHENTICATED).
     tenants_claim: str = "mlsdm_tenants"
+    # Grants (security/grants.py): the highest x-mlsdm-priority the token may use
+    # (low, normal, high, critical; absent: normal; anything else refuses the
+    # token), and whether its moral scores are trusted (JSON true only).
+    max_priority_claim: str = "mlsdm_max_priority"
+    trusted_scorer_claim: str = "mlsdm_trusted_scorer"
     # Clock skew tolerated on exp / nbf / iat.
     leeway_s: float = Field(default=30.0, ge=0.0, le=300.0)
 
@@ -119,6 +125,16 @@ class TLSSettings(SettingsModel):
     # Certificate subject -> tenant names or patterns. A subject not listed may use
     # only the tenant named after its certificate's common name (admins: any).
     client_tenants: dict[str, list[str]] = Field(default_factory=dict)
+    # Grants (security/grants.py) by certificate subject: the highest priority a
+    # certificate may use (absent: normal), and the subjects whose moral scores
+    # are trusted.
+    max_priority: dict[str, str] = Field(default_factory=dict)
+    trusted_scorers: list[str] = Field(default_factory=list)
+
+    @field_validator("max_priority")
+    @classmethod
+    def _priority_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {subject: check_priority_name(level) for subject, level in value.items()}
 
     @field_validator("client_tenants")
     @classmethod
@@ -179,6 +195,22 @@ class AuthSettings(SettingsModel):
     reload_interval_s: float = Field(default=1.0, ge=0.0, le=3600.0)
     jwt: JWTSettings = JWTSettings()
     tls: TLSSettings = TLSSettings()
+    # CIDRs of proxies in front of this server (a mesh sidecar: 127.0.0.6/32 for
+    # Istio's inbound). On calls from them only, the failure throttle and the logs
+    # use the rightmost x-forwarded-for hop that is not in this list.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{cidr!r} is not an address or CIDR (10.0.0.0/8, ::1/128)"
+                ) from None
+        return value
 
     @property
     def has_credentials(self) -> bool:

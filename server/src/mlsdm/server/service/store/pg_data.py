@@ -98,8 +98,7 @@ class PgData:
         snaps = [(int(s), int(v), int(c), bytes(b)) for s, v, c, b in await cur.fetchall()]
         oldest = snaps[-1][0] if snaps else 0
         cur = await conn.execute(
-            "SELECT seq, crc, record FROM mlsdm_events WHERE tenant = %s AND seq > %s "
-            "ORDER BY seq",
+            "SELECT seq, crc, record FROM mlsdm_events WHERE tenant = %s AND seq > %s ORDER BY seq",
             (tenant, oldest),
             binary=True,
         )
@@ -319,4 +318,3 @@ class _repeatable_read:
     async def __aexit__(self, *exc: Any) -> None:
         assert self._tx is not None
         await self._tx.__aexit__(*exc)
-

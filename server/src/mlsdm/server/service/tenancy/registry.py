@@ -46,7 +46,6 @@ MIN_HOLD_S = 0.01
 HANDOVER_SNAPSHOT_EVENTS = 500
 
 
-
 class TenantRegistry:
     def __init__(
         self,
