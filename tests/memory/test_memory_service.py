@@ -69,7 +69,11 @@ def test_remember_list_get_recall_forget(running: ServerThread) -> None:
         assert [m.id for m in listed.memories] == ids[::-1]  # newest first
         assert listed.total == len(ids)
         got = memory.GetMemory(mpb.GetMemoryRequest(id=ids[0]), metadata=md("talk")).memory
-        assert (got.speaker, got.session, got.occurred_at.seconds) == ("Caroline", "s1", 1_700_000_000)
+        assert (got.speaker, got.session, got.occurred_at.seconds) == (
+            "Caroline",
+            "s1",
+            1_700_000_000,
+        )
         assert got.kind == types_pb2.MEMORY_KIND_REMEMBERED
 
         found = memory.Recall(
@@ -85,7 +89,10 @@ def test_remember_list_get_recall_forget(running: ServerThread) -> None:
         ).items
         assert {i.memory.session for i in only_s2} == {"s2"}
 
-        assert memory.ForgetMemory(mpb.ForgetMemoryRequest(id=ids[0]), metadata=md("talk")).forgotten == 1
+        assert (
+            memory.ForgetMemory(mpb.ForgetMemoryRequest(id=ids[0]), metadata=md("talk")).forgotten
+            == 1
+        )
         error = rich(_fails(memory.GetMemory, mpb.GetMemoryRequest(id=ids[0]), metadata=md("talk")))
         assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "MEMORY_NOT_FOUND")
         after = memory.Recall(mpb.RecallRequest(query="support group"), metadata=md("talk")).items
@@ -94,7 +101,8 @@ def test_remember_list_get_recall_forget(running: ServerThread) -> None:
         assert ids[0] not in {m.id for m in listed.memories}
 
         gone = memory.ForgetMemories(
-            mpb.ForgetMemoriesRequest(filter=mpb.MemoryFilter(speaker="Melanie")), metadata=md("talk")
+            mpb.ForgetMemoriesRequest(filter=mpb.MemoryFilter(speaker="Melanie")),
+            metadata=md("talk"),
         )
         assert gone.forgotten == 2
         left = memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md("talk"))
@@ -274,7 +282,9 @@ def test_forgotten_text_leaves_the_sqlite_file(tmp_path: Path) -> None:
         memory = mpb_grpc.MemoryServiceStub(ch)
         _remember_turns(memory, "erase")
         reply = memory.Remember(
-            mpb.RememberRequest(memories=[mpb.MemoryInput(text=f"My passport number is {marker}.")]),
+            mpb.RememberRequest(
+                memories=[mpb.MemoryInput(text=f"My passport number is {marker}.")]
+            ),
             metadata=md("erase"),
         )
         secret_id = reply.results[0].id
@@ -289,7 +299,9 @@ def test_forgotten_text_leaves_the_sqlite_file(tmp_path: Path) -> None:
     assert marker.encode() not in _sqlite_bytes(tmp_path)
     with server_thread(overrides) as server, grpc.insecure_channel(server.address) as ch:
         memory = mpb_grpc.MemoryServiceStub(ch)
-        error = rich(_fails(memory.GetMemory, mpb.GetMemoryRequest(id=secret_id), metadata=md("erase")))
+        error = rich(
+            _fails(memory.GetMemory, mpb.GetMemoryRequest(id=secret_id), metadata=md("erase"))
+        )
         assert error.reason == "MEMORY_NOT_FOUND"
         found = memory.Recall(mpb.RecallRequest(query="passport number"), metadata=md("erase"))
         assert secret_id not in {i.memory.id for i in found.items}

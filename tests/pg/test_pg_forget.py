@@ -24,7 +24,8 @@ def _rows_holding(pg: PgCluster, dbname: str, marker: str) -> int:
     for table in ("mlsdm_events", "mlsdm_snapshots"):
         column = "record" if table == "mlsdm_events" else "blob"
         found = pg.sql(
-            f"SELECT count(*) FROM {table} WHERE position('\\x{hex_marker}'::bytea in {column}) > 0",
+            f"SELECT count(*) FROM {table} "
+            f"WHERE position('\\x{hex_marker}'::bytea in {column}) > 0",
             dbname,
         )
         total += int(found)
@@ -62,9 +63,7 @@ def test_forgotten_text_leaves_the_rows_and_after_vacuum_the_files(pg: PgCluster
             pg.sql(f"VACUUM FULL {table}", dbname)
         pg.sql("CHECKPOINT", dbname)
         assert _files_holding(pg.data, marker) == []
-        error = rich(
-            _fails(memory.GetMemory, mpb.GetMemoryRequest(id=secret_id), metadata=md)
-        )
+        error = rich(_fails(memory.GetMemory, mpb.GetMemoryRequest(id=secret_id), metadata=md))
         assert error.reason == "MEMORY_NOT_FOUND"
         assert memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md).total == 1
 

@@ -189,6 +189,10 @@ def expected(role: str, kind: str, method: str) -> str:
         return "PERMISSION_DENIED"
     if role != "admin" and kind == "other":
         return "TENANT_FORBIDDEN"
+    if method in ("GetMemory", "ForgetMemory") and required("Remember") not in expand([role]):
+        # A read-only caller stored nothing in its tenant: the id it is given is
+        # the victim's, which its own tenant does not hold.
+        return "MEMORY_NOT_FOUND"
     return "OK"
 
 
@@ -216,6 +220,12 @@ def test_cross_tenant_matrix(world: World, role: str, kind: str) -> None:
         except grpc.RpcError as exc:
             error = rich(exc)
             outcomes[method] = error.reason
+            if error.reason == "MEMORY_NOT_FOUND":
+                # An allowed call with another tenant's memory id: not found, like
+                # any id the tenant does not hold (no id's existence leaks).
+                assert error.code == grpc.StatusCode.NOT_FOUND, (method, error)
+                assert world.victim_state() == before, f"{method} changed {VICTIM}"
+                continue
             assert error.code == grpc.StatusCode.PERMISSION_DENIED, (method, error)
             if error.reason == "TENANT_FORBIDDEN":
                 assert error.metadata == {"tenant": tenant, "principal": f"{role[0]}-own"}

@@ -53,7 +53,14 @@ def test_lists_every_served_service(channel: grpc.Channel, service: str) -> None
     (reply,) = ask(channel, service, rpb.ServerReflectionRequest(list_services=""))
     names = [s.name for s in reply.list_services_response.service]
     assert names == sorted(
-        ["grpc.health.v1.Health", V1, V1ALPHA, "mlsdm.v1.AdminService", "mlsdm.v1.CognitiveService"]
+        [
+            "grpc.health.v1.Health",
+            V1,
+            V1ALPHA,
+            "mlsdm.v1.AdminService",
+            "mlsdm.v1.CognitiveService",
+            "mlsdm.v1.MemoryService",
+        ]
     )
 
 

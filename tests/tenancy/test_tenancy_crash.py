@@ -81,7 +81,7 @@ def _sender(address: str, tenant: str, r: int, worker: int, ledger: Ledger) -> N
 
 
 def _reference(tenant: str, order: list[Event]) -> bytes:
-    engine = CognitiveEngine(EngineConfig(), HashingEmbedder(DIM))
+    engine = CognitiveEngine(EngineConfig(), HashingEmbedder(DIM), namespace=tenant)
     for event in order:
         engine.process_event(_vector(tenant, event), _moral(event))
     return _fingerprint(engine)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from .config import EngineConfig
 from .errors import ValidationError
 from .memory_types import MemoryFilter, MemoryInput
-from .validation import check_moral_value
 
 MAX_NAME_CHARS = 128  # speaker, session, idempotency key, each label key and value
 MAX_LABELS = 16
@@ -31,10 +30,11 @@ def check_memory_input(item: MemoryInput, cfg: EngineConfig, field: str = "") ->
     for name in ("speaker", "session", "idempotency_key"):
         _check_name(getattr(item, name), field + name)
     check_labels(item.labels, field + "labels")
-    try:
-        check_moral_value(item.moral_value)
-    except ValidationError as exc:
-        raise ValidationError(field + "moral_value", exc.reason, exc.description) from None
+    value = item.moral_value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValidationError(
+            field + "moral_value", "OUT_OF_RANGE", "moral_value must be a number in [0, 1]"
+        )
     check_time(item.occurred_at, field + "occurred_at")
     if item.expires_at is not None:
         check_time(item.expires_at, field + "expires_at")
