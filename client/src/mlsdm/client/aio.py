@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import grpc
 
 from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
+from mlsdm.v1 import memory_service_pb2 as mpb
+from mlsdm.v1 import memory_service_pb2_grpc as mpb_grpc
+from mlsdm.v1 import types_pb2
 
 from ._common import (
     CHANNEL_OPTIONS,
@@ -18,6 +22,7 @@ from ._common import (
     event_request,
     generation_request,
 )
+from ._memory import MemoryItem, MemoryItems, memory_filter, remember_request
 from .errors import MlsdmError, from_rpc_error
 
 
@@ -47,6 +52,7 @@ class AsyncClient(ClientCore):
             else grpc.aio.insecure_channel(target, options=options)
         )
         self._stub = pb_grpc.CognitiveServiceStub(self._channel)
+        self._memory = mpb_grpc.MemoryServiceStub(self._channel)
         super().__init__(api_key, tenant, priority, timeout, retry)
 
     async def __aenter__(self) -> AsyncClient:
@@ -151,6 +157,174 @@ class AsyncClient(ClientCore):
             self._stub.GetState, pb.GetStateRequest(), timeout, self._metadata(tenant, None)
         )
         return response
+
+    # MemoryService: the tenant's memory as a memory layer (no LLM call).
+
+    async def remember(
+        self,
+        memories: MemoryItems,
+        *,
+        speaker: str = "",
+        occurred_at: datetime | None = None,
+        session: str = "",
+        labels: Mapping[str, str] | None = None,
+        moral_value: float | None = None,
+        idempotency_key: str = "",
+        pinned: bool = False,
+        expires_at: datetime | None = None,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> mpb.RememberResponse:
+        """Stores one text, or a batch of `MemoryItem`s (their unset fields take
+        the keyword values), without calling the LLM. A refused item (moral
+        filter, emergency) is a result with stored=False, not an error."""
+        defaults = MemoryItem(
+            "", speaker, occurred_at, session, labels or {}, moral_value,
+            idempotency_key, pinned, expires_at,
+        )  # fmt: skip
+        response: mpb.RememberResponse = await self._unary(
+            self._memory.Remember,
+            remember_request(memories, defaults),
+            timeout,
+            self._metadata(tenant, priority),
+        )
+        return response
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        top_k: int = 0,
+        speaker: str | None = None,
+        session: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> mpb.RecallResponse:
+        """The memories best matching `query` (best first) among those matching the
+        filter; read-only: it stores nothing and moves no step."""
+        request = mpb.RecallRequest(
+            query=query, top_k=top_k, filter=memory_filter(speaker, session, labels, after, before)
+        )
+        response: mpb.RecallResponse = await self._unary(
+            self._memory.Recall, request, timeout, self._metadata(tenant, priority)
+        )
+        return response
+
+    async def list_memories(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        speaker: str | None = None,
+        session: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> mpb.ListMemoriesResponse:
+        """One page of the tenant's memories, newest first; pass its
+        `next_page_token` for the next (or use `iter_memories`)."""
+        request = mpb.ListMemoriesRequest(
+            page_size=page_size,
+            page_token=page_token,
+            filter=memory_filter(speaker, session, labels, after, before),
+        )
+        response: mpb.ListMemoriesResponse = await self._unary(
+            self._memory.ListMemories, request, timeout, self._metadata(tenant, priority)
+        )
+        return response
+
+    async def iter_memories(
+        self,
+        *,
+        page_size: int = 0,
+        speaker: str | None = None,
+        session: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> AsyncIterator[types_pb2.Memory]:
+        """Every matching memory, newest first, fetched a page at a time (one call
+        per page, each with its own `timeout`)."""
+        token = ""
+        while True:
+            page = await self.list_memories(
+                page_size=page_size, page_token=token, speaker=speaker, session=session,
+                labels=labels, after=after, before=before, timeout=timeout, tenant=tenant,
+                priority=priority,
+            )  # fmt: skip
+            for memory in page.memories:
+                yield memory
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def get_memory(
+        self,
+        memory_id: str,
+        *,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> types_pb2.Memory:
+        """One memory by id; `NotFoundError` (MEMORY_NOT_FOUND) when the tenant holds none."""
+        response: mpb.GetMemoryResponse = await self._unary(
+            self._memory.GetMemory,
+            mpb.GetMemoryRequest(id=memory_id),
+            timeout,
+            self._metadata(tenant, priority),
+        )
+        return response.memory
+
+    async def forget_memory(
+        self,
+        memory_id: str,
+        *,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> int:
+        """Forgets one memory for good (never retrieved again, its text gone from the
+        tenant's durable rows); returns 1. `NotFoundError` when the tenant holds none."""
+        response: mpb.ForgetMemoryResponse = await self._unary(
+            self._memory.ForgetMemory,
+            mpb.ForgetMemoryRequest(id=memory_id),
+            timeout,
+            self._metadata(tenant, priority),
+        )
+        return response.forgotten
+
+    async def forget_memories(
+        self,
+        *,
+        speaker: str | None = None,
+        session: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        timeout: float | None = None,
+        tenant: str | None = None,
+        priority: str | None = None,
+    ) -> int:
+        """Forgets every memory matching the filter (an erasure request) and returns
+        how many; no filter at all is `InvalidArgumentError` (EMPTY_FILTER)."""
+        request = mpb.ForgetMemoriesRequest(
+            filter=memory_filter(speaker, session, labels, after, before)
+        )
+        response: mpb.ForgetMemoriesResponse = await self._unary(
+            self._memory.ForgetMemories, request, timeout, self._metadata(tenant, priority)
+        )
+        return response.forgotten
 
 
 __all__ = ["AsyncClient", "MlsdmError"]

@@ -42,7 +42,11 @@ class MlsdmError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        """UNAVAILABLE, or RESOURCE_EXHAUSTED with a RetryInfo delay (a rate limit).
+        A quota without a delay (TENANT_QUOTA, PINNED_LIMIT) stays full on retry."""
+        if self.code == grpc.StatusCode.UNAVAILABLE:
+            return True
+        return self.code == grpc.StatusCode.RESOURCE_EXHAUSTED and self.retry_after is not None
 
 
 class InvalidArgumentError(MlsdmError):
@@ -57,7 +61,15 @@ class PermissionDeniedError(MlsdmError):
     """The credentials lack the role the method needs."""
 
 
-class RateLimitedError(MlsdmError):
+class NotFoundError(MlsdmError):
+    """No such memory (MEMORY_NOT_FOUND, also for another tenant's id) or tenant."""
+
+
+class ResourceExhaustedError(MlsdmError):
+    """A quota is full (TENANT_QUOTA, PINNED_LIMIT; `metadata` says which): not retried."""
+
+
+class RateLimitedError(ResourceExhaustedError):
     """Over the caller's rate limit; retry after `retry_after` seconds."""
 
 
@@ -73,6 +85,7 @@ _BY_CODE: dict[grpc.StatusCode, type[MlsdmError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimitedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
@@ -131,4 +144,8 @@ def from_rpc_error(error: grpc.RpcError) -> MlsdmError:
     if status is not None:
         kwargs.update(_details(status))
     cls = _BY_CODE.get(code, MlsdmError)
+    if cls is RateLimitedError and kwargs.get("retry_after") is None:
+        # RESOURCE_EXHAUSTED without RetryInfo: a full quota, or gRPC's own
+        # message-size limit; waiting does not help.
+        cls = ResourceExhaustedError
     return cls(code, message, **kwargs)  # type: ignore[arg-type]
