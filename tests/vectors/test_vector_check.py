@@ -6,9 +6,10 @@ from typing import Any
 
 import grpc
 import pytest
-from vector_check import Outcome, check
+from vector_check import Outcome, check, expand, save_from
 
 from mlsdm.v1 import cognitive_service_pb2 as pb
+from mlsdm.v1 import memory_service_pb2 as mpb
 from mlsdm.v1 import types_pb2
 
 RESPONSE = pb.GenerateResponse(refusal_reason=types_pb2.REFUSAL_REASON_MORAL, step=1)
@@ -88,3 +89,18 @@ def test_deadline_without_details() -> None:
         )
         != []
     )
+
+
+def test_save_reads_a_setup_response_and_fills_later_strings() -> None:
+    remembered = mpb.RememberResponse(results=[mpb.RememberResult(stored=True, id="m-1")])
+    saved, problems = save_from({"save": {"id": "results.0.id"}}, remembered)
+    assert (saved, problems) == ({"id": "m-1"}, [])
+    assert expand({"id": "${id}", "n": [1, "x${id}"], "t": "${tenant}"}, saved) == {
+        "id": "m-1",
+        "n": [1, "xm-1"],
+        "t": "${tenant}",
+    }
+    for path in ("results.1.id", "results.0.stored", "storedCount"):
+        assert save_from({"save": {"id": path}}, remembered)[1] != [], path
+    refused = mpb.RememberResponse(results=[mpb.RememberResult(stored=False)])
+    assert save_from({"save": {"id": "results.0.id"}}, refused)[1] != []

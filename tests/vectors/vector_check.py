@@ -22,6 +22,8 @@ from grpc_status import rpc_status
 KNOWN_EXPECT_KEYS = frozenset(
     {"code", "fields", "non_empty", "headers_non_empty", "headers", "error_info"}
 )
+# Keys a setup call may hold: "save" names response values for later calls.
+SETUP_KEYS = frozenset({"rpc", "request", "save"})
 VECTORS_FILE = Path(__file__).with_name("vectors.json")
 
 
@@ -92,6 +94,33 @@ def _lookup(doc: Any, dotted: str) -> Any:
         else:
             return None
     return cur
+
+
+def expand(value: Any, saved: Mapping[str, str]) -> Any:
+    """`value` (proto JSON) with every ${name} of `saved` replaced in its strings."""
+    if isinstance(value, dict):
+        return {k: expand(v, saved) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(v, saved) for v in value]
+    if isinstance(value, str):
+        for name, text in saved.items():
+            value = value.replace("${" + name + "}", text)
+    return value
+
+
+def save_from(call: Mapping[str, Any], response: Message) -> tuple[dict[str, str], list[str]]:
+    """The values a setup call's "save" names, read from its response; and the
+    problems (a path that is missing or not a non-empty string)."""
+    doc = to_json(response)
+    saved: dict[str, str] = {}
+    problems: list[str] = []
+    for name, path in sorted(call.get("save", {}).items()):
+        value = _lookup(doc, path)
+        if isinstance(value, str) and value:
+            saved[name] = value
+        else:
+            problems.append(f"save {name}: response.{path} is {value!r}, not a non-empty string")
+    return saved, problems
 
 
 def error_infos(error: grpc.RpcError | None) -> list[error_details_pb2.ErrorInfo]:
