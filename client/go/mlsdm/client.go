@@ -6,6 +6,7 @@ package mlsdm
 import (
 	"context"
 	"errors"
+	"iter"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -26,10 +27,14 @@ const (
 	ErrorDomain = "mlsdm.io"
 )
 
-// Client bundles a connection with the two service stubs.
+// Client bundles a connection with the service stubs. Memory is the
+// tenant's memory as a memory layer (Remember, Recall, ListMemories,
+// GetMemory, ForgetMemory, ForgetMemories): no LLM call, and Recall stores
+// nothing.
 type Client struct {
 	Conn      *grpc.ClientConn
 	Cognitive mlsdmv1.CognitiveServiceClient
+	Memory    mlsdmv1.MemoryServiceClient
 	Admin     mlsdmv1.AdminServiceClient
 }
 
@@ -44,6 +49,7 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 	return &Client{
 		Conn:      conn,
 		Cognitive: mlsdmv1.NewCognitiveServiceClient(conn),
+		Memory:    mlsdmv1.NewMemoryServiceClient(conn),
 		Admin:     mlsdmv1.NewAdminServiceClient(conn),
 	}, nil
 }
@@ -108,4 +114,32 @@ func Reason(err error) (string, error) {
 		return "", ErrNoDetails
 	}
 	return info.GetReason(), nil
+}
+
+// Memories walks every memory matching filter, newest first, one
+// ListMemories call per page of pageSize (0: the server's default). It stops
+// at the first error, which it yields with a nil memory. ctx's deadline
+// bounds the whole walk.
+func (c *Client) Memories(ctx context.Context, filter *mlsdmv1.MemoryFilter, pageSize int32, opts ...grpc.CallOption) iter.Seq2[*mlsdmv1.Memory, error] {
+	return func(yield func(*mlsdmv1.Memory, error) bool) {
+		token := ""
+		for {
+			page, err := c.Memory.ListMemories(ctx, &mlsdmv1.ListMemoriesRequest{
+				PageSize: pageSize, PageToken: token, Filter: filter,
+			}, opts...)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, m := range page.GetMemories() {
+				if !yield(m, nil) {
+					return
+				}
+			}
+			token = page.GetNextPageToken()
+			if token == "" {
+				return
+			}
+		}
+	}
 }

@@ -49,6 +49,8 @@ type vector struct {
 type setupCall struct {
 	RPC     string          `json:"rpc"`
 	Request json.RawMessage `json:"request"`
+	// Save names response values (dotted paths) for later calls as ${name}.
+	Save map[string]string `json:"save"`
 }
 
 var knownExpectKeys = map[string]bool{
@@ -95,6 +97,18 @@ func parseRequest(name, rpc string, raw json.RawMessage) (proto.Message, error) 
 		req = &mlsdmv1.ProcessEventRequest{}
 	case "GetState":
 		req = &mlsdmv1.GetStateRequest{}
+	case "Remember":
+		req = &mlsdmv1.RememberRequest{}
+	case "Recall":
+		req = &mlsdmv1.RecallRequest{}
+	case "ListMemories":
+		req = &mlsdmv1.ListMemoriesRequest{}
+	case "GetMemory":
+		req = &mlsdmv1.GetMemoryRequest{}
+	case "ForgetMemory":
+		req = &mlsdmv1.ForgetMemoryRequest{}
+	case "ForgetMemories":
+		req = &mlsdmv1.ForgetMemoriesRequest{}
 	default:
 		return nil, fmt.Errorf("%s: unknown rpc %q", name, rpc)
 	}
@@ -112,8 +126,90 @@ func invoke(ctx context.Context, c *mlsdm.Client, req proto.Message, opts ...grp
 		return c.Cognitive.ProcessEvent(ctx, r, opts...)
 	case *mlsdmv1.GetStateRequest:
 		return c.Cognitive.GetState(ctx, r, opts...)
+	case *mlsdmv1.RememberRequest:
+		return c.Memory.Remember(ctx, r, opts...)
+	case *mlsdmv1.RecallRequest:
+		return c.Memory.Recall(ctx, r, opts...)
+	case *mlsdmv1.ListMemoriesRequest:
+		return c.Memory.ListMemories(ctx, r, opts...)
+	case *mlsdmv1.GetMemoryRequest:
+		return c.Memory.GetMemory(ctx, r, opts...)
+	case *mlsdmv1.ForgetMemoryRequest:
+		return c.Memory.ForgetMemory(ctx, r, opts...)
+	case *mlsdmv1.ForgetMemoriesRequest:
+		return c.Memory.ForgetMemories(ctx, r, opts...)
 	}
 	return nil, fmt.Errorf("no stub for %T", req)
+}
+
+// expand returns raw (JSON) with every ${name} of saved replaced in its
+// strings.
+func expand(raw json.RawMessage, saved map[string]string) (json.RawMessage, error) {
+	if len(saved) == 0 || len(raw) == 0 {
+		return raw, nil
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	return json.Marshal(expandValue(doc, saved))
+}
+
+func expandValue(v any, saved map[string]string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			out[k] = expandValue(val, saved)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = expandValue(val, saved)
+		}
+		return out
+	case string:
+		for name, text := range saved {
+			x = strings.ReplaceAll(x, "${"+name+"}", text)
+		}
+		return x
+	}
+	return v
+}
+
+// saveFrom reads the values a setup call's save names from its response;
+// each must be a non-empty string.
+func saveFrom(s setupCall, resp proto.Message, saved map[string]string) error {
+	doc, err := protoToGeneric(resp)
+	if err != nil {
+		return err
+	}
+	for name, path := range s.Save {
+		val, found := lookup(doc, path)
+		text, isString := val.(string)
+		if !found || !isString || text == "" {
+			return fmt.Errorf("save %s: response.%s is %v, not a non-empty string", name, path, val)
+		}
+		saved[name] = text
+	}
+	return nil
+}
+
+// expandVector fills saved values into the vector's request and expect.
+func expandVector(v vector, saved map[string]string) (vector, error) {
+	out := v
+	var err error
+	if out.Request, err = expand(v.Request, saved); err != nil {
+		return v, err
+	}
+	out.Expect = make(map[string]json.RawMessage, len(v.Expect))
+	for k, raw := range v.Expect {
+		if out.Expect[k], err = expand(raw, saved); err != nil {
+			return v, err
+		}
+	}
+	return out, nil
 }
 
 // protoToGeneric prints m as canonical proto JSON with unpopulated fields, the
@@ -351,18 +447,35 @@ func TestVectorsLive(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), timeout)
 				return metadata.NewOutgoingContext(ctx, md), cancel
 			}
-			// setup: earlier calls on the same tenant, each of which must end OK.
+			// setup: earlier calls on the same tenant, each of which must end
+			// OK; their saved values fill the later requests and expect.
+			saved := map[string]string{}
 			for i, s := range v.Setup {
-				earlier, err := parseRequest(v.Name, s.RPC, s.Request)
+				raw, err := expand(s.Request, saved)
+				if err != nil {
+					t.Fatal(err)
+				}
+				earlier, err := parseRequest(v.Name, s.RPC, raw)
 				if err != nil {
 					t.Fatal(err)
 				}
 				sctx, scancel := callCtx()
-				_, err = invoke(sctx, c, earlier)
+				resp, err := invoke(sctx, c, earlier)
 				scancel()
 				if err != nil {
 					t.Fatalf("setup[%d] %s: expected OK, got %s (%v)", i, s.RPC, status.Code(err), err)
 				}
+				if err := saveFrom(s, resp, saved); err != nil {
+					t.Fatalf("setup[%d] %s: %v", i, s.RPC, err)
+				}
+			}
+			v, err := expandVector(v, saved)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err = newRequest(v)
+			if err != nil {
+				t.Fatal(err)
 			}
 			ctx, cancel := callCtx()
 			defer cancel()
@@ -451,6 +564,20 @@ func TestCheckCatchesWrongExpectations(t *testing.T) {
 	}
 	if p := check(mk(`{"code":"OK","non_empty":["contextItems.0.response"]}`), "t", resp, nil, header); len(p) == 0 {
 		t.Error("non_empty on an empty list passed")
+	}
+	remembered := &mlsdmv1.RememberResponse{Results: []*mlsdmv1.RememberResult{{Stored: true, Id: "m-1"}}}
+	saved := map[string]string{}
+	if err := saveFrom(setupCall{Save: map[string]string{"id": "results.0.id"}}, remembered, saved); err != nil || saved["id"] != "m-1" {
+		t.Errorf("save failed: %v %v", err, saved)
+	}
+	for _, path := range []string{"results.1.id", "results.0.stored", "storedCount"} {
+		if err := saveFrom(setupCall{Save: map[string]string{"id": path}}, remembered, map[string]string{}); err == nil {
+			t.Errorf("save of %s passed", path)
+		}
+	}
+	if got, err := expand(json.RawMessage(`{"id":"${id}","n":[1,"x${id}"],"t":"${tenant}"}`), saved); err != nil ||
+		string(got) != `{"id":"m-1","n":[1,"xm-1"],"t":"${tenant}"}` {
+		t.Errorf("expand: %s %v", got, err)
 	}
 	err := status.Error(codes.DeadlineExceeded, "late")
 	if p := check(mk(`{"code":"DEADLINE_EXCEEDED"}`), "t", nil, err, nil); len(p) != 0 {
