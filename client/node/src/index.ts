@@ -1,14 +1,18 @@
 // A thin layer over the generated mlsdm.v1 descriptors: a client on Connect's
 // gRPC transport (Node http2), the request headers the server reads, and the
 // google.rpc.ErrorInfo of a failed call.
-import { createClient, ConnectError, type Client, type Transport } from "@connectrpc/connect";
+import { createClient, ConnectError, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CognitiveService } from "./gen/mlsdm/v1/cognitive_service_pb.js";
 import { AdminService } from "./gen/mlsdm/v1/admin_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { MemoryService, type MemoryFilterSchema } from "./gen/mlsdm/v1/memory_service_pb.js";
+import type { Memory } from "./gen/mlsdm/v1/types_pb.js";
 import { ErrorInfoSchema, type ErrorInfo } from "./gen/google/rpc/error_details_pb.js";
 
 export * from "./gen/mlsdm/v1/cognitive_service_pb.js";
 export * from "./gen/mlsdm/v1/admin_service_pb.js";
+export * from "./gen/mlsdm/v1/memory_service_pb.js";
 export * from "./gen/mlsdm/v1/types_pb.js";
 export * from "./gen/mlsdm/v1/errors_pb.js";
 export {
@@ -38,6 +42,33 @@ export function grpcTransport(addr: string): Transport {
 
 export function cognitiveClient(transport: Transport): Client<typeof CognitiveService> {
   return createClient(CognitiveService, transport);
+}
+
+/**
+ * The tenant's memory as a memory layer: remember, recall (stores nothing),
+ * listMemories, getMemory, forgetMemory, forgetMemories. No LLM call.
+ */
+export function memoryClient(transport: Transport): Client<typeof MemoryService> {
+  return createClient(MemoryService, transport);
+}
+
+/**
+ * Every memory matching `filter`, newest first, one ListMemories call per page
+ * of `pageSize` (0: the server's default); each call gets `options` (headers,
+ * timeoutMs). The first error ends the walk by throwing.
+ */
+export async function* allMemories(
+  client: Client<typeof MemoryService>,
+  filter: MessageInitShape<typeof MemoryFilterSchema> = {},
+  pageSize = 0,
+  options: CallOptions = {},
+): AsyncGenerator<Memory> {
+  let pageToken = "";
+  do {
+    const page = await client.listMemories({ pageSize, pageToken, filter }, options);
+    yield* page.memories;
+    pageToken = page.nextPageToken;
+  } while (pageToken);
 }
 
 export function adminClient(transport: Transport): Client<typeof AdminService> {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { create, fromJson, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import { ConnectError, Code, type CallOptions } from "@connectrpc/connect";
-import { cognitiveClient, grpcTransport, HEADER_TENANT } from "../src/index.js";
+import { cognitiveClient, grpcTransport, HEADER_TENANT, memoryClient } from "../src/index.js";
 import {
   GenerateRequestSchema,
   GenerateResponseSchema,
@@ -14,9 +14,24 @@ import {
   ProcessEventRequestSchema,
   ProcessEventResponseSchema,
 } from "../src/gen/mlsdm/v1/cognitive_service_pb.js";
+import {
+  ForgetMemoriesRequestSchema,
+  ForgetMemoriesResponseSchema,
+  ForgetMemoryRequestSchema,
+  ForgetMemoryResponseSchema,
+  GetMemoryRequestSchema,
+  GetMemoryResponseSchema,
+  ListMemoriesRequestSchema,
+  ListMemoriesResponseSchema,
+  RecallRequestSchema,
+  RecallResponseSchema,
+  RememberRequestSchema,
+  RememberResponseSchema,
+  RememberResultSchema,
+} from "../src/gen/mlsdm/v1/memory_service_pb.js";
 import { ContextItemSchema, RefusalReason } from "../src/gen/mlsdm/v1/types_pb.js";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
-import { check, codeName, KNOWN_EXPECT_KEYS, loadVectors, type Outcome, type Vector } from "./lib/check.js";
+import { check, codeName, expand, KNOWN_EXPECT_KEYS, loadVectors, saveFrom, type Outcome, type Vector } from "./lib/check.js";
 
 const LANGUAGE = "node";
 const vectors = loadVectors();
@@ -25,6 +40,12 @@ const SCHEMAS: Record<string, { request: DescMessage; response: DescMessage }> =
   Generate: { request: GenerateRequestSchema, response: GenerateResponseSchema },
   ProcessEvent: { request: ProcessEventRequestSchema, response: ProcessEventResponseSchema },
   GetState: { request: GetStateRequestSchema, response: GetStateResponseSchema },
+  Remember: { request: RememberRequestSchema, response: RememberResponseSchema },
+  Recall: { request: RecallRequestSchema, response: RecallResponseSchema },
+  ListMemories: { request: ListMemoriesRequestSchema, response: ListMemoriesResponseSchema },
+  GetMemory: { request: GetMemoryRequestSchema, response: GetMemoryResponseSchema },
+  ForgetMemory: { request: ForgetMemoryRequestSchema, response: ForgetMemoryResponseSchema },
+  ForgetMemories: { request: ForgetMemoriesRequestSchema, response: ForgetMemoriesResponseSchema },
 };
 
 describe("vectors file", () => {
@@ -84,6 +105,13 @@ describe("vectors file", () => {
     assert.deepEqual(check(mk({ code: "DEADLINE_EXCEEDED" }), "t", late), []);
     assert.notDeepEqual(check(mk({ code: "DEADLINE_EXCEEDED", error_info: { reason: "DEADLINE_EXPIRED" } }), "t", late), []);
     assert.equal(ErrorInfoSchema.typeName, "google.rpc.ErrorInfo");
+    const remembered = toJson(RememberResponseSchema, create(RememberResponseSchema, { results: [create(RememberResultSchema, { stored: true, id: "m-1" })] }), { alwaysEmitImplicit: true });
+    const saved = saveFrom({ rpc: "Remember", request: {}, save: { id: "results.0.id" } }, remembered);
+    assert.deepEqual(saved, { id: "m-1" });
+    for (const p of ["results.1.id", "results.0.stored", "storedCount"]) {
+      assert.throws(() => saveFrom({ rpc: "Remember", request: {}, save: { id: p } }, remembered), `save of ${p} passed`);
+    }
+    assert.deepEqual(expand({ id: "${id}", n: [1, "x${id}"], t: "${tenant}" }, saved), { id: "m-1", n: [1, "xm-1"], t: "${tenant}" });
   });
 });
 
@@ -92,7 +120,9 @@ describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR
   const run = randomBytes(4).toString("hex");
   for (const v of vectors) {
     test(v.name, async () => {
-      const client = cognitiveClient(grpcTransport(addr!));
+      const transport = grpcTransport(addr!);
+      const client = cognitiveClient(transport);
+      const memory = memoryClient(transport);
       const schemas = SCHEMAS[v.rpc];
       const tenant = `${v.tenant}-${LANGUAGE}-${run}`;
       const headers = new Headers({ [HEADER_TENANT]: tenant });
@@ -110,28 +140,45 @@ describe("shared vectors against MLSDM_ADDR", { skip: addr ? false : "MLSDM_ADDR
             return client.processEvent(fromJson(ProcessEventRequestSchema, request), opts);
           case "GetState":
             return client.getState(fromJson(GetStateRequestSchema, request), opts);
+          case "Remember":
+            return memory.remember(fromJson(RememberRequestSchema, request), opts);
+          case "Recall":
+            return memory.recall(fromJson(RecallRequestSchema, request), opts);
+          case "ListMemories":
+            return memory.listMemories(fromJson(ListMemoriesRequestSchema, request), opts);
+          case "GetMemory":
+            return memory.getMemory(fromJson(GetMemoryRequestSchema, request), opts);
+          case "ForgetMemory":
+            return memory.forgetMemory(fromJson(ForgetMemoryRequestSchema, request), opts);
+          case "ForgetMemories":
+            return memory.forgetMemories(fromJson(ForgetMemoriesRequestSchema, request), opts);
           default:
             throw new Error(`unknown rpc ${rpc}`);
         }
       };
-      // setup: earlier calls on the same tenant, each of which must end OK.
+      // setup: earlier calls on the same tenant, each of which must end OK;
+      // their saved values fill the later requests and expect.
+      const saved: Record<string, string> = {};
       for (const [i, earlier] of (v.setup ?? []).entries()) {
+        let response;
         try {
-          await call(earlier.rpc, earlier.request, { headers, timeoutMs: options.timeoutMs });
+          response = await call(earlier.rpc, expand(earlier.request, saved), { headers, timeoutMs: options.timeoutMs });
         } catch (err) {
           assert.fail(`${v.name}: setup[${i}] ${earlier.rpc}: expected OK, got ${codeName(err)} (${String(err)})`);
         }
+        const json = toJson(SCHEMAS[earlier.rpc].response, response, { alwaysEmitImplicit: true });
+        Object.assign(saved, saveFrom(earlier, json));
       }
       const outcome: Outcome = { headers: responseHeaders };
       try {
-        const response = await call(v.rpc, v.request, options);
+        const response = await call(v.rpc, expand(v.request, saved), options);
         outcome.response = toJson(schemas.response, response, { alwaysEmitImplicit: true });
       } catch (err) {
         outcome.error = err;
         if (err instanceof ConnectError) keep(err.metadata);
       }
       outcome.headers = responseHeaders;
-      const problems = check(v, tenant, outcome);
+      const problems = check({ ...v, expect: expand(v.expect, saved) as Record<string, JsonValue> }, tenant, outcome);
       assert.deepEqual(problems, [], `${v.name}:\n  ${problems.join("\n  ")}`);
     });
   }

@@ -11,6 +11,8 @@ import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 export interface SetupCall {
   rpc: string;
   request: JsonValue;
+  /** Response values (dotted paths) saved for later calls as ${name}. */
+  save?: Record<string, string>;
 }
 
 export interface Vector {
@@ -75,6 +77,29 @@ export function subset(expected: JsonValue, actual: JsonValue | undefined, at: s
   }
   const want = typeof expected === "string" ? expected.replaceAll("${tenant}", tenant) : expected;
   return actual === want ? [] : [`${at}: expected ${JSON.stringify(want)}, got ${JSON.stringify(actual)}`];
+}
+
+/** `value` with every ${name} of `saved` replaced in its strings. */
+export function expand(value: JsonValue, saved: Record<string, string>): JsonValue {
+  if (Array.isArray(value)) return value.map((v) => expand(v, saved));
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v, saved)]));
+  if (typeof value === "string") {
+    return Object.entries(saved).reduce((text, [name, val]) => text.replaceAll("${" + name + "}", val), value);
+  }
+  return value;
+}
+
+/** The values a setup call's save names, read from its response (proto JSON); throws on a missing or empty one. */
+export function saveFrom(call: SetupCall, response: JsonValue): Record<string, string> {
+  const saved: Record<string, string> = {};
+  for (const [name, path] of Object.entries(call.save ?? {})) {
+    const val = lookup(response, path);
+    if (typeof val !== "string" || val === "") {
+      throw new Error(`save ${name}: response.${path} is ${JSON.stringify(val)}, not a non-empty string`);
+    }
+    saved[name] = val;
+  }
+  return saved;
 }
 
 /** The value at a dotted path; a segment that is a number indexes a list. */
