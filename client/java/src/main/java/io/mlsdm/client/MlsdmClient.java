@@ -10,9 +10,15 @@ import io.grpc.Metadata;
 import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.MetadataUtils;
 import io.mlsdm.grpc.v1.CognitiveServiceGrpc;
+import io.mlsdm.grpc.v1.ListMemoriesRequest;
+import io.mlsdm.grpc.v1.ListMemoriesResponse;
+import io.mlsdm.grpc.v1.Memory;
+import io.mlsdm.grpc.v1.MemoryFilter;
+import io.mlsdm.grpc.v1.MemoryServiceGrpc;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 
 /**
  * A thin layer over the generated io.mlsdm.grpc.v1 stubs: plaintext channels (the server's loopback
@@ -53,6 +59,43 @@ public final class MlsdmClient {
   public static CognitiveServiceGrpc.CognitiveServiceBlockingStub cognitive(
       ManagedChannel channel, String tenant, String priority) {
     return CognitiveServiceGrpc.newBlockingStub(channel).withInterceptors(tenant(tenant, priority));
+  }
+
+  /**
+   * A blocking MemoryService stub on the channel for one tenant and priority: Remember, Recall
+   * (stores nothing), ListMemories, GetMemory, ForgetMemory, ForgetMemories. No LLM call.
+   */
+  public static MemoryServiceGrpc.MemoryServiceBlockingStub memory(
+      ManagedChannel channel, String tenant, String priority) {
+    return MemoryServiceGrpc.newBlockingStub(channel).withInterceptors(tenant(tenant, priority));
+  }
+
+  /**
+   * Every memory matching {@code filter}, newest first, one ListMemories call per page of {@code
+   * pageSize} (0: the server's default). {@code perCall} prepares the stub of each call, e.g.
+   * {@code s -> s.withDeadlineAfter(5, SECONDS)}, so each page gets its own deadline.
+   */
+  public static List<Memory> allMemories(
+      MemoryServiceGrpc.MemoryServiceBlockingStub stub,
+      MemoryFilter filter,
+      int pageSize,
+      UnaryOperator<MemoryServiceGrpc.MemoryServiceBlockingStub> perCall) {
+    List<Memory> out = new ArrayList<>();
+    String token = "";
+    do {
+      ListMemoriesResponse page =
+          perCall
+              .apply(stub)
+              .listMemories(
+                  ListMemoriesRequest.newBuilder()
+                      .setFilter(filter)
+                      .setPageSize(pageSize)
+                      .setPageToken(token)
+                      .build());
+      out.addAll(page.getMemoriesList());
+      token = page.getNextPageToken();
+    } while (!token.isEmpty());
+    return out;
   }
 
   /**

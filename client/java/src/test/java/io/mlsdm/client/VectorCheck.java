@@ -211,6 +211,51 @@ final class VectorCheck {
     return problems;
   }
 
+  /** {@code value} with every ${name} of {@code saved} replaced in its strings. */
+  static JsonElement expand(JsonElement value, Map<String, String> saved) {
+    if (value == null || saved.isEmpty()) {
+      return value;
+    }
+    if (value.isJsonObject()) {
+      JsonObject out = new JsonObject();
+      value.getAsJsonObject().entrySet().forEach(e -> out.add(e.getKey(), expand(e.getValue(), saved)));
+      return out;
+    }
+    if (value.isJsonArray()) {
+      JsonArray out = new JsonArray();
+      value.getAsJsonArray().forEach(e -> out.add(expand(e, saved)));
+      return out;
+    }
+    if (value.isJsonPrimitive() && value.getAsJsonPrimitive().isString()) {
+      String text = value.getAsString();
+      for (Map.Entry<String, String> e : saved.entrySet()) {
+        text = text.replace("${" + e.getKey() + "}", e.getValue());
+      }
+      return new JsonPrimitive(text);
+    }
+    return value;
+  }
+
+  /**
+   * Adds to {@code saved} the values a setup call's "save" names, read from its response; each must
+   * be a non-empty string.
+   */
+  static void saveFrom(JsonObject call, Message response, Map<String, String> saved)
+      throws InvalidProtocolBufferException {
+    if (!call.has("save")) {
+      return;
+    }
+    JsonElement doc = toJson(response);
+    for (Map.Entry<String, JsonElement> e : call.getAsJsonObject("save").entrySet()) {
+      JsonElement val = lookup(doc, e.getValue().getAsString());
+      if (val == null || !val.isJsonPrimitive() || !val.getAsJsonPrimitive().isString() || val.getAsString().isEmpty()) {
+        throw new IllegalStateException(
+            "save " + e.getKey() + ": response." + e.getValue().getAsString() + " is " + val + ", not a non-empty string");
+      }
+      saved.put(e.getKey(), val.getAsString());
+    }
+  }
+
   /** The vector's setup calls ({"rpc", "request"}), made first on the same tenant; none when absent. */
   static List<JsonObject> setupOf(JsonObject vector) {
     List<JsonObject> out = new ArrayList<>();

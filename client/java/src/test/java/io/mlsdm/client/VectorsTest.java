@@ -10,6 +10,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.google.protobuf.Message;
 import com.google.protobuf.util.JsonFormat;
+import io.grpc.ClientInterceptor;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.Status;
@@ -18,16 +19,28 @@ import io.grpc.stub.MetadataUtils;
 import io.mlsdm.grpc.v1.CognitiveServiceGrpc;
 import io.mlsdm.grpc.v1.CognitiveServiceGrpc.CognitiveServiceBlockingStub;
 import io.mlsdm.grpc.v1.ContextItem;
+import io.mlsdm.grpc.v1.ForgetMemoriesRequest;
+import io.mlsdm.grpc.v1.ForgetMemoryRequest;
 import io.mlsdm.grpc.v1.GenerateRequest;
 import io.mlsdm.grpc.v1.GenerateResponse;
+import io.mlsdm.grpc.v1.GetMemoryRequest;
 import io.mlsdm.grpc.v1.GetStateRequest;
+import io.mlsdm.grpc.v1.ListMemoriesRequest;
+import io.mlsdm.grpc.v1.MemoryServiceGrpc;
+import io.mlsdm.grpc.v1.MemoryServiceGrpc.MemoryServiceBlockingStub;
 import io.mlsdm.grpc.v1.ProcessEventRequest;
+import io.mlsdm.grpc.v1.RecallRequest;
 import io.mlsdm.grpc.v1.RefusalReason;
+import io.mlsdm.grpc.v1.RememberRequest;
+import io.mlsdm.grpc.v1.RememberResponse;
+import io.mlsdm.grpc.v1.RememberResult;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -46,18 +59,44 @@ class VectorsTest {
       case "Generate" -> GenerateRequest.newBuilder();
       case "ProcessEvent" -> ProcessEventRequest.newBuilder();
       case "GetState" -> GetStateRequest.newBuilder();
+      case "Remember" -> RememberRequest.newBuilder();
+      case "Recall" -> RecallRequest.newBuilder();
+      case "ListMemories" -> ListMemoriesRequest.newBuilder();
+      case "GetMemory" -> GetMemoryRequest.newBuilder();
+      case "ForgetMemory" -> ForgetMemoryRequest.newBuilder();
+      case "ForgetMemories" -> ForgetMemoriesRequest.newBuilder();
       default -> throw new IllegalArgumentException("unknown rpc " + rpc);
     };
   }
 
   /** Parses the vector's (or a setup call's) proto JSON; unknown fields are an error. */
   private static Message request(JsonObject v) throws Exception {
+    return request(v, Map.of());
+  }
+
+  /** The same, with the values saved by earlier setup calls filled in. */
+  private static Message request(JsonObject v, Map<String, String> saved) throws Exception {
     Message.Builder b = requestBuilder(v.get("rpc").getAsString());
-    JsonFormat.parser().merge(v.get("request").toString(), b);
+    JsonFormat.parser().merge(VectorCheck.expand(v.get("request"), saved).toString(), b);
     return b.build();
   }
 
-  private static Message invoke(CognitiveServiceBlockingStub stub, Message req) {
+  /** The two service stubs of one call, with the same interceptors and deadline. */
+  private record Stubs(CognitiveServiceBlockingStub cognitive, MemoryServiceBlockingStub memory) {
+    static Stubs of(ManagedChannel channel, long timeoutMs, ClientInterceptor... interceptors) {
+      return new Stubs(
+          CognitiveServiceGrpc.newBlockingStub(channel)
+              .withInterceptors(interceptors)
+              .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS),
+          MemoryServiceGrpc.newBlockingStub(channel)
+              .withInterceptors(interceptors)
+              .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS));
+    }
+  }
+
+  private static Message invoke(Stubs stubs, Message req) {
+    CognitiveServiceBlockingStub stub = stubs.cognitive();
+    MemoryServiceBlockingStub memory = stubs.memory();
     if (req instanceof GenerateRequest r) {
       return stub.generate(r);
     }
@@ -66,6 +105,24 @@ class VectorsTest {
     }
     if (req instanceof GetStateRequest r) {
       return stub.getState(r);
+    }
+    if (req instanceof RememberRequest r) {
+      return memory.remember(r);
+    }
+    if (req instanceof RecallRequest r) {
+      return memory.recall(r);
+    }
+    if (req instanceof ListMemoriesRequest r) {
+      return memory.listMemories(r);
+    }
+    if (req instanceof GetMemoryRequest r) {
+      return memory.getMemory(r);
+    }
+    if (req instanceof ForgetMemoryRequest r) {
+      return memory.forgetMemory(r);
+    }
+    if (req instanceof ForgetMemoriesRequest r) {
+      return memory.forgetMemories(r);
     }
     throw new IllegalArgumentException("no stub for " + req.getClass());
   }
@@ -78,7 +135,8 @@ class VectorsTest {
       assertTrue(names.add(name), "duplicate vector " + name);
       assertNotNull(request(v));
       for (JsonObject call : VectorCheck.setupOf(v)) {
-        assertEquals(Set.of("rpc", "request"), call.keySet(), name + ": setup call keys");
+        assertTrue(call.keySet().containsAll(Set.of("rpc", "request")), name + ": setup call keys");
+        assertTrue(Set.of("rpc", "request", "save").containsAll(call.keySet()), name + ": setup call keys");
         assertNotNull(request(call));
       }
       assertFalse(v.get("tenant").getAsString().isEmpty(), name + ": no tenant");
@@ -127,6 +185,24 @@ class VectorsTest {
       String e = "{\"code\":\"OK\",\"non_empty\":[\"" + path + "\"]}";
       assertFalse(VectorCheck.check(vector(e), "t", withItem).isEmpty(), "non_empty passed: " + path);
     }
+    RememberResponse remembered =
+        RememberResponse.newBuilder().addResults(RememberResult.newBuilder().setStored(true).setId("m-1")).build();
+    Map<String, String> saved = new HashMap<>();
+    VectorCheck.saveFrom(setupCall("results.0.id"), remembered, saved);
+    assertEquals(Map.of("id", "m-1"), saved);
+    for (String path : List.of("results.1.id", "results.0.stored", "storedCount")) {
+      boolean refused = false;
+      try {
+        VectorCheck.saveFrom(setupCall(path), remembered, new HashMap<>());
+      } catch (IllegalStateException e) {
+        refused = true;
+      }
+      assertTrue(refused, "save of " + path + " passed");
+    }
+    assertEquals(
+        JsonParser.parseString("{\"id\":\"m-1\",\"n\":[1,\"xm-1\"],\"t\":\"${tenant}\"}"),
+        VectorCheck.expand(
+            JsonParser.parseString("{\"id\":\"${id}\",\"n\":[1,\"x${id}\"],\"t\":\"${tenant}\"}"), saved));
     VectorCheck.Outcome late =
         new VectorCheck.Outcome(null, new StatusRuntimeException(Status.DEADLINE_EXCEEDED), null);
     assertEquals(List.of(), VectorCheck.check(vector("{\"code\":\"DEADLINE_EXCEEDED\"}"), "t", late));
@@ -136,6 +212,14 @@ class VectorsTest {
                 "t",
                 late)
             .isEmpty());
+  }
+
+  private static JsonObject setupCall(String savePath) {
+    JsonObject save = new JsonObject();
+    save.addProperty("id", savePath);
+    JsonObject call = new JsonObject();
+    call.add("save", save);
+    return call;
   }
 
   private static JsonObject vector(String expect) {
@@ -172,32 +256,33 @@ class VectorsTest {
             (k, val) ->
                 md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), val.replace("${tenant}", tenant)));
     long timeoutMs = v.has("timeout_ms") ? v.get("timeout_ms").getAsLong() : 20_000;
-    // setup: earlier calls on the same tenant, each of which must end OK.
+    // setup: earlier calls on the same tenant, each of which must end OK; their
+    // saved values fill the later requests and expect.
     List<JsonObject> setup = VectorCheck.setupOf(v);
+    Map<String, String> saved = new HashMap<>();
     for (int i = 0; i < setup.size(); i++) {
-      CognitiveServiceBlockingStub earlier =
-          CognitiveServiceGrpc.newBlockingStub(channel)
-              .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(md))
-              .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS);
+      Stubs earlier = Stubs.of(channel, timeoutMs, MetadataUtils.newAttachHeadersInterceptor(md));
       String what = v.get("name").getAsString() + ": setup[" + i + "] " + setup.get(i).get("rpc").getAsString();
+      Message answer = null;
       try {
-        invoke(earlier, request(setup.get(i)));
+        answer = invoke(earlier, request(setup.get(i), saved));
       } catch (StatusRuntimeException e) {
         fail(what + ": expected OK, got " + e.getStatus().getCode() + " (" + e.getMessage() + ")");
       }
+      VectorCheck.saveFrom(setup.get(i), answer, saved);
     }
     AtomicReference<Metadata> headers = new AtomicReference<>();
     AtomicReference<Metadata> trailers = new AtomicReference<>();
-    CognitiveServiceBlockingStub stub =
-        CognitiveServiceGrpc.newBlockingStub(channel)
-            .withInterceptors(
-                MetadataUtils.newAttachHeadersInterceptor(md),
-                MetadataUtils.newCaptureMetadataInterceptor(headers, trailers))
-            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS);
+    Stubs stubs =
+        Stubs.of(
+            channel,
+            timeoutMs,
+            MetadataUtils.newAttachHeadersInterceptor(md),
+            MetadataUtils.newCaptureMetadataInterceptor(headers, trailers));
     Message response = null;
     Throwable error = null;
     try {
-      response = invoke(stub, request(v));
+      response = invoke(stubs, request(v, saved));
     } catch (StatusRuntimeException e) {
       error = e;
     }
@@ -211,7 +296,10 @@ class VectorsTest {
       responseMetadata.merge(trailers.get());
     }
     List<String> problems =
-        VectorCheck.check(v, tenant, new VectorCheck.Outcome(response, error, responseMetadata));
+        VectorCheck.check(
+            VectorCheck.expand(v, saved).getAsJsonObject(),
+            tenant,
+            new VectorCheck.Outcome(response, error, responseMetadata));
     assertEquals(List.of(), problems, v.get("name").getAsString() + ":\n  " + String.join("\n  ", problems));
   }
 }
