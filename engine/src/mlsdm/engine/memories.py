@@ -256,7 +256,7 @@ class MemoryRecords:
             keep &= self._speaker[:n] == self._code(flt.speaker)
         if flt.session:
             keep &= self._session[:n] == self._code(flt.session)
-        wanted = [self._by_label.get(pair, set()) for pair in flt.labels]
+        wanted = [self._by_label.get((k, v), set()) for k, v in flt.labels]
         for slots in sorted(wanted, key=len):
             sub = np.zeros(n, dtype=bool)
             idx = np.fromiter(slots, dtype=np.intp, count=len(slots))

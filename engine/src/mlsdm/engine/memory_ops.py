@@ -297,7 +297,7 @@ class MemoryOperations:
             response,
             speaker,
             session,
-            tuple(sorted(labels)),
+            tuple(sorted((str(k), str(v)) for k, v in labels)),
             occurred_at,
             expires_at,
             pinned,
