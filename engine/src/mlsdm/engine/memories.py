@@ -202,6 +202,12 @@ class MemoryRecords:
     def _live_unpinned_serials(self) -> list[int]:
         return sorted(r.serial for _, r in self.items() if not r.pinned)
 
+    def shared(self, name: str) -> str:
+        """The copy of ``name`` the records already hold (or ``name``): build
+        a Record with it and ``add`` keeps one string per distinct name."""
+        entry = self._names.get(name)
+        return name if entry is None else entry.text
+
     def _hold(self, name: str) -> tuple[str, int]:
         """The shared copy of ``name`` and its code (0 for no name); one more holder."""
         if not name:
