@@ -37,10 +37,10 @@ _LABEL_BYTES = 120  # a (key, value) tuple and its index set entry
 # postings awaiting compaction, growth steps), so that a restored engine
 # accounts exactly what the live one did and the memory budget trips at the
 # same call on replay. Measured with tracemalloc (bench/memory_bench.py,
-# 20,000 texts of ~80 characters): ~660 B per text, most of it the per-row
-# term strings.
-_INDEX_ROW_BYTES = 180
-_INDEX_CHAR_BYTES = 6
+# 20,000 texts of ~80 characters): ~330 B per text, as the index counts
+# itself (its rows' term strings are the stemmer's cached copies, shared).
+_INDEX_ROW_BYTES = 160
+_INDEX_CHAR_BYTES = 2
 # Per slot: its list entry and six array cells.
 _SLOT_BYTES = 8 + 8 + 8 + 8 + 1 + 4 + 4
 
