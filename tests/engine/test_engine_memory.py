@@ -117,7 +117,7 @@ def test_an_idempotency_key_stores_once_without_a_second_evaluation() -> None:
         ),
         ({"labels": (("k", "v" * 129),)}, "memories[0].labels", "TEXT_LENGTH"),
         ({"moral_value": 1.5}, "memories[0].moral_value", "OUT_OF_RANGE"),
-        ({"moral_value": float("nan")}, "memories[0].moral_value", "NON_FINITE_VALUE"),
+        ({"moral_value": float("nan")}, "memories[0].moral_value", "OUT_OF_RANGE"),
         ({"occurred_at": float("inf")}, "memories[0].occurred_at", "NON_FINITE_VALUE"),
         ({"expires_at": float("nan")}, "memories[0].expires_at", "NON_FINITE_VALUE"),
     ],
