@@ -117,7 +117,7 @@ def test_an_idempotency_key_stores_once_without_a_second_evaluation() -> None:
         ),
         ({"labels": (("k", "v" * 129),)}, "memories[0].labels", "TEXT_LENGTH"),
         ({"moral_value": 1.5}, "memories[0].moral_value", "OUT_OF_RANGE"),
-        ({"moral_value": float("nan")}, "memories[0].moral_value", "NON_FINITE_VALUE"),
+        ({"moral_value": float("nan")}, "memories[0].moral_value", "OUT_OF_RANGE"),
         ({"occurred_at": float("inf")}, "memories[0].occurred_at", "NON_FINITE_VALUE"),
         ({"expires_at": float("nan")}, "memories[0].expires_at", "NON_FINITE_VALUE"),
     ],
@@ -346,3 +346,12 @@ def test_a_rare_word_finds_its_memory_among_many_and_neighbours_come_along() -> 
         "Caroline: did you ever go to Banff?",
         "Melanie: yes, last summer with the kids",
     ]
+
+
+def test_labels_may_come_as_lists_and_are_kept_sorted() -> None:
+    e = engine()
+    (out,) = e.remember([item("labelled", labels=[["b", "2"], ["a", "1"]])])
+    m = e.get_memory(out.id, 0.0)
+    assert m is not None and m.labels == (("a", "1"), ("b", "2"))
+    page = e.list_memories(MemoryFilter(labels=[["b", "2"]]), 0.0, 5, None)[0]  # type: ignore[arg-type]
+    assert [x.id for x in page] == [out.id]

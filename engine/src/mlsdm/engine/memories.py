@@ -37,10 +37,10 @@ _LABEL_BYTES = 120  # a (key, value) tuple and its index set entry
 # postings awaiting compaction, growth steps), so that a restored engine
 # accounts exactly what the live one did and the memory budget trips at the
 # same call on replay. Measured with tracemalloc (bench/memory_bench.py,
-# 20,000 texts of ~80 characters): ~660 B per text, most of it the per-row
-# term strings.
-_INDEX_ROW_BYTES = 180
-_INDEX_CHAR_BYTES = 6
+# 20,000 texts of ~80 characters): ~330 B per text, as the index counts
+# itself (its rows' term strings are the stemmer's cached copies, shared).
+_INDEX_ROW_BYTES = 160
+_INDEX_CHAR_BYTES = 2
 # Per slot: its list entry and six array cells.
 _SLOT_BYTES = 8 + 8 + 8 + 8 + 1 + 4 + 4
 
@@ -202,6 +202,12 @@ class MemoryRecords:
     def _live_unpinned_serials(self) -> list[int]:
         return sorted(r.serial for _, r in self.items() if not r.pinned)
 
+    def shared(self, name: str) -> str:
+        """The copy of ``name`` the records already hold (or ``name``): build
+        a Record with it and ``add`` keeps one string per distinct name."""
+        entry = self._names.get(name)
+        return name if entry is None else entry.text
+
     def _hold(self, name: str) -> tuple[str, int]:
         """The shared copy of ``name`` and its code (0 for no name); one more holder."""
         if not name:
@@ -256,7 +262,7 @@ class MemoryRecords:
             keep &= self._speaker[:n] == self._code(flt.speaker)
         if flt.session:
             keep &= self._session[:n] == self._code(flt.session)
-        wanted = [self._by_label.get(pair, set()) for pair in flt.labels]
+        wanted = [self._by_label.get((k, v), set()) for k, v in flt.labels]
         for slots in sorted(wanted, key=len):
             sub = np.zeros(n, dtype=bool)
             idx = np.fromiter(slots, dtype=np.intp, count=len(slots))

@@ -85,10 +85,10 @@ def check_filter(flt: MemoryFilter, field: str = "filter") -> None:
 
 
 def check_labels(labels: object, field: str) -> None:
-    if not isinstance(labels, tuple) or len(labels) > MAX_LABELS:
+    if not isinstance(labels, tuple | list) or len(labels) > MAX_LABELS:
         raise ValidationError(field, "OUT_OF_RANGE", f"at most {MAX_LABELS} labels")
     for pair in labels:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
             raise ValidationError(field, "INVALID_DTYPE", "labels are (key, value) pairs")
         _check_name(pair[0], field, required=True)
         _check_name(pair[1], field)
