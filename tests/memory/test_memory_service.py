@@ -306,3 +306,29 @@ def test_forgotten_text_leaves_the_sqlite_file(tmp_path: Path) -> None:
         found = memory.Recall(mpb.RecallRequest(query="passport number"), metadata=md("erase"))
         assert secret_id not in {i.memory.id for i in found.items}
         assert memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md("erase")).total == 8
+
+
+def test_pinned_memories_survive_capacity_and_are_capped() -> None:
+    overrides = {"engine": {"capacity": 10, "store_chunk": 10}}
+    with server_thread(overrides) as server, grpc.insecure_channel(server.address) as ch:
+        memory = mpb_grpc.MemoryServiceStub(ch)
+        pinned = [mpb.MemoryInput(text=f"Pinned fact {n}.", pinned=True) for n in range(5)]
+        kept = memory.Remember(mpb.RememberRequest(memories=pinned), metadata=md("pins"))
+        for n in range(30):  # three times the capacity
+            memory.Remember(
+                mpb.RememberRequest(memories=[mpb.MemoryInput(text=f"Passing remark {n}.")]),
+                metadata=md("pins"),
+            )
+        listed = memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md("pins"))
+        assert listed.total == 10
+        assert {r.id for r in kept.results} <= {m.id for m in listed.memories}
+        error = rich(
+            _fails(
+                memory.Remember,
+                mpb.RememberRequest(memories=[mpb.MemoryInput(text="One more.", pinned=True)]),
+                metadata=md("pins"),
+            )
+        )
+        assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "PINNED_LIMIT")
+        after = memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md("pins"))
+        assert after == listed

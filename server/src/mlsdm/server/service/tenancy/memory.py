@@ -27,8 +27,11 @@ class TenantMemory:
 
     async def remember(self, items: Sequence[MemoryInput]) -> list[RememberOutcome]:
         """`items` are validated and carry the moral value judged."""
-        body = memory_codec.items_body(items)
         batch = list(items)
+        # The pinned share is the tenant's state: checked before recording, so
+        # a refused batch leaves no record (the engine checks again when applying).
+        self._engine.validate_remember(batch)
+        body = memory_codec.items_body(batch)
         return await self._session.record(
             lambda seq, now: records.memory_op(seq, now, records.Kind.REMEMBER, body),
             partial(self._engine.remember, batch),
