@@ -210,6 +210,8 @@ class Tally:
     """What one RPC kind did inside the measured window."""
 
     latencies_ns: list[int] = field(default_factory=list)
+    # Latencies of the calls answered accepted=True (a generation that reached the LLM).
+    accepted_ns: list[int] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     accepted: int = 0
     answered: int = 0
@@ -223,6 +225,8 @@ class Tally:
         if outcome is not None:
             self.answered += 1
             self.accepted += bool(outcome)
+            if outcome:
+                self.accepted_ns.append(latency_ns)
 
     def summary(self, seconds: float) -> dict[str, Any]:
         lat = np.array(self.latencies_ns, dtype=np.float64) / 1e6
@@ -237,7 +241,13 @@ class Tally:
             "mean_ms": float(lat.mean()) if lat.size else float("nan"),
             "errors": dict(self.errors),
             "accepted_frac": self.accepted / self.answered if self.answered else None,
+            "accepted_p50_ms": _percentile(self.accepted_ns, 50),
+            "accepted_p99_ms": _percentile(self.accepted_ns, 99),
         }
+
+
+def _percentile(latencies_ns: list[int], q: float) -> float:
+    return float(np.percentile(latencies_ns, q)) / 1e6 if latencies_ns else float("nan")
 
 
 def _cpu_s() -> float:
@@ -361,6 +371,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     total = Tally()
     for t in tallies.values():
         total.latencies_ns += t.latencies_ns
+        total.accepted_ns += t.accepted_ns
         total.errors.update(t.errors)
         total.accepted += t.accepted
         total.answered += t.answered

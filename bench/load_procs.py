@@ -187,18 +187,21 @@ def access_log_lines(log: Path) -> int:
         return sum(1 for line in f if '"logger": "mlsdm.access"' in line)
 
 
-def client_cmd(server: Server, args: list[str]) -> list[str]:
-    cmd = [sys.executable, str(BENCH / "load_client.py"), "--target", server.target]
+def client_cmd(server: Server, args: list[str], script: str = "load_client.py") -> list[str]:
+    cmd = [sys.executable, str(BENCH / script), "--target", server.target]
     if server.api_key:
         cmd += ["--api-key", server.api_key]
     return cmd + args
 
 
-def run_client(server: Server, cpu: int | None, args: list[str]) -> tuple[dict[str, Any], float]:
-    """Runs one client to completion: (its JSON result, server CPU fraction in its window)."""
+def run_client(
+    server: Server, cpu: int | None, args: list[str], script: str = "load_client.py"
+) -> tuple[dict[str, Any], float]:
+    """Runs one client (`script` in bench/) to completion: (its JSON result, server CPU
+    fraction in its window)."""
     # A file, not a pipe: a chatty client cannot block on a full stderr pipe.
     errors = tempfile.TemporaryFile("w+")  # noqa: SIM115
-    proc = spawn(client_cmd(server, args), cpu, stdout=subprocess.PIPE, stderr=errors)
+    proc = spawn(client_cmd(server, args, script), cpu, stdout=subprocess.PIPE, stderr=errors)
     assert proc.stdout is not None
     marks: dict[str, tuple[float, float]] = {}
     result: dict[str, Any] | None = None
