@@ -162,15 +162,20 @@ def chain_settings(workdir: Path, extra: dict[str, Any] | None = None) -> dict[s
 
 @contextmanager
 def chain_server(
-    cpu: int | None, workdir: Path, extra: dict[str, Any] | None = None
+    cpu: int | None,
+    workdir: Path,
+    extra: dict[str, Any] | None = None,
+    profile: Path | None = None,
 ) -> Iterator[Server]:
     # An extra value of None drops that setting (e.g. auth.api_keys_file to measure without auth).
+    # `profile`: the server runs under cProfile, its stats written there when it stops.
     settings = {k: v for k, v in chain_settings(workdir, extra).items() if v is not None}
     keys = settings.get("auth.api_keys_file")
     api_key = write_keys_file(Path(keys)) if keys is not None else ""
     port_file, log = Path(settings["server.port_file"]), workdir / "mlsdm.log"
     port_file.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "mlsdm.server", "serve", "--port", "0"]
+    python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+    cmd = [*python, "-m", "mlsdm.server", "serve", "--port", "0"]
     for key, value in settings.items():
         cmd += ["--set", f"{key}={value}"]
     with log.open("w") as out:

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
             "llm.openai.base_url": f"http://127.0.0.1:{port}/v1",
             **dict(args.set),
         }
-        with chain_server(cpus[0], Path(tmp), settings) as server:
+        with chain_server(cpus[0], Path(tmp), settings, args.profile) as server:
             bench.run(server, port)
     elapsed = time.monotonic() - started
     table = markdown(bench.rows)
@@ -276,6 +276,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="KEY=VALUE", help="a server setting (repeatable)")
     parser.add_argument("--results", help="markdown file to update (default bench/RESULTS.md; "
                         "'' to skip; --quick: a temporary file)")
+    parser.add_argument("--profile", type=Path, help="run the server under cProfile, "
+                        "its stats written to this file (pstats) when it stops")
     parser.add_argument("--quick", action="store_true", help="CI smoke: 3 tenants, 10 and 50 "
                         "calls/s, 0.3 s cells, a 300-memory tenant; never writes into bench/")
     args = parser.parse_args(argv)

@@ -80,7 +80,7 @@ class OverheadCalls:
 
     def __init__(self, args: argparse.Namespace, channel: grpc.aio.Channel | None) -> None:
         self.args = args
-        self.stages: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.stages: dict[str, list[float]] = {s: [] for s in (*STAGES, "between")}
         self.window: Window | None = None
         self._channel = channel
         self._pool = HttpPool(args.llm_port) if args.llm_port else None
@@ -125,9 +125,11 @@ class OverheadCalls:
             window = self.window
             if reply.accepted and window is not None and time.perf_counter_ns() >= window.start:
                 t = reply.timings
+                ms = {n: getattr(t, n).ToNanoseconds() / 1e6 for n in STAGES}
                 for name in STAGES:
-                    if t.HasField(name):
-                        stages[name].append(getattr(t, name).ToNanoseconds() / 1e6)
+                    stages[name].append(ms[name])
+                # The handler's time outside the three stages, per call.
+                stages["between"].append(ms["total"] - ms["admit"] - ms["llm"] - ms["commit"])
             return bool(reply.accepted)
 
         return call_generate

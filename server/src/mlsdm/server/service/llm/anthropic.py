@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from mlsdm.server.service.llm.base import (
@@ -48,13 +47,12 @@ class AnthropicBackend(HttpBackend):
         self,
         settings: AnthropicSettings,
         api_key: SecretStr,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {
             "x-api-key": api_key.get_secret_value(),
             "anthropic-version": settings.version,
         }
-        super().__init__(settings, headers, api_key, transport)
+        super().__init__(settings, headers, api_key)
         self._settings = settings
 
     def _body(self, request: LLMRequest, stream: bool) -> dict[str, Any]:

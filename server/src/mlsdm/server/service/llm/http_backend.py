@@ -1,12 +1,13 @@
-"""What the HTTP backends (OpenAI-compatible, Anthropic) share: one pooled httpx
-client, the deadline budget, error mapping and a Server-Sent Events reader.
+"""What the HTTP backends (OpenAI-compatible, Anthropic) share: one pooled HTTP
+client (http_client.py), the deadline budget, error mapping and a Server-Sent
+Events reader.
 
 The whole call is bounded by the request's remaining deadline. For a stream,
 the bound is applied to each read from the socket rather than around the
 generator: a timeout scope spanning a `yield` would fire inside the consumer's
 code. Leaving a request early (cancel, deadline, closed stream) leaves the
-response unread, which makes httpx close the connection instead of pooling
-it, so the upstream server sees the disconnect and can stop generating.
+response unread, which closes the connection instead of pooling it, so the
+upstream server sees the disconnect and can stop generating.
 
 A backend supplies the request body and turns the answer (a JSON object, or
 the stream's SSE events) into Completion / StreamEvent values.
@@ -25,7 +26,6 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from mlsdm.server.service.llm.base import (
@@ -35,6 +35,12 @@ from mlsdm.server.service.llm.base import (
     Completion,
     LLMRequest,
     StreamEvent,
+)
+from mlsdm.server.service.llm.http_client import (
+    ConnectFailed,
+    HttpClient,
+    HttpTransportError,
+    Response,
 )
 from mlsdm.server.service.llm.settings import HttpBackendSettings
 
@@ -81,21 +87,15 @@ class HttpBackend(ABC):
         settings: HttpBackendSettings,
         headers: Mapping[str, str],
         api_key: SecretStr | None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_settings = settings
         self._key = api_key
-        self._client = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers={"accept": "application/json", **headers},
-            timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            transport=transport,
-            # Proxies from the environment would route a local model server through them.
-            trust_env=False,
+        # No proxies from the environment: they would route a local model server through them.
+        self._client = HttpClient(
+            settings.base_url,
+            {"accept": "application/json", **headers},
+            connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.max_connections,
         )
 
     def __repr__(self) -> str:
@@ -125,8 +125,9 @@ class HttpBackend(ABC):
             raise BackendTimeoutError("the deadline passed before the LLM was called")
         return min(budget, limit)
 
-    def _timeout(self, budget: float) -> httpx.Timeout:
-        return httpx.Timeout(budget, connect=min(budget, self._base_settings.connect_timeout_s))
+    @staticmethod
+    def _encode(body: dict[str, Any]) -> bytes:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     # -- calls --------------------------------------------------------------
 
@@ -138,14 +139,17 @@ class HttpBackend(ABC):
             self._base_settings.model,
             request.max_tokens,
         )
+        body = self._encode(self._body(request, stream=False))
         with mapped_errors():
             async with asyncio.timeout(budget):
-                response = await self._client.post(
-                    self.path, json=self._body(request, stream=False), timeout=self._timeout(budget)
-                )
+                response = await self._client.post(self.path, body)
+                try:
+                    text = (await response.read()).decode("utf-8", "replace")
+                finally:
+                    await response.aclose()
                 if response.status_code >= 400:
-                    raise status_error(response, response.text, self._key)
-                data = parse_json(response.text)
+                    raise status_error(response, text, self._key)
+                data = parse_json(text)
         return self._completion(data, request)
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
@@ -157,20 +161,16 @@ class HttpBackend(ABC):
             self._base_settings.model,
             request.max_tokens,
         )
-        http_request = self._client.build_request(
-            "POST",
-            self.path,
-            json=self._body(request, stream=True),
-            headers={"accept": "text/event-stream"},
-            timeout=self._timeout(budget),
-        )
-        response: httpx.Response | None = None
+        body = self._encode(self._body(request, stream=True))
+        response: Response | None = None
         try:
             with mapped_errors():
                 async with asyncio.timeout(budget):
-                    response = await self._client.send(http_request, stream=True)
+                    response = await self._client.post(
+                        self.path, body, {"accept": "text/event-stream"}
+                    )
                     if response.status_code >= 400:
-                        text = (await response.aread()).decode("utf-8", "replace")
+                        text = (await response.read()).decode("utf-8", "replace")
                         raise status_error(response, text, self._key)
             async with (
                 aclosing(_sse_events(response, deadline)) as sse,
@@ -180,14 +180,14 @@ class HttpBackend(ABC):
                     yield event
         finally:
             if response is not None:
-                # Unread body: httpx drops the connection rather than pooling it.
+                # Unread body: the connection is dropped rather than pooled.
                 await response.aclose()
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-async def _sse_events(response: httpx.Response, deadline: float) -> AsyncGenerator[SseEvent, None]:
+async def _sse_events(response: Response, deadline: float) -> AsyncGenerator[SseEvent, None]:
     """The response body as SSE events, each read bounded by the deadline.
 
     An event is dispatched at its blank line, so each one reaches the caller as
@@ -221,26 +221,20 @@ async def _sse_events(response: httpx.Response, deadline: float) -> AsyncGenerat
 
 @contextmanager
 def mapped_errors() -> Iterator[None]:
-    """httpx and timeout exceptions as the backend errors of base.py."""
+    """Transport and timeout exceptions as the backend errors of base.py."""
     try:
         yield
     except TimeoutError as exc:
         raise BackendTimeoutError("the deadline passed while waiting for the LLM") from exc
-    except httpx.TimeoutException as exc:
-        # httpx's own limits are the request timeout or the connect timeout.
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+    except ConnectFailed as exc:
+        if exc.timed_out:
             raise BackendUnavailableError(
-                f"the LLM did not accept a connection: {_kind(exc)}"
+                "the LLM did not accept a connection: ConnectTimeout"
             ) from exc
-        raise BackendTimeoutError(f"the LLM did not answer in time: {_kind(exc)}") from exc
-    except httpx.TransportError as exc:
-        # Connect refused, reset, a disconnect mid-body: the server is (for now) not there.
-        raise BackendUnavailableError(f"the LLM connection failed: {_kind(exc)}") from exc
-
-
-def _kind(exc: BaseException) -> str:
-    # The exception text of a transport error may quote the URL; the class name is enough.
-    return type(exc).__name__
+        raise BackendUnavailableError(f"the LLM connection failed: {exc}") from exc
+    except HttpTransportError as exc:
+        # Reset, a disconnect mid-body, not HTTP: the server is (for now) not there.
+        raise BackendUnavailableError(f"the LLM connection failed: {exc}") from exc
 
 
 def parse_json(text: str) -> dict[str, Any]:
@@ -289,7 +283,7 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def status_error(response: httpx.Response, text: str, key: SecretStr | None) -> BackendError:
+def status_error(response: Response, text: str, key: SecretStr | None) -> BackendError:
     """The error for an HTTP error status: 408, 429 and 5xx (Anthropic's 529
     "overloaded" included) may pass, the rest is the request's fault."""
     status = response.status_code

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from mlsdm.server.service.llm.base import (
@@ -42,12 +41,11 @@ class OpenAICompatBackend(HttpBackend):
         self,
         settings: OpenAISettings,
         api_key: SecretStr | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {}
         if api_key is not None:
             headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
-        super().__init__(settings, headers, api_key, transport)
+        super().__init__(settings, headers, api_key)
         self._settings = settings
 
     def _body(self, request: LLMRequest, stream: bool) -> dict[str, Any]:
