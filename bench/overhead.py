@@ -39,6 +39,7 @@ from load_procs import (
     Server,
     chain_server,
     cpu_plan,
+    echo_server,
     run_client,
     scratch_dir,
     spawn,
@@ -78,38 +79,42 @@ class Bench:
 
     def fill(self, server: Server, argv: list[str], what: str) -> None:
         result, _ = self.client(server, argv)
+        spread = f" ({result['min']}-{result['max']} each)" if "min" in result else ""
         print(f"  filled {what}: {result['stored']:,} memories stored in "
-              f"{result['tenants']} tenant(s), {result['fill_s']:.1f} s", flush=True)
+              f"{result['tenants']} tenant(s){spread}, {result['fill_s']:.1f} s", flush=True)
 
-    def pair(self, server: Server, llm_port: int, label: str, rate: float,
+    def pair(self, server: Server, echo: Server, llm_port: int, label: str, rate: float,
              tenant_args: list[str]) -> None:
-        """The direct path and the service path at one rate, one after the other."""
+        """The direct path, the service path and the bare echo at one rate, one after the
+        other. The echo (load_echo.py, pinned like the server) is the floor of any gRPC
+        hop on this machine: the service cannot add less than one round trip of it."""
         a = self.args
-        timing = ["--rate", str(rate), "--warmup", str(a.warmup), "--duration", str(a.duration),
-                  "--max-tokens", str(a.max_tokens)]
+        timing = ["--rate", str(rate), "--warmup", str(a.warmup), "--duration", str(a.duration)]
+        tokens = ["--max-tokens", str(a.max_tokens)]
         direct, idle_cpu = self.client(
-            server, ["--path", "direct", "--llm-port", str(llm_port), *timing])
-        served, cpu = self.client(server, ["--path", "Generate", *timing, *tenant_args])
+            server, ["--path", "direct", "--llm-port", str(llm_port), *timing, *tokens])
+        served, cpu = self.client(server, ["--path", "Generate", *timing, *tokens, *tenant_args])
+        floor, _ = run_client(echo, self.load_cpu, ["--rpc", "echo", *timing])
         calls = served["count"] + sum(served["errors"].values())
         row = {
-            "label": label, "rate": rate, "direct": direct, "served": served,
+            "label": label, "rate": rate, "direct": direct, "served": served, "echo": floor,
             "server_cpu_frac": cpu, "idle_cpu_frac": idle_cpu,
             "cpu_us_per_call": cpu * a.duration / calls * 1e6 if calls else float("nan"),
         }
         self.rows.append(row)
         print("  " + console_line(row), flush=True)
 
-    def run(self, server: Server, llm_port: int) -> None:
+    def run(self, server: Server, echo: Server, llm_port: int) -> None:
         a = self.args
         tenants = ["--tenant", TENANTS, "--tenants", str(a.tenants)]
         self.fill(server, ["--fill-tenants", str(a.tenants), "--tenant", TENANTS],
                   f"{a.tenants} tenants")
         for rate in a.rates:
-            self.pair(server, llm_port, f"{a.tenants} tenants", rate, tenants)
+            self.pair(server, echo, llm_port, f"{a.tenants} tenants", rate, tenants)
         if a.big:
             self.fill(server, ["--fill-one", str(a.big), "--tenant", BIG_TENANT],
                       "one tenant")
-            self.pair(server, llm_port, f"1 tenant of {a.big:,}", a.big_rate,
+            self.pair(server, echo, llm_port, f"1 tenant of {a.big:,}", a.big_rate,
                       ["--tenant", BIG_TENANT])
 
 
@@ -141,6 +146,7 @@ def console_line(row: dict[str, Any]) -> str:
         f"{row['label']:<18} {row['rate']:>5.0f}/s  direct {_p(d, 'p50'):6.2f} / "
         f"{_p(d, 'p99'):6.2f} ms  service {_p(s, 'p50'):7.2f} / {_p(s, 'p99'):7.2f} ms  "
         f"added {_p(s, 'p50') - _p(d, 'p50'):+7.2f} / {_p(s, 'p99') - _p(d, 'p99'):+7.2f} ms  "
+        f"echo {_p(row['echo'], 'p50'):5.2f} / {_p(row['echo'], 'p99'):6.2f} ms  "
         f"refused {_refusals(s)}  errors {_errors(s)}"
         + (f" (direct {_errors(d)})" if d["errors"] else "")
         + f"  server CPU {row['cpu_us_per_call']:,.0f} µs/call"
@@ -150,22 +156,26 @@ def console_line(row: dict[str, Any]) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = [
         "| load | rate | direct p50 / p99 ms | through Generate p50 / p99 ms "
-        "| added p50 / p99 ms | ratio p50 | accepted calls | refused | errors "
-        "| server CPU µs/call | admit / llm / commit / total p50 ms "
+        "| added p50 / p99 ms | ratio p50 | echo p50 / p99 ms | accepted calls | refused "
+        "| errors | server CPU µs/call | admit / llm / commit / other / total p50 ms "
         "| split: HTTP client / tenant work / transport+gates ms |",
-        "|---|---:|---|---|---|---:|---:|---:|---|---:|---|---|",
+        "|---|---:|---|---|---|---:|---|---:|---:|---|---:|---|---|",
     ]
     lines = []
     for r in rows:
         d, s = r["direct"], r["served"]
-        admit, llm, commit, total = (_stage(r, n) for n in ("admit", "llm", "commit", "total"))
+        admit, llm, commit, other, total = (
+            _stage(r, n) for n in ("admit", "llm", "commit", "between", "total")
+        )
+        e = r["echo"]
         lines.append(
             f"| {r['label']} | {r['rate']:.0f}/s | {_p(d, 'p50'):.2f} / {_p(d, 'p99'):.2f} "
             f"| {_p(s, 'p50'):.2f} / {_p(s, 'p99'):.2f} "
             f"| {_p(s, 'p50') - _p(d, 'p50'):+.2f} / {_p(s, 'p99') - _p(d, 'p99'):+.2f} "
-            f"| {_p(s, 'p50') / _p(d, 'p50'):.2f} | {s['count'] - _refusals(s):,} | {_refusals(s)} "
+            f"| {_p(s, 'p50') / _p(d, 'p50'):.2f} | {_p(e, 'p50'):.2f} / {_p(e, 'p99'):.2f} "
+            f"| {s['count'] - _refusals(s):,} | {_refusals(s)} "
             f"| {_errors(s)} | {r['cpu_us_per_call']:,.0f} "
-            f"| {admit:.2f} / {llm:.2f} / {commit:.2f} / {total:.2f} "
+            f"| {admit:.2f} / {llm:.2f} / {commit:.2f} / {other:.2f} / {total:.2f} "
             f"| {llm - _p(d, 'p50'):+.2f} / {total - llm:+.2f} / {_p(s, 'p50') - total:+.2f} |"
         )
     return "\n".join(head + lines)
@@ -224,8 +234,11 @@ def run(args: argparse.Namespace) -> int:
             "llm.openai.base_url": f"http://127.0.0.1:{port}/v1",
             **dict(args.set),
         }
-        with chain_server(cpus[0], Path(tmp), settings, args.profile) as server:
-            bench.run(server, port)
+        with (
+            chain_server(cpus[0], Path(tmp), settings, args.profile) as server,
+            echo_server(cpus[0], Path(tmp)) as echo,
+        ):
+            bench.run(server, echo, port)
     elapsed = time.monotonic() - started
     table = markdown(bench.rows)
     verdicts = goals(bench.rows)

@@ -110,3 +110,34 @@ def test_short_soak_reports_rss_slope(tmp_path: Path) -> None:
     assert summary is not None, done.stdout
     assert re.search(r"\(\d+ served, 0 errors\)", done.stdout), done.stdout
     assert "<!-- load-soak: begin" in results.read_text()
+
+
+def test_overhead_quick_run_measures_both_paths(tmp_path: Path) -> None:
+    """bench/overhead.py --quick: the fake LLM, the server and the loads as processes;
+    every row has both paths, no errors, and the section lands in the given file."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("## Load (bench/load.py)\n\nkept as is\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "overhead.py"), "--quick", "--results", str(results)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = re.findall(r"^\| (3 tenants|1 tenant of 300) \| (\d+)/s \|(.*)$", done.stdout, re.M)
+    assert [(label, rate) for label, rate, _ in rows] == [
+        ("3 tenants", "10"), ("3 tenants", "50"), ("1 tenant of 300", "50")
+    ], done.stdout
+    for _, _, cells in rows:
+        fields = [f.strip() for f in cells.split("|")]
+        # direct, through Generate and echo each have a p50 / p99; nothing failed.
+        assert all(re.fullmatch(r"[\d.]+ / [\d.]+", fields[i]) for i in (0, 1, 4)), fields
+        assert fields[7] == "0", fields
+    assert re.search(r"filled 3 tenants: \d+ memories stored in 3 tenant\(s\) \((\d+)-\d+ each\)",
+                     done.stdout), done.stdout
+    text = results.read_text()
+    assert text.startswith("## Load (bench/load.py)\n\nkept as is\n")
+    assert "## Overhead over the LLM (bench/overhead.py)" in text
+    assert "| 3 tenants | 10/s |" in text
