@@ -100,6 +100,10 @@ class Bench:
             "label": label, "rate": rate, "direct": direct, "served": served, "echo": floor,
             "server_cpu_frac": cpu, "idle_cpu_frac": idle_cpu,
             "cpu_us_per_call": cpu * a.duration / calls * 1e6 if calls else float("nan"),
+            # Less what the server burns idle (measured during the direct cell: no calls).
+            "net_cpu_us_per_call": (
+                (cpu - idle_cpu) * a.duration / calls * 1e6 if calls else float("nan")
+            ),
         }
         self.rows.append(row)
         print("  " + console_line(row), flush=True)
@@ -149,7 +153,12 @@ def console_line(row: dict[str, Any]) -> str:
         f"echo {_p(row['echo'], 'p50'):5.2f} / {_p(row['echo'], 'p99'):6.2f} ms  "
         f"refused {_refusals(s)}  errors {_errors(s)}"
         + (f" (direct {_errors(d)})" if d["errors"] else "")
-        + f"  server CPU {row['cpu_us_per_call']:,.0f} µs/call"
+        + f"  server CPU {row['cpu_us_per_call']:,.0f} µs/call "
+        + f"({row['net_cpu_us_per_call']:,.0f} over idle {row['idle_cpu_frac']:.1%})  stages p99 "
+        + " / ".join(
+            f"{n} {s['stages'].get(n, {}).get('p99_ms', float('nan')):.1f}"
+            for n in ("admit", "llm", "commit", "between", "total")
+        )
     )
 
 
@@ -157,7 +166,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     head = [
         "| load | rate | direct p50 / p99 ms | through Generate p50 / p99 ms "
         "| added p50 / p99 ms | ratio p50 | echo p50 / p99 ms | accepted calls | refused "
-        "| errors | server CPU µs/call | admit / llm / commit / other / total p50 ms "
+        "| errors | server CPU µs/call (over idle) | admit / llm / commit / other / total p50 ms "
         "| split: HTTP client / tenant work / transport+gates ms |",
         "|---|---:|---|---|---|---:|---|---:|---:|---|---:|---|---|",
     ]
@@ -174,7 +183,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {_p(s, 'p50') - _p(d, 'p50'):+.2f} / {_p(s, 'p99') - _p(d, 'p99'):+.2f} "
             f"| {_p(s, 'p50') / _p(d, 'p50'):.2f} | {_p(e, 'p50'):.2f} / {_p(e, 'p99'):.2f} "
             f"| {s['count'] - _refusals(s):,} | {_refusals(s)} "
-            f"| {_errors(s)} | {r['cpu_us_per_call']:,.0f} "
+            f"| {_errors(s)} | {r['cpu_us_per_call']:,.0f} ({r['net_cpu_us_per_call']:,.0f}) "
             f"| {admit:.2f} / {llm:.2f} / {commit:.2f} / {other:.2f} / {total:.2f} "
             f"| {llm - _p(d, 'p50'):+.2f} / {total - llm:+.2f} / {_p(s, 'p50') - total:+.2f} |"
         )
