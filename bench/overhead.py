@@ -53,6 +53,8 @@ MARK = "overhead-table"
 CLIENT = "overhead_client.py"
 TENANTS = "ovh"
 BIG_TENANT = "ovh-big"
+# A direct p99 above this multiple of its p50 makes a p99 difference meaningless.
+NOISY = 1.5
 
 
 @contextmanager
@@ -200,10 +202,18 @@ def goals(rows: list[dict[str, Any]]) -> list[str]:
 
     checks = [(10, "p50", 1.5), (100, "p50", 2.0), (100, "p99", 6.0), (300, "p99", 15.0)]
     for rate, q, limit in checks:
-        if rate in by_rate:
-            value = added(by_rate[rate], q)
-            verdict = "met" if value <= limit else "NOT met"
-            out.append(f"added {q} at {rate}/s: {value:+.2f} ms (goal <= {limit} ms): {verdict}")
+        if rate not in by_rate:
+            continue
+        r = by_rate[rate]
+        value = added(r, q)
+        verdict = "met" if value <= limit else "NOT met"
+        direct_p50, direct_p99 = _p(r["direct"], "p50"), _p(r["direct"], "p99")
+        if q == "p99" and direct_p99 > NOISY * direct_p50:
+            # The direct path has no server in it: a p99 far above its p50 is the
+            # machine's noise (other processes on the CPUs), not something to subtract.
+            verdict = (f"not judged: the direct path's own p99 is {direct_p99:.1f} ms "
+                       f"against its p50 {direct_p50:.1f} ms (machine noise)")
+        out.append(f"added {q} at {rate}/s: {value:+.2f} ms (goal <= {limit} ms): {verdict}")
     if 300 in by_rate:
         s = by_rate[300]["served"]
         shed = s["errors"].get("UNAVAILABLE", 0) + s["errors"].get("RESOURCE_EXHAUSTED", 0)
