@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates every checked-in file derived from proto/mlsdm/v1/*.proto:
 # Python (client/src/mlsdm/v1), the descriptor set shipped in the wheel
-# (client/src/mlsdm/v1/mlsdm.binpb), Go (client/go/mlsdm/v1) and TypeScript
+# (client/src/mlsdm/v1/mlsdm.binpb), Connect apps and clients for Python
+# (client/src/mlsdm/v1/*_connect.py), Go (client/go/mlsdm/v1) and TypeScript
 # (client/node/src/gen). Java stubs are generated at build time by Maven.
 # Needs the dev install (`pip install -e '.[dev]'`) on PATH, Go and npm. The Go
 # and Node plugins are installed at pinned versions when missing (from the Go
@@ -29,7 +30,8 @@ if [[ ! -x client/node/node_modules/.bin/protoc-gen-es ]]; then
   (cd client/node && npm ci --no-audit --no-fund)
 fi
 
-rm -f client/src/mlsdm/v1/*_pb2*.py client/src/mlsdm/v1/*_pb2*.pyi client/src/mlsdm/v1/mlsdm.binpb
+rm -f client/src/mlsdm/v1/*_pb2*.py client/src/mlsdm/v1/*_pb2*.pyi client/src/mlsdm/v1/*_connect.py
+rm -f client/src/mlsdm/v1/mlsdm.binpb
 rm -rf client/go/mlsdm/v1 client/node/src/gen
 buf generate
 # The contract as one FileDescriptorSet, comments (source info) and imports

@@ -35,7 +35,7 @@ def test_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     # Rate limits are off unless a test turns them on: the default 5 req/s would
     # otherwise throttle tests that are about something else.
     base: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": 0, "uvloop": False},
+        "server": {"host": "127.0.0.1", "port": 0, "uvloop": False, "http": {"port": 0}},
         "observability": {"metrics": {"port": 0}},
         "rate_limit": {"enabled": False},
         # In-process test servers keep tenants in memory unless a test asks for
@@ -59,6 +59,12 @@ class ServerThread:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP port's base URL (Connect, gRPC-Web, /ui/, /openapi.json)."""
+        assert self.server is not None and self.server.http is not None
+        return f"http://127.0.0.1:{self.server.http_port}"
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = STARTUP_LIMIT_S) -> T:
         """Runs a coroutine on the server's loop and waits for its result."""
@@ -146,6 +152,8 @@ def server_process(
             f"server.port_file={port_file}",
             "--set",
             "observability.metrics.port=0",
+            "--set",
+            "server.http.port=0",
             "--set",
             "rate_limit.enabled=false",
         ]

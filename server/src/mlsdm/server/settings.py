@@ -40,6 +40,17 @@ CONFIG_ENV = "MLSDM_CONFIG"
 MiB = 1024 * 1024
 
 
+class HttpSettings(SettingsModel):
+    """The second listener: Connect (JSON and binary) and gRPC-Web over HTTP/1.1
+    and HTTP/2, the memory inspector (/ui/) and /openapi.json, on server.host."""
+
+    enabled: bool = True
+    # 0 picks a free port (tests); the bound port is logged.
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Origins a browser page may call from (CORS); none by default, "*" for any.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+
+
 class ServerSettings(SettingsModel):
     """The listener, HTTP/2 transport options and shutdown."""
 
@@ -69,6 +80,7 @@ class ServerSettings(SettingsModel):
     # across pods; in-flight calls get max_connection_age_grace_s to finish.
     max_connection_age_s: float = Field(default=300.0, gt=0.0)
     max_connection_age_grace_s: float = Field(default=60.0, ge=0.0)
+    http: HttpSettings = HttpSettings()
 
     @property
     def is_loopback(self) -> bool:

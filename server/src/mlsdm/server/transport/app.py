@@ -44,6 +44,8 @@ from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
 from mlsdm.server.transport.health import HealthState
+from mlsdm.server.transport.http.listener import HttpListener
+from mlsdm.server.transport.http.server import Served, build_http
 from mlsdm.server.transport.interceptors.admission import AdmissionGate
 from mlsdm.server.transport.interceptors.auth import AuthGate
 from mlsdm.server.transport.interceptors.base import Gate
@@ -56,8 +58,10 @@ from mlsdm.server.transport.servicer import CognitiveServicer
 from mlsdm.server.transport.telemetry import RpcTelemetry
 from mlsdm.server.transport.tls import server_credentials
 from mlsdm.v1 import (
+    admin_service_connect,
     admin_service_pb2,
     admin_service_pb2_grpc,
+    cognitive_service_connect,
     cognitive_service_pb2,
     cognitive_service_pb2_grpc,
     memory_service_pb2,
@@ -151,16 +155,38 @@ class MlsdmServer:
         self.server = grpc.aio.server(
             interceptors=self._interceptors(), options=channel_options(settings)
         )
-        cognitive_service_pb2_grpc.add_CognitiveServiceServicer_to_server(
-            CognitiveServicer(self.tenants, generator), self.server
-        )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.tenants), self.server
-        )
+        cognitive = CognitiveServicer(self.tenants, generator)
+        admin = AdminServicer(self.tenants)
         self.memories = MemoryService(self.tenants, self.judge)
-        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(
-            MemoryServicer(self.memories), self.server
-        )
+        memory = MemoryServicer(self.memories)
+        cognitive_service_pb2_grpc.add_CognitiveServiceServicer_to_server(cognitive, self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)
+        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)
+        # The HTTP port (Connect, gRPC-Web) serves the same servicers through
+        # the same checks and gate instances.
+        served: list[Served] = [
+            (
+                cognitive,
+                cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"],
+                cognitive_service_connect.CognitiveServiceASGIApplication,
+            ),
+            (
+                admin,
+                admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+                admin_service_connect.AdminServiceASGIApplication,
+            ),
+        ]
+        self.http: HttpListener | None = None
+        if settings.server.http.enabled:
+            self.http = build_http(
+                settings,
+                served,
+                self.health.servicer,
+                self.lifecycle,
+                self.telemetry,
+                self.call_context.checks,
+                self.gates,
+            )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         if settings.server.reflection:
             index = contract_reflection(
@@ -174,6 +200,7 @@ class MlsdmServer:
             self.server.add_generic_rpc_handlers(index.handlers())
         self.port = 0
         self.metrics_port = 0
+        self.http_port = 0
         self._monitor: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -194,6 +221,9 @@ class MlsdmServer:
             gates.append(RateLimitGate(self.settings.rate_limit))
         if self.settings.admission.enabled:
             gates.append(AdmissionGate(self.admission))
+        # Kept for the HTTP port, which runs these very instances.
+        self.telemetry = telemetry
+        self.gates = gates
         self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
         return [self.call_context]
 
@@ -203,15 +233,22 @@ class MlsdmServer:
         try:
             await self.tenants.start()
         except StoreOpenError as exc:
+            self._close_http()
             raise SettingsError(f"tenants.store={self.settings.tenants.store}: {exc}") from None
+        except BaseException:
+            self._close_http()
+            raise
         self._log_store()
         self.tenants.on_storage_change(self.health.storage_changed)
         try:
             # A JWKS URL's keys are fetched before the first call can need them.
             await self.authenticator.start()
             await self.server.start()
+            if self.http is not None:
+                await self.http.start()
         except BaseException:
             # The tenants' store and tickers are already running.
+            self._close_http()
             await self.authenticator.close()
             await self.tenants.close()
             raise
@@ -235,7 +272,7 @@ class MlsdmServer:
             partial = s.port_file.with_name(s.port_file.name + ".tmp")
             partial.write_text(f"{self.port}\n", encoding="utf-8")
             os.replace(partial, s.port_file)
-        log.info("serving", extra={"port": self.port, "host": s.host})
+        log.info("serving", extra={"port": self.port, "host": s.host, "http_port": self.http_port})
         if self.authenticator.open:
             log.warning(
                 "no credential source configured: every caller is anonymous with every role "
@@ -251,6 +288,9 @@ class MlsdmServer:
         probe(s.host, s.port, "server.port", GRPC_PORT_HINT)
         if m.enabled:
             probe(m.host, m.port, "observability.metrics.port", METRICS_PORT_HINT)
+        if self.http is not None:
+            # Bound (not only probed) here: its port is known before anything starts.
+            self.http_port = self.http.bind()
         address = f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"
         credentials = server_credentials(self.settings.auth.tls)
         try:
@@ -261,7 +301,13 @@ class MlsdmServer:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
+            if self.http is not None:
+                self.http.close()
             raise listen_error(s.host, s.port, "server.port", GRPC_PORT_HINT, "bind failed")
+
+    def _close_http(self) -> None:
+        if self.http is not None:
+            self.http.close()
 
     def _breaker_state(self) -> tuple[str, str] | None:
         breaker = find_breaker(self.backend)
@@ -316,7 +362,10 @@ class MlsdmServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
         # Whatever still runs now (health watchers, calls past the grace) is cancelled.
-        await self.server.stop(max(0.0, min(0.5, deadline - loop.time())))
+        last = max(0.0, min(0.5, deadline - loop.time()))
+        if self.http is not None:
+            await self.http.stop(last)
+        await self.server.stop(last)
         await self.backend.aclose()
         await self.authenticator.close()
         # Snapshots the resident tenants, releases their leases, closes the store.

@@ -1,0 +1,8 @@
+"""tests/http reuses the policy tests' key and token helpers (policy_kit)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy"))
