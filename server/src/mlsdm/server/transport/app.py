@@ -45,7 +45,7 @@ from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
 from mlsdm.server.transport.health import HealthState
 from mlsdm.server.transport.http.listener import HttpListener
-from mlsdm.server.transport.http.server import Served, build_http
+from mlsdm.server.transport.http.server import Served, build_http, contract_services
 from mlsdm.server.transport.interceptors.admission import AdmissionGate
 from mlsdm.server.transport.interceptors.auth import AuthGate
 from mlsdm.server.transport.interceptors.base import Gate
@@ -58,10 +58,8 @@ from mlsdm.server.transport.servicer import CognitiveServicer
 from mlsdm.server.transport.telemetry import RpcTelemetry
 from mlsdm.server.transport.tls import server_credentials
 from mlsdm.v1 import (
-    admin_service_connect,
     admin_service_pb2,
     admin_service_pb2_grpc,
-    cognitive_service_connect,
     cognitive_service_pb2,
     cognitive_service_pb2_grpc,
     memory_service_pb2,
@@ -162,31 +160,7 @@ class MlsdmServer:
         cognitive_service_pb2_grpc.add_CognitiveServiceServicer_to_server(cognitive, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)
         memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)
-        # The HTTP port (Connect, gRPC-Web) serves the same servicers through
-        # the same checks and gate instances.
-        served: list[Served] = [
-            (
-                cognitive,
-                cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"],
-                cognitive_service_connect.CognitiveServiceASGIApplication,
-            ),
-            (
-                admin,
-                admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
-                admin_service_connect.AdminServiceASGIApplication,
-            ),
-        ]
-        self.http: HttpListener | None = None
-        if settings.server.http.enabled:
-            self.http = build_http(
-                settings,
-                served,
-                self.health.servicer,
-                self.lifecycle,
-                self.telemetry,
-                self.call_context.checks,
-                self.gates,
-            )
+        self.http = self._http_listener(contract_services(cognitive, admin, memory))
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         if settings.server.reflection:
             index = contract_reflection(
@@ -226,6 +200,21 @@ class MlsdmServer:
         self.gates = gates
         self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
         return [self.call_context]
+
+    def _http_listener(self, served: list[Served]) -> HttpListener | None:
+        """The HTTP port (Connect, gRPC-Web): the same servicers through the
+        same checks and gate instances; None when server.http.enabled is false."""
+        if not self.settings.server.http.enabled:
+            return None
+        return build_http(
+            self.settings,
+            served,
+            self.health.servicer,
+            self.lifecycle,
+            self.telemetry,
+            self.call_context.checks,
+            self.gates,
+        )
 
     async def start(self) -> int:
         s = self.settings.server

@@ -20,9 +20,38 @@ from mlsdm.server.transport.http.services import bridged
 from mlsdm.server.transport.interceptors.base import Gate
 from mlsdm.server.transport.interceptors.call_context import CallCheck
 from mlsdm.server.transport.telemetry import RpcTelemetry
+from mlsdm.v1 import (
+    admin_service_connect,
+    admin_service_pb2,
+    cognitive_service_connect,
+    cognitive_service_pb2,
+    memory_service_connect,
+    memory_service_pb2,
+)
 
 # (the servicer, its service's descriptor, its generated Connect application class)
 Served = tuple[Any, ServiceDescriptor, type[Any]]
+
+
+def contract_services(cognitive: Any, admin: Any, memory: Any) -> list[Served]:
+    """The services the HTTP port serves, each with its servicer."""
+    return [
+        (
+            cognitive,
+            cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"],
+            cognitive_service_connect.CognitiveServiceASGIApplication,
+        ),
+        (
+            admin,
+            admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+            admin_service_connect.AdminServiceASGIApplication,
+        ),
+        (
+            memory,
+            memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
+            memory_service_connect.MemoryServiceASGIApplication,
+        ),
+    ]
 
 
 def build_http(
