@@ -5,8 +5,8 @@ A fenced block right after `<!-- runnable -->` must succeed; after
 blocks run against it, and it is stopped when the next server block starts or
 at the end); after `<!-- runnable: file NAME -->` its text is saved as NAME.
 The first block (the quick start) creates and activates `.venv` in the copy;
-later blocks run as in that activated shell. The README's ports (50051, 50052
-and the metrics port 9464) are swapped for free ones, the only change made.
+later blocks run as in that activated shell. The README's ports (50051, 50052,
+the metrics port 9464 and the HTTP port 8080) are swapped for free ones, the only change made.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MARK = re.compile(
     r"^<!-- runnable(?::\s*(server|file\s+\S+))?\s*-->\n```(\w*)\n(.*?)^```", re.M | re.S
 )
-README_PORTS = ("50051", "50052", "9464")
+README_PORTS = ("50051", "50052", "9464", "8080")
 INSTALL_LIMIT_S = 900.0  # the quick start's `pip install .` on a loaded machine
 BLOCK_LIMIT_S = 180.0
 
@@ -91,6 +91,7 @@ class Shell:
         env["PATH"] = os.pathsep.join(path)
         env["MLSDM_SERVER__PORT"] = self.ports["50051"]
         env["MLSDM_OBSERVABILITY__METRICS__PORT"] = self.ports["9464"]
+        env["MLSDM_SERVER__HTTP__PORT"] = self.ports["8080"]
         return env
 
     def command(self, block: Block) -> list[str]:
