@@ -246,3 +246,22 @@ def test_a_taken_http_port_is_one_line() -> None:
     message = str(refused.value)
     assert f"127.0.0.1:{taken}" in message and "server.http.port" in message
     assert "\n" not in message
+
+
+def test_openapi_describes_every_rpc(secured: ServerThread) -> None:
+    from mlsdm.v1 import admin_service_pb2, memory_service_pb2
+
+    response = httpx.get(secured.http_url + "/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    spec = response.json()
+    assert spec["openapi"].startswith("3.1")
+    files = (pb.DESCRIPTOR, admin_service_pb2.DESCRIPTOR, memory_service_pb2.DESCRIPTOR)
+    rpcs = {
+        f"/{service.full_name}/{method.name}"
+        for file in files
+        for service in file.services_by_name.values()
+        for method in service.methods
+    }
+    assert set(spec["paths"]) == rpcs
+    assert "post" in spec["paths"][GENERATE]
