@@ -8,7 +8,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -q
 # lint-imports reads the real src/ trees, not the editable install's import hook.
 SRC_PATH := engine/src:client/src:server/src
 
-.PHONY: all lint types unit e2e ci
+.PHONY: all lint types unit e2e ci dist
 
 all: lint types unit e2e
 
@@ -29,3 +29,16 @@ e2e:
 
 ci:
 	bash .ci/run
+
+# Release artifacts into dist/: the wheel and sdist of every Python distribution
+# (mlsdm-grpc at the root, mlsdm-engine, mlsdm-client, mlsdm-server) and the npm
+# tarball of client/node (@mlsdm/grpc-client). No network for the Python builds
+# (--no-isolation: setuptools and wheel come from the dev venv).
+DIST ?= dist
+dist:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	for part in . engine client server; do \
+	  $(BIN)/python -m build --no-isolation --outdir $(DIST) $$part || exit 1; \
+	done
+	cd client/node && npm ci --no-audit --no-fund --loglevel=error && npm pack --pack-destination $(abspath $(DIST))
+	ls -l $(DIST)
