@@ -70,14 +70,19 @@ VOLUME ["/var/lib/mlsdm", "/tmp"]
 WORKDIR /var/lib/mlsdm
 USER 10001:10001
 
-EXPOSE 50051 9464
+# gRPC, HTTP (Connect, gRPC-Web, /ui/, /openapi.json), metrics.
+EXPOSE 50051 8080 9464
 
 # Exec form: the server is PID 1 and receives SIGTERM itself; it installs its
 # own handler (drain, then exit within server.grace_period_s) and starts no
 # children, so no init shim is needed for signal forwarding or reaping.
 STOPSIGNAL SIGTERM
+# --image-defaults: listen on 0.0.0.0 (both ports) unless configured otherwise,
+# and with no credential source configured, generate one admin key at the
+# first start in the data volume and print it once (never open). Defaults
+# only: a ConfigMap (MLSDM_CONFIG), MLSDM_* and --set still win.
 ENTRYPOINT ["mlsdm-grpc"]
-CMD ["serve"]
+CMD ["serve", "--image-defaults"]
 
 # No HEALTHCHECK: Kubernetes ignores it (the kubelet runs the native gRPC
 # probes from the Deployment), and the slim image has no gRPC probe binary

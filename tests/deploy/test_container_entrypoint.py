@@ -178,9 +178,7 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
 
     key_id, key = new_key()
     keys_file = config.parent.parent / "keys" / "api-keys"
-    entry = KeyEntry(
-        key_id, hash_key(key), "deploy-test", frozenset({"read"}), None, ("deploy",)
-    )
+    entry = KeyEntry(key_id, hash_key(key), "deploy-test", frozenset({"read"}), None, ("deploy",))
     keys_file.write_text(entry.to_json() + "\n", encoding="utf-8")
 
     argv = steps.exec_form(runtime.last("ENTRYPOINT").args)
@@ -211,6 +209,7 @@ def test_entrypoint_serves_healthy_as_image_user_on_read_only_root(
         "MLSDM_SERVER__HOST": "127.0.0.1",
         "MLSDM_SERVER__PORT": "0",
         "MLSDM_SERVER__PORT_FILE": str(port_file),
+        "MLSDM_SERVER__HTTP__PORT": "0",
         "MLSDM_OBSERVABILITY__METRICS__HOST": "127.0.0.1",
         "MLSDM_OBSERVABILITY__METRICS__PORT": str(metrics_port),
         "MLSDM_AUTH__API_KEYS_FILE": str(keys_file),

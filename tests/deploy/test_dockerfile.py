@@ -41,7 +41,7 @@ def test_signals_reach_the_server(dockerfile: dict[str, Any], steps: ModuleType)
     # Exec form only (parsing refuses shell form), and no shell or wrapper as PID 1.
     entrypoint = steps.exec_form(runtime.last("ENTRYPOINT").args)
     assert entrypoint == ["mlsdm-grpc"]
-    assert steps.exec_form(runtime.last("CMD").args) == ["serve"]
+    assert steps.exec_form(runtime.last("CMD").args) == ["serve", "--image-defaults"]
     # Kubernetes ignores HEALTHCHECK; the kubelet's gRPC probes do that job.
     assert not runtime.all("HEALTHCHECK")
 
@@ -82,3 +82,8 @@ def test_build_stage_copies_what_the_root_build_reads(dockerfile: dict[str, Any]
     roots = project["tool"]["setuptools"]["packages"]["find"]["where"]
     needed |= {PurePosixPath(r).parts[0] for r in roots}
     assert needed <= copied
+
+
+def test_exposes_the_grpc_http_and_metrics_ports(dockerfile: dict[str, Any]) -> None:
+    ports = dockerfile["runtime"].last("EXPOSE").args.split()
+    assert ports == ["50051", "8080", "9464"]

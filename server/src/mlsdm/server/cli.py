@@ -44,6 +44,10 @@ def _load(args: argparse.Namespace) -> Settings:
         server["host"] = args.host
     if args.port is not None:
         server["port"] = args.port
+    if getattr(args, "image_defaults", False):
+        from mlsdm.server.image import load_image_settings
+
+        return load_image_settings(args.config, overrides)
     return load_settings(args.config, overrides=overrides)
 
 
@@ -190,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC server until SIGTERM/SIGINT")
     _settings_args(serve)
+    serve.add_argument(
+        "--image-defaults",
+        action="store_true",
+        help="the container image's defaults: listen on 0.0.0.0; with no credential source, "
+        "generate an admin key at first start in tenants.data_dir and print it once",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     check = sub.add_parser("check", help="validate the configuration and print the effective one")

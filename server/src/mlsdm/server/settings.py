@@ -272,12 +272,15 @@ def load_settings(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Builds the settings from every source, or raises SettingsError with one line."""
+    """Builds the settings from every source, or raises SettingsError with one line.
+    `defaults` replace built-in defaults, under every source (the image's, image.py)."""
     env = os.environ if env is None else env
     if config_file is None and env.get(CONFIG_ENV):
         config_file = Path(env[CONFIG_ENV])
     data: dict[str, Any] = _read_file(config_file) if config_file else {}
+    data = merge_settings_data(dict(defaults or {}), data)
     data = merge_settings_data(data, _from_env(env))
     data = merge_settings_data(data, overrides or {})
     try:
