@@ -196,14 +196,12 @@ class MlsdmServer:
         if self.settings.admission.enabled:
             gates.append(AdmissionGate(self.admission))
         # Kept for the HTTP port, which runs these very instances.
-        self.telemetry = telemetry
-        self.gates = gates
+        self.telemetry, self.gates = telemetry, gates
         self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
         return [self.call_context]
 
     def _http_listener(self, served: list[Served]) -> HttpListener | None:
-        """The HTTP port (Connect, gRPC-Web): the same servicers through the
-        same checks and gate instances; None when server.http.enabled is false."""
+        """The HTTP port (Connect, gRPC-Web) over the same checks and gates, or None."""
         if not self.settings.server.http.enabled:
             return None
         return build_http(
