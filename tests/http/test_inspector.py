@@ -112,6 +112,8 @@ def test_inspector_in_chromium(served: tuple[ServerThread, str], tmp_path: Path)
     assert not any(FORGET in text for text in seen["afterForget"])
     assert len(seen["afterForget"]) == len(MEMORIES) - 1
     assert seen["errorReason"] == "TENANT_FORBIDDEN"
+    # Nothing of alice's stays on screen under bob's name.
+    assert (seen["phaseAfterError"], seen["rowsAfterError"]) == ("-", 0)
     assert "PermissionDenied" in seen["error"] or "PERMISSION" in seen["error"].upper()
     for name in ("inspector.png", "inspector-forbidden.png"):
         assert (tmp_path / name).stat().st_size > 10_000

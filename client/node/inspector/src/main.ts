@@ -135,6 +135,8 @@ async function forget(m: Memory): Promise<void> {
   if (!window.confirm(`Forget this memory of ${session.tenant}?\n\n${m.text}`)) return;
   await guarded(async () => {
     await memory.forgetMemory({ id: m.id });
+    // Earlier recall results may hold the forgotten memory.
+    el<HTMLTableElement>("recall-results").tBodies[0].replaceChildren();
     await Promise.all([listMemories(false), loadState()]);
   });
 }
@@ -157,9 +159,22 @@ function onSubmit(id: string, work: () => Promise<void>): void {
   });
 }
 
+function clearPanels(): void {
+  for (const id of ["state-phase", "state-threshold", "state-step", "state-store"]) {
+    el(id).textContent = "-";
+  }
+  el("state-tenant").textContent = "";
+  el("memories-total").textContent = "";
+  el<HTMLTableElement>("memories").tBodies[0].replaceChildren();
+  el<HTMLTableElement>("recall-results").tBodies[0].replaceChildren();
+  el("more").hidden = true;
+}
+
 onSubmit("login", async () => {
   session.key = el<HTMLInputElement>("key").value;
   session.tenant = value("tenant") || "default";
+  // Nothing of the previous tenant stays on screen, whatever this one answers.
+  clearPanels();
   await loadState();
   await listMemories(false);
 });

@@ -89,6 +89,8 @@ try {
   await page.waitForSelector("#error:not([hidden])");
   seen.error = await page.textContent("#error");
   seen.errorReason = await page.getAttribute("#error", "data-reason");
+  seen.phaseAfterError = await page.textContent("#state-phase");
+  seen.rowsAfterError = await page.$$eval("#memories tbody tr", (rows) => rows.length);
   await page.screenshot({ path: join(out, "inspector-forbidden.png"), fullPage: true });
   seen.pageErrors = pageErrors;
   console.log(JSON.stringify(seen));
