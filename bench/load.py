@@ -28,6 +28,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from load_http_pair import http_pair
 from load_procs import (
     Server,
     access_log_lines,
@@ -346,6 +347,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CI smoke: concurrency 2, 0.1 s warm-up, 0.3 s cells (a 5 s soak with --soak); "
         "writes only to a temporary directory, never into bench/",
     )
+    parser.add_argument(
+        "--http-pair",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: N paired gRPC runs with server.http.enabled off and on (load_http_pair.py)",
+    )
+    parser.add_argument("--http-pair-rpc", default="GetState")
+    parser.add_argument("--http-pair-concurrency", type=int, default=16)
     parser.add_argument("--soak", action="store_true", help="soak instead (see load_soak.py)")
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument(
@@ -394,6 +404,8 @@ def _outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.http_pair:
+        return http_pair(args)
     if args.soak:
         return soak(args)
     return run(args)

@@ -153,6 +153,8 @@ def chain_settings(workdir: Path, extra: dict[str, Any] | None = None) -> dict[s
         "llm.stub_latency_s": 0,
         "observability.metrics.enabled": "true",
         "observability.metrics.port": 0,
+        # The HTTP port on a free port (never 8080: runs may overlap).
+        "server.http.port": 0,
         "observability.logging.access_log": "true",
         "tenants.max_resident": 128,
     }

@@ -18,9 +18,10 @@ from typing import Any
 
 import grpc
 import httpx
-from google.protobuf import json_format, symbol_database
+from google.protobuf import any_pb2, json_format, symbol_database
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 Metadata = Sequence[tuple[str, str]]
@@ -53,7 +54,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _from_details(
-    code: str, message: str, raw: list[tuple[str, bytes]], http: int | None
+    code: str, message: str, raw: list[tuple[str, bytes]], http: int | None, strict: bool = True
 ) -> Failed:
     details: list[Message] = []
     infos = []
@@ -63,18 +64,19 @@ def _from_details(
         details.append(msg)
         if isinstance(msg, error_details_pb2.ErrorInfo):
             infos.append(msg)
+    if not strict and len(infos) != 1:
+        return Failed(code, "", {}, message, details, http)
     assert len(infos) == 1, f"exactly one ErrorInfo in {code} {message!r}: {infos}"
     assert infos[0].domain == "mlsdm.io"
     return Failed(code, infos[0].reason, dict(infos[0].metadata), message, details, http)
 
 
-def connect_failure(response: httpx.Response) -> Failed:
+def connect_failure(response: httpx.Response, strict: bool = True) -> Failed:
     """The Connect error a unary call's non-200 JSON body carries."""
     body = response.json()
     raw = [(d["type"], _unb64(d["value"])) for d in body.get("details", [])]
-    return _from_details(
-        GRPC_NAMES[body["code"]], body.get("message", ""), raw, response.status_code
-    )
+    code, message = GRPC_NAMES[body["code"]], body.get("message", "")
+    return _from_details(code, message, raw, response.status_code, strict)
 
 
 def connect_call(
@@ -85,6 +87,8 @@ def connect_call(
     metadata: Metadata = (),
     binary: bool = False,
     client: httpx.Client | None = None,
+    strict: bool = True,
+    timeout: float = 30.0,
 ) -> Any:
     """One unary Connect call: POST /<service>/<method>; the reply, or raises Failed."""
     headers = {"connect-protocol-version": "1", **dict(metadata)}
@@ -96,11 +100,11 @@ def connect_call(
         body = json_format.MessageToJson(request).encode()
     url = base_url + method
     if client is None:
-        response = httpx.post(url, content=body, headers=list(_pairs(headers, metadata)))
+        response = httpx.post(url, content=body, headers=_pairs(headers, metadata), timeout=timeout)
     else:
-        response = client.post(url, content=body, headers=list(_pairs(headers, metadata)))
+        response = client.post(url, content=body, headers=_pairs(headers, metadata))
     if response.status_code != 200:
-        raise connect_failure(response)
+        raise connect_failure(response, strict)
     if binary:
         return reply.FromString(response.content)
     return json_format.Parse(response.content, reply())
@@ -113,15 +117,22 @@ def _pairs(headers: dict[str, str], metadata: Metadata) -> list[tuple[str, str]]
 
 
 def connect_stream(
-    base_url: str, method: str, request: Message, reply: type[Message], metadata: Metadata = ()
+    base_url: str,
+    method: str,
+    request: Message,
+    reply: type[Message],
+    metadata: Metadata = (),
+    strict: bool = True,
 ) -> list[Any]:
     """A server-streaming Connect call (JSON envelopes); the replies, or raises Failed."""
     payload = json_format.MessageToJson(request).encode()
     body = struct.pack(">BI", 0, len(payload)) + payload
     headers = {"content-type": "application/connect+json", "connect-protocol-version": "1"}
-    response = httpx.post(base_url + method, content=body, headers=_pairs(headers, metadata))
+    response = httpx.post(
+        base_url + method, content=body, headers=_pairs(headers, metadata), timeout=30.0
+    )
     if response.status_code != 200:
-        raise connect_failure(response)
+        raise connect_failure(response, strict)
     data, out = response.content, []
     while data:
         flags, size = struct.unpack(">BI", data[:5])
@@ -131,7 +142,8 @@ def connect_stream(
             error = end.get("error")
             if error:
                 raw = [(d["type"], _unb64(d["value"])) for d in error.get("details", [])]
-                raise _from_details(GRPC_NAMES[error["code"]], error.get("message", ""), raw, 200)
+                code, message = GRPC_NAMES[error["code"]], error.get("message", "")
+                raise _from_details(code, message, raw, 200, strict)
             break
         out.append(json_format.Parse(chunk, reply()))
     return out
@@ -182,3 +194,72 @@ class Transport:
             return list(fn(request, metadata=tuple(md)))
         except grpc.RpcError as exc:
             raise grpc_failure(exc) from None
+
+
+class ConnectRpcError(grpc.RpcError, grpc.Call):
+    """A Connect error dressed as the grpc.RpcError a gRPC stub raises: its
+    code, message and google.rpc.Status trailer (grpc-status-details-bin), so
+    rpc_status.from_call and the existing assertions read it unchanged."""
+
+    def __init__(self, failed: Failed) -> None:
+        super().__init__(failed.message)
+        self.failed = failed
+        self._code = grpc.StatusCode[failed.code]
+        packed = []
+        for detail in failed.details:
+            holder = any_pb2.Any()
+            holder.Pack(detail)
+            packed.append(holder)
+        status = status_pb2.Status(code=self._code.value[0], message=failed.message, details=packed)
+        self._trailers = (("grpc-status-details-bin", status.SerializeToString()),)
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self.failed.message
+
+    def trailing_metadata(self) -> Any:
+        return self._trailers
+
+    def initial_metadata(self) -> Any:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Any) -> bool:
+        return False
+
+
+class ConnectStub:
+    """A gRPC stub's shape (stub.Method(request, metadata=..., timeout=...))
+    over the Connect protocol (JSON), for tests written against stubs."""
+
+    def __init__(self, base_url: str, service: ServiceDescriptor) -> None:
+        self._base = base_url
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        method = self._service.methods_by_name[name]
+        path = f"/{self._service.full_name}/{name}"
+        reply = _DB.GetSymbol(method.output_type.full_name)
+
+        def call(request: Message, metadata: Metadata = (), timeout: float | None = None) -> Any:
+            try:
+                if method.server_streaming:
+                    return connect_stream(self._base, path, request, reply, metadata, False)
+                return connect_call(
+                    self._base, path, request, reply, metadata, strict=False,
+                    timeout=timeout or 30.0,
+                )  # fmt: skip
+            except Failed as failed:
+                raise ConnectRpcError(failed) from None
+
+        return call

@@ -45,6 +45,10 @@ def secured(keys: KeysFile) -> Iterator[ServerThread]:
         yield running
 
 
+def alice_md() -> tuple[tuple[str, str], ...]:
+    return (*bearer(KEYS["alice"]), ("x-mlsdm-tenant", "alice"))
+
+
 def alice(keys: KeysFile) -> tuple[tuple[str, str], ...]:
     return (*bearer(KEYS["alice"]), ("x-mlsdm-tenant", "alice"))
 
@@ -265,3 +269,23 @@ def test_openapi_describes_every_rpc(secured: ServerThread) -> None:
     }
     assert set(spec["paths"]) == rpcs
     assert "post" in spec["paths"][GENERATE]
+
+
+def test_json_remember_and_recall(secured: ServerThread) -> None:
+    """The README's curl calls, as JSON bodies written by hand."""
+    headers = {**dict(alice_md()), "content-type": "application/json"}
+    stored = httpx.post(
+        secured.http_url + "/mlsdm.v1.MemoryService/Remember",
+        headers=headers,
+        content=b'{"memories": [{"text": "The spare key is under the blue flower pot.", '
+        b'"speaker": "alice"}]}',
+    )
+    assert stored.status_code == 200 and stored.json()["storedCount"] == 1
+    recalled = httpx.post(
+        secured.http_url + "/mlsdm.v1.MemoryService/Recall",
+        headers=headers,
+        content=b'{"query": "Where is the spare key?", "topK": 3}',
+    )
+    assert recalled.status_code == 200
+    top = recalled.json()["items"][0]
+    assert "spare key" in top["memory"]["text"] and top["score"] > 0

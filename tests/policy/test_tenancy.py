@@ -10,6 +10,7 @@ leaves the other tenant's GetState byte-identical and carries nothing of it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
+from connect_kit import ConnectStub
 from mlsdm_testkit import ServerThread, server_thread
 from policy_kit import Issuer, KeysFile, bearer, failure, rich
 
@@ -49,18 +51,28 @@ class World:
     # The id each tenant's last Remember stored (the victim's from the setup),
     # so GetMemory/ForgetMemory of a refused cell aim at the victim's memory.
     memory_ids: dict[str, str]
+    # "grpc", or "connect": the same calls as Connect JSON on the HTTP port.
+    transport: str = "grpc"
+
+    def _stub(self, grpc_stub: Any, service: Any) -> Any:
+        if self.transport == "connect":
+            return ConnectStub(self.running.http_url, service)
+        return grpc_stub(self.channel)
 
     @property
     def stub(self) -> pb_grpc.CognitiveServiceStub:
-        return pb_grpc.CognitiveServiceStub(self.channel)
+        service = pb.DESCRIPTOR.services_by_name["CognitiveService"]
+        return self._stub(pb_grpc.CognitiveServiceStub, service)  # type: ignore[no-any-return]
 
     @property
     def admin(self) -> apb_grpc.AdminServiceStub:
-        return apb_grpc.AdminServiceStub(self.channel)
+        service = apb.DESCRIPTOR.services_by_name["AdminService"]
+        return self._stub(apb_grpc.AdminServiceStub, service)  # type: ignore[no-any-return]
 
     @property
     def memory(self) -> mpb_grpc.MemoryServiceStub:
-        return mpb_grpc.MemoryServiceStub(self.channel)
+        service = mpb.DESCRIPTOR.services_by_name["MemoryService"]
+        return self._stub(mpb_grpc.MemoryServiceStub, service)  # type: ignore[no-any-return]
 
     def memory_id(self, tenant: str) -> str:
         return self.memory_ids.get(tenant, self.memory_ids[VICTIM])
@@ -144,9 +156,7 @@ CALLS: dict[str, Callable[[World, str, Metadata], Any]] = {
     "StreamGenerate": lambda w, t, md: _stream(w.stub, md),
     "Remember": _remember,
     "Recall": lambda w, t, md: w.memory.Recall(mpb.RecallRequest(query="vault code"), metadata=md),
-    "ListMemories": lambda w, t, md: w.memory.ListMemories(
-        mpb.ListMemoriesRequest(), metadata=md
-    ),
+    "ListMemories": lambda w, t, md: w.memory.ListMemories(mpb.ListMemoriesRequest(), metadata=md),
     "GetMemory": lambda w, t, md: w.memory.GetMemory(
         mpb.GetMemoryRequest(id=w.memory_id(t)), metadata=md
     ),
@@ -205,9 +215,12 @@ def test_every_rpc_is_in_the_matrix() -> None:
     assert {m.name for s in services for m in s.methods} == set(CALLS)
 
 
+@pytest.mark.parametrize("transport", ["grpc", "connect"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", ROLES)
-def test_cross_tenant_matrix(world: World, role: str, kind: str) -> None:
+def test_cross_tenant_matrix(world: World, role: str, kind: str, transport: str) -> None:
+    """Every cell over native gRPC and over Connect (HTTP port): the same outcomes."""
+    world = dataclasses.replace(world, transport=transport)
     tenant = tenant_of(role, kind)
     key = world.keys[(role, "pattern" if kind == "pattern" else "own")]
     md = (*bearer(key), ("x-mlsdm-tenant", tenant))
@@ -235,7 +248,7 @@ def test_cross_tenant_matrix(world: World, role: str, kind: str) -> None:
             assert world.victim_state() == before, f"{method} changed {VICTIM}"
         else:
             outcomes[method] = "OK"
-    print(f"\n{role:>5} x {kind:<7} on {tenant}: {outcomes}")
+    print(f"\n{transport:>7} {role:>5} x {kind:<7} on {tenant}: {outcomes}")
     assert outcomes == wanted
     assert world.victim_state() == before
 
