@@ -242,12 +242,15 @@ class ConnectStub:
     """A gRPC stub's shape (stub.Method(request, metadata=..., timeout=...))
     over the Connect protocol (JSON), for tests written against stubs."""
 
-    def __init__(self, base_url: str, service: ServiceDescriptor) -> None:
+    def __init__(self, base_url: str, service: ServiceDescriptor, binary: bool = False) -> None:
         self._base = base_url
         self._service = service
+        self._binary = binary
 
     def __getattr__(self, name: str) -> Any:
-        method = self._service.methods_by_name[name]
+        method = self._service.methods_by_name.get(name)
+        if method is None:  # not an RPC (tools probe attributes)
+            raise AttributeError(name)
         path = f"/{self._service.full_name}/{name}"
         reply = _DB.GetSymbol(method.output_type.full_name)
 
@@ -256,8 +259,8 @@ class ConnectStub:
                 if method.server_streaming:
                     return connect_stream(self._base, path, request, reply, metadata, False)
                 return connect_call(
-                    self._base, path, request, reply, metadata, strict=False,
-                    timeout=timeout or 30.0,
+                    self._base, path, request, reply, metadata, binary=self._binary,
+                    strict=False, timeout=timeout or 30.0,
                 )  # fmt: skip
             except Failed as failed:
                 raise ConnectRpcError(failed) from None

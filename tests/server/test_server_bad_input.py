@@ -4,8 +4,12 @@ serving, and a rejected request changes no state."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import grpc
+import httpx
+import pytest
+from connect_kit import ConnectRpcError, ConnectStub, connect_failure
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlsdm_testkit import ServerThread
@@ -32,6 +36,49 @@ bad_vectors = st.one_of(
 bad_morals = st.one_of(
     st.floats(max_value=-1e-9), st.floats(min_value=1.0 + 1e-9), st.just(float("nan"))
 )
+
+
+TRANSPORTS = ["grpc", "connect"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def stub(request: pytest.FixtureRequest, server: ServerThread) -> Iterator[object]:
+    """CognitiveService over native gRPC, and the same request bytes as a
+    Connect call (binary protobuf) on the HTTP port: every bad-input test runs
+    over both transports. Binary, not JSON: JSON cannot carry every float32 the
+    fuzzer draws exactly (tests/http covers malformed JSON)."""
+    if request.param == "connect":
+        service = pb.DESCRIPTOR.services_by_name["CognitiveService"]
+        yield ConnectStub(server.http_url, service, binary=True)
+        return
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb_grpc.CognitiveServiceStub(channel)
+
+
+RawCall = Callable[[str, bytes], object]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def raw(request: pytest.FixtureRequest, server: ServerThread) -> Iterator[RawCall]:
+    """Sends bytes exactly as given to one RPC: as a gRPC message, or as the
+    body of a Connect call in binary protobuf (application/proto)."""
+    if request.param == "connect":
+
+        def post(rpc: str, data: bytes) -> object:
+            response = httpx.post(
+                f"{server.http_url}/mlsdm.v1.CognitiveService/{rpc}",
+                content=data,
+                headers={"content-type": "application/proto", **dict(TENANT)},
+                timeout=30,
+            )
+            if response.status_code != 200:
+                raise ConnectRpcError(connect_failure(response, strict=False))
+            return response.content
+
+        yield post
+        return
+    with grpc.insecure_channel(server.address) as channel:
+        yield lambda rpc, data: _raw(channel, rpc)(data, metadata=TENANT, timeout=30)
 
 
 def _state(stub: pb_grpc.CognitiveServiceStub) -> bytes:
@@ -113,21 +160,20 @@ MALFORMED = [
 @PROFILE
 @given(data=st.one_of(st.sampled_from(MALFORMED), st.binary(min_size=1, max_size=64)))
 def test_arbitrary_wire_bytes(
-    server: ServerThread, stub: pb_grpc.CognitiveServiceStub, data: bytes
+    raw: RawCall, stub: pb_grpc.CognitiveServiceStub, data: bytes
 ) -> None:
     before = _state(stub)
     mutated = False
-    with grpc.insecure_channel(server.address) as channel:
-        for rpc in RPCS:
-            try:
-                _raw(channel, rpc)(data, metadata=TENANT, timeout=30)
-            except grpc.RpcError as err:
-                status = rich(err)
-                assert status.code == grpc.StatusCode.INVALID_ARGUMENT, status
-                assert status.reason in KNOWN_REASONS
-            else:
-                # Bytes that happen to parse into a valid request are served.
-                mutated = mutated or rpc != "GetState"
+    for rpc in RPCS:
+        try:
+            raw(rpc, data)
+        except grpc.RpcError as err:
+            status = rich(err)
+            assert status.code == grpc.StatusCode.INVALID_ARGUMENT, status
+            assert status.reason in KNOWN_REASONS
+        else:
+            # Bytes that happen to parse into a valid request are served.
+            mutated = mutated or rpc != "GetState"
     if not mutated:
         assert _state(stub) == before
 
@@ -153,22 +199,22 @@ MALFORMED_FOR = {
 }
 
 
-def test_each_malformed_sample_is_malformed_request(server: ServerThread) -> None:
+def test_each_malformed_sample_is_malformed_request(raw: RawCall) -> None:
     assert set(MALFORMED_FOR) == set(MALFORMED)
-    with grpc.insecure_channel(server.address) as channel:
-        for data, rpcs in MALFORMED_FOR.items():
-            for rpc in rpcs:
-                try:
-                    _raw(channel, rpc)(data, metadata=TENANT, timeout=30)
-                except grpc.RpcError as err:
-                    assert rich(err).reason == "MALFORMED_REQUEST", (rpc, data)
-                else:
-                    raise AssertionError(f"{rpc} accepted {data!r}")
+    for data, rpcs in MALFORMED_FOR.items():
+        for rpc in rpcs:
+            try:
+                raw(rpc, data)
+            except grpc.RpcError as err:
+                assert rich(err).reason == "MALFORMED_REQUEST", (rpc, data)
+            else:
+                raise AssertionError(f"{rpc} accepted {data!r}")
 
 
 def test_oversized_message_is_refused_by_the_transport(stub: pb_grpc.CognitiveServiceStub) -> None:
-    # Past max_receive_message_bytes (4 MiB) gRPC itself refuses the message
-    # before any handler runs; the server stays up.
+    # Past max_receive_message_bytes (4 MiB) the transport itself refuses the
+    # message before any handler runs (gRPC, or the Connect runtime's
+    # read_max_bytes); the server stays up.
     try:
         stub.Generate(pb.GenerateRequest(prompt="z" * (5 * 1024 * 1024)), timeout=30)
     except grpc.RpcError as err:
