@@ -11,7 +11,7 @@ from functools import partial
 
 from mlsdm.server.service.policy.admission import AdmissionController
 from mlsdm.server.transport.call import CallInfo
-from mlsdm.server.transport.interceptors.base import Context, Gate, Release
+from mlsdm.server.transport.interceptors.base import CallPeer, Gate, Release
 
 
 class AdmissionGate(Gate):
@@ -19,6 +19,6 @@ class AdmissionGate(Gate):
         super().__init__()
         self.controller = controller
 
-    async def check(self, call: CallInfo, context: Context) -> Release | None:
+    async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
         granted = await self.controller.acquire(call.priority, call.deadline)
         return partial(self.controller.release, granted)

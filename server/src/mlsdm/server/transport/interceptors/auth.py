@@ -39,7 +39,7 @@ from mlsdm.server.service.security.grants import Grants
 from mlsdm.server.service.security.roles import required_role
 from mlsdm.server.service.security.throttle import ClientAddress, FailureThrottle
 from mlsdm.server.transport.call import CallInfo
-from mlsdm.server.transport.interceptors.base import Context, Gate, Release
+from mlsdm.server.transport.interceptors.base import CallPeer, Gate, Release
 
 
 class AuthGate(Gate):
@@ -55,7 +55,7 @@ class AuthGate(Gate):
             else None
         )
 
-    async def check(self, call: CallInfo, context: Context) -> Release | None:
+    async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
         try:
             identity = await self._identify(call, context)
             call.principal = identity.principal
@@ -81,7 +81,7 @@ class AuthGate(Gate):
             POLICY.priority_lowered(call.priority.name.lower())
             call.priority = grants.max_priority
 
-    async def _identify(self, call: CallInfo, context: Context) -> Identity:
+    async def _identify(self, call: CallInfo, context: CallPeer) -> Identity:
         if self.throttle is None:
             return self._auth.authenticate(call.metadata, context.auth_context)
         client = self._clients.of(context.peer(), call.metadata.get("x-forwarded-for"))

@@ -5,8 +5,10 @@ runs by returning a handler whose behaviour wraps the original. Wrapped
 handlers are cached per method, so the cost per RPC is the policy itself, not
 the rebuilding of handler objects.
 
-A Gate is a policy that decides before the handler runs: subclasses write
-`check()` (and, when they must hold something around the handler, `scope()`),
+A Gate is a policy that decides before the handler runs, from the CallInfo
+and the caller (CallPeer) only, so it is transport-neutral: the gRPC call
+context and the HTTP port's bridge both compose the same instances. Subclasses
+write `check()` (and, when they must hold something around the handler, `scope()`),
 and this module owns the unary and stream wrapping for all of them. Gates are
 not interceptors of their own: the call context (call_context.py) composes
 them around each handler once, so grpc walks one interceptor per call instead
@@ -19,9 +21,9 @@ all of them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeAlias, cast
+from typing import Any, Protocol, TypeAlias, cast
 
 import grpc
 
@@ -44,6 +46,17 @@ UnaryBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[
 StreamBehavior = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], AsyncIterator[Any]]
 # Undoes what a check took (an admission slot), once the handler is done.
 Release = Callable[[], None]
+
+
+class CallPeer(Protocol):
+    """All a gate reads of the transport, besides the CallInfo: who is calling
+    (the peer address, the TLS identity). A grpc servicer context is one; the
+    HTTP port passes its own (transport/http/bridge.py), so the gates run
+    unchanged on both transports."""
+
+    def peer(self) -> str: ...
+
+    def auth_context(self) -> Mapping[str, Iterable[bytes]]: ...
 
 
 def is_exempt(method: str) -> bool:
@@ -141,7 +154,7 @@ class Gate:
     (`stream_scope`: the deadline keeps one timer, not one per message).
     """
 
-    async def check(self, call: CallInfo, context: Context) -> Release | None:
+    async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
         raise NotImplementedError
 
     def scope(self, call: CallInfo) -> contextlib.AbstractAsyncContextManager[None]:
@@ -233,7 +246,7 @@ class GateGroup(Gate):
         assert not any(gate.scoped() for gate in gates)
         self.gates = list(gates)
 
-    async def check(self, call: CallInfo, context: Context) -> Release | None:
+    async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
         releases: list[Release] = []
         try:
             for gate in self.gates:

@@ -18,7 +18,7 @@ from mlsdm.server.service.errors import deadline_expired
 from mlsdm.server.service.policy.deadlines import MethodBudget, budget_for
 from mlsdm.server.service.policy.settings import DeadlineSettings
 from mlsdm.server.transport.call import CallInfo
-from mlsdm.server.transport.interceptors.base import Context, Gate, Release, StepScope
+from mlsdm.server.transport.interceptors.base import CallPeer, Gate, Release, StepScope
 
 
 class _Enforce:
@@ -114,7 +114,7 @@ class DeadlineGate(Gate):
             budget = self._budgets[method] = budget_for(self._settings, method)
         return budget
 
-    async def check(self, call: CallInfo, context: Context) -> Release | None:
+    async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
         seconds = self._budget(call.method).effective(call.remaining())
         call.deadline = time.monotonic() + seconds
         return None

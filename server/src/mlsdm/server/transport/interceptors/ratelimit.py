@@ -12,7 +12,7 @@ from mlsdm.server.service.policy.settings import RateLimitSettings
 from mlsdm.server.service.security.authenticator import ANONYMOUS
 from mlsdm.server.service.security.roles import ROLES
 from mlsdm.server.transport.call import CallInfo
-from mlsdm.server.transport.interceptors.base import Context, Gate, Release
+from mlsdm.server.transport.interceptors.base import CallPeer, Gate, Release
 
 
 def peer_host(peer: str) -> str:
@@ -48,7 +48,7 @@ class RateLimitGate(Gate):
                 return role_limit
         return self._default
 
-    async def check(self, call: CallInfo, context: Context) -> Release | None:
+    async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
         limit = self._limit_for(call.principal, call.roles)
         key = call.principal
         if key == ANONYMOUS:
