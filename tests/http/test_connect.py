@@ -289,3 +289,11 @@ def test_json_remember_and_recall(secured: ServerThread) -> None:
     assert recalled.status_code == 200
     top = recalled.json()["items"][0]
     assert "spare key" in top["memory"]["text"] and top["score"] > 0
+
+
+def test_a_header_sent_twice_is_refused(secured: ServerThread) -> None:
+    md = (*alice_md(), ("x-mlsdm-tenant", "alice"))
+    with pytest.raises(Failed) as refused:
+        connect_call(secured.http_url, GET_STATE, pb.GetStateRequest(), pb.GetStateResponse, md)
+    assert (refused.value.code, refused.value.reason) == ("INVALID_ARGUMENT", "INVALID_METADATA")
+    assert refused.value.metadata["header"] == "x-mlsdm-tenant"

@@ -92,6 +92,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "contract": CONTRACT,
         "services": _contract(),
         "listen": f"{settings.server.host}:{settings.server.port}",
+        "http_listen": (
+            f"{settings.server.host}:{settings.server.http.port}"
+            if settings.server.http.enabled
+            else None
+        ),
         "llm_backend": settings.llm.backend,
         "engine": {
             "dim": settings.engine.dim,
