@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from connectrpc.request import RequestContext
@@ -24,7 +24,7 @@ from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.server.service.streams import close_stream
 from mlsdm.server.transport import status
 from mlsdm.server.transport.call import CallInfo, Priority, bind_call, request_id_from
-from mlsdm.server.transport.http.errors import to_connect_error
+from mlsdm.server.transport.http.errors import RelayedStatus, relayed_error, to_connect_error
 from mlsdm.server.transport.interceptors.base import (
     Gate,
     StreamBehavior,
@@ -54,13 +54,22 @@ def grpc_peer(client_address: str | None) -> str:
 class PeerContext:
     """What the gates and servicers read from a grpc servicer context, for an
     HTTP call: the peer, no TLS identity (the HTTP port is cleartext), the time
-    left. Anything else a grpc-only handler might call is absent on purpose."""
+    left, and `abort` with a status given whole (owner forwarding relays one).
+    Anything else a grpc-only handler might call is absent on purpose."""
 
     __slots__ = ("_call", "_peer")
 
     def __init__(self, peer: str, call: CallInfo) -> None:
         self._peer = peer
         self._call = call
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Sequence[Any] = ()
+    ) -> NoReturn:
+        raise RelayedStatus(code, details, trailing_metadata)
+
+    def set_trailing_metadata(self, trailing_metadata: Sequence[Any]) -> None:
+        """A relayed reply's trailers: the HTTP response keeps its own headers."""
 
     def peer(self) -> str:
         return self._peer
@@ -119,6 +128,10 @@ class ConnectCalls:
         return call
 
     def _fail(self, rpc: Rpc, exc: Exception) -> Exception:
+        if isinstance(exc, RelayedStatus):
+            relayed = relayed_error(exc)
+            rpc.end(exc.code, None)
+            return relayed
         error = status.error_for(exc, rpc.call)
         rpc.end(_CODES_BY_VALUE.get(int(error.code), grpc.StatusCode.UNKNOWN), error.reason)
         return to_connect_error(error)

@@ -8,8 +8,13 @@ same reason, domain and metadata whichever transport it used.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError, ErrorDetail
+from google.rpc import status_pb2
 from protobuf.wkt import Any as ConnectAny
 
 from mlsdm.server.service.errors import ServiceError
@@ -39,8 +44,30 @@ _CODES: dict[int, Code] = {
 GRPC_NAMES: dict[Code, str] = {code: code.name.replace("CANCELED", "CANCELLED") for code in Code}
 
 
+class RelayedStatus(Exception):
+    """A status a handler ended the call with as-is (owner forwarding relays the
+    owner's): its code, message and trailers (grpc-status-details-bin)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Sequence[Any]) -> None:
+        super().__init__(details)
+        self.code, self.details, self.trailers = code, details, tuple(trailers)
+
+
 def connect_code(grpc_code: int) -> Code:
     return _CODES.get(grpc_code, Code.UNKNOWN)
+
+
+def relayed_error(relayed: RelayedStatus) -> ConnectError:
+    """A status given whole (a forwarded call's owner answered it): the same
+    code, message and google.rpc details, read from its status trailer."""
+    details: list[ErrorDetail] = []
+    for key, value in relayed.trailers:
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            rich = status_pb2.Status.FromString(value)
+            details = [
+                ErrorDetail(ConnectAny(type_url=d.type_url, value=d.value)) for d in rich.details
+            ]
+    return ConnectError(connect_code(relayed.code.value[0]), relayed.details, details)
 
 
 def to_connect_error(error: ServiceError) -> ConnectError:
