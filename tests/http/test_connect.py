@@ -12,6 +12,7 @@ import grpc
 import httpx
 import pytest
 from connect_kit import Failed, connect_call, connect_failure, connect_stream, grpc_failure
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from mlsdm_testkit import ServerThread, server_thread
 from mlsdm_testkit import test_settings as settings_for
@@ -297,3 +298,34 @@ def test_a_header_sent_twice_is_refused(secured: ServerThread) -> None:
         connect_call(secured.http_url, GET_STATE, pb.GetStateRequest(), pb.GetStateResponse, md)
     assert (refused.value.code, refused.value.reason) == ("INVALID_ARGUMENT", "INVALID_METADATA")
     assert refused.value.metadata["header"] == "x-mlsdm-tenant"
+
+
+def test_one_rate_limit_bucket_across_both_ports(keys: KeysFile) -> None:
+    key = keys.add("carol", "write", tenants=("carol",))
+    overrides = {
+        "auth": {"api_keys_file": str(keys.path)},
+        "rate_limit": {"enabled": True, "rate": 0.001, "burst": 2},
+    }
+    md = (*bearer(key), ("x-mlsdm-tenant", "carol"))
+    with server_thread(overrides) as running, grpc.insecure_channel(running.address) as channel:
+        stub = pb_grpc.CognitiveServiceStub(channel)
+        stub.GetState(pb.GetStateRequest(), metadata=md)
+        connect_call(running.http_url, GET_STATE, pb.GetStateRequest(), pb.GetStateResponse, md)
+        with pytest.raises(Failed) as refused:
+            connect_call(running.http_url, GET_STATE, pb.GetStateRequest(), pb.GetStateResponse, md)
+        assert (refused.value.code, refused.value.reason) == ("RESOURCE_EXHAUSTED", "RATE_LIMITED")
+        assert refused.value.http_status == 429
+        assert refused.value.detail(error_details_pb2.RetryInfo) is not None
+        with pytest.raises(grpc.RpcError) as over_grpc:
+            stub.GetState(pb.GetStateRequest(), metadata=md)
+        assert grpc_failure(over_grpc.value).reason == "RATE_LIMITED"
+
+
+def test_a_draining_server_refuses_http_calls() -> None:
+    with server_thread() as running:
+        assert running.server is not None
+        running.run(running.server.health.start_draining())
+        with pytest.raises(Failed) as refused:
+            connect_call(running.http_url, GET_STATE, pb.GetStateRequest(), pb.GetStateResponse)
+        assert (refused.value.code, refused.value.reason) == ("UNAVAILABLE", "DRAINING")
+        assert refused.value.detail(error_details_pb2.RetryInfo) is not None
