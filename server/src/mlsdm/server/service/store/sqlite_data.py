@@ -19,7 +19,12 @@ from mlsdm.server.service.store.port import (
     TenantQuotaExceeded,
     TenantRow,
 )
-from mlsdm.server.service.store.prefix import Readable, readable_prefix, worked_around
+from mlsdm.server.service.store.prefix import (
+    Readable,
+    event_floor,
+    readable_prefix,
+    worked_around,
+)
 from mlsdm.server.service.store.sqlite_schema import is_corruption, one_line
 
 
@@ -55,7 +60,8 @@ def _last_seq(conn: sqlite3.Connection, tenant: str) -> int:
 
 
 def read_rows(conn: sqlite3.Connection, tenant: str) -> Rows:
-    """Every snapshot of the tenant and the events after the oldest one."""
+    """Every snapshot of the tenant and the events after the newest readable
+    one (all of them when no snapshot is readable: prefix.event_floor)."""
     with transaction(conn, write=False):
         last = _last_seq(conn, tenant)
         snaps = [
@@ -66,13 +72,12 @@ def read_rows(conn: sqlite3.Connection, tenant: str) -> Rows:
                 (tenant,),
             )
         ]
-        oldest = snaps[-1][0] if snaps else 0
         events = [
             (int(s), int(c), bytes(r))
             for s, c, r in conn.execute(
                 "SELECT seq, checksum, record FROM events WHERE tenant = ? AND seq > ? "
                 "ORDER BY seq",
-                (tenant, oldest),
+                (tenant, event_floor(snaps)),
             )
         ]
     return Rows(last, snaps, events)
