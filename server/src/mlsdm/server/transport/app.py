@@ -66,7 +66,7 @@ from mlsdm.v1 import (
 
 log = logging.getLogger("mlsdm.server")
 
-# How often the emergency state of the resident tenants is folded into readiness.
+# How often the server-level conditions (RSS ceiling, store probe) are folded into readiness.
 HEALTH_REFRESH_S = 1.0
 
 
@@ -276,19 +276,12 @@ class MlsdmServer:
         }[t.store]
         log.info("tenant store open", extra={"store": t.store, "where": where, "sync": t.sync})
 
-    def _all_in_emergency(self) -> bool:
-        # Off the event loop: an engine's state() waits for its lock, which an
-        # offloaded call may hold.
-        engines = [engine for _, engine in self.tenants.resident()]
-        return bool(engines) and all(e.state().emergency for e in engines)
-
     async def _watch_health(self) -> None:
         while True:
-            # One tenant's emergency refuses that tenant's calls only; the pod
-            # stops taking traffic when none of its resident tenants can serve.
-            all_down = await asyncio.to_thread(self._all_in_emergency)
-            # Past the process RSS ceiling no tenant here can serve either.
-            await self.health.set_emergency(all_down or self.tenants.over_rss)
+            # Readiness is the server's: a tenant's emergency or corruption
+            # refuses that tenant's calls only (another pod would refuse them
+            # too). Past the process RSS ceiling no tenant here can serve.
+            await self.health.set_emergency(self.tenants.over_rss)
             # Readiness follows the store: NOT_SERVING while commits fail or
             # the database is unreachable, SERVING once a probe write succeeds.
             await self.health.set_storage(await self.tenants.probe())

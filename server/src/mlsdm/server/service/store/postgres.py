@@ -35,6 +35,7 @@ from mlsdm.server.service.store.port import (
     StoredTenant,
     StoreError,
     StoreOpenError,
+    TenantDataCorrupt,
     TenantMoving,
     TenantRow,
     TenantStore,
@@ -155,7 +156,11 @@ class PostgresStore(TenantStore):
             # was lost (connection cut mid-commit). Reloading picks it up.
             log.warning("store ahead of the engine; reloading", extra={"tenant": tenant})
             return LeaseLost(tenant)
-        return StorageUnavailable(f"tenant {tenant!r}: seq {first} leaves a gap after {row[3]}")
+        # The tenant's stored last_seq disagrees with its rows: only a repair
+        # helps, so it is that tenant's corruption, not the store's.
+        return TenantDataCorrupt(
+            tenant, f"stored last_seq {row[3]} disagrees with the next event {first}"
+        )
 
     def _on_fenced(self, tenant: str) -> None:
         self.stats.fenced_writes += 1

@@ -65,6 +65,10 @@ def readable_prefix(
     last = kept[-1][0] if kept else (base.seq if base is not None else 0)
     if not problem and last < last_seq:
         problem = f"events {last + 1}..{last_seq} are missing"
+    elif not problem and last > last_seq:
+        # The tenant's own bookkeeping disagrees with its rows: every append
+        # would be refused as a gap. Corrupt (repairable), never retried.
+        problem = f"stored last_seq {last_seq} disagrees with its events (up to {last})"
     return Readable(base, kept, problem)
 
 

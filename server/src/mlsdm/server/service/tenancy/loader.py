@@ -41,6 +41,7 @@ async def load_session(
             )
     except TenantDataCorrupt as exc:
         registry.stats.add("tenants_corrupt")
+        registry.stats.mark_corrupt(tenant)
         log.error(
             "tenant state cannot be rebuilt; AdminService.RepairTenant keeps what is readable",
             extra={"tenant": tenant, "error": exc.detail},
@@ -51,6 +52,7 @@ async def load_session(
         await store.release(lease)
         raise
     _report(registry, tenant, stored)
+    registry.stats.clear_corrupt(tenant)
     registry.stats.add("tenants_loaded")
     registry.stats.add("events_replayed", built.replayed)
     if built.replayed or built.snapshot_seq:

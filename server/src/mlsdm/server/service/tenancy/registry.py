@@ -26,6 +26,7 @@ from mlsdm.server.service.store.port import (
     LeaseLost,
     StorageUnavailable,
     StoreError,
+    TenantDataCorrupt,
     TenantStore,
 )
 from mlsdm.server.service.store.settings import TenantSettings
@@ -181,6 +182,11 @@ class TenantRegistry:
             if busy is None:
                 busy = self._start_busy(tenant, self._load(tenant, principal, wait_s))
             result = await asyncio.shield(busy)
+            if result is not None and result.lease_lost():
+                # Loaded by a process that was paused past the lease's expiry:
+                # another pod may own the tenant now. Never served from here.
+                self.drop(result, "lease expired while loading")
+                continue
             if result is not None and not result.closed and self._cache.peek(tenant) is result:
                 result.pins += 1
                 self._evict_over_limit()
@@ -242,6 +248,12 @@ class TenantRegistry:
         if isinstance(exc, LeaseLost):
             self.stats.add("leases_lost")
             self.drop(session, "lease lost")
+        elif isinstance(exc, TenantDataCorrupt):
+            # One tenant's rows disagree: that tenant (only) answers DATA_LOSS
+            # until repaired; the store and readiness are not at fault.
+            self.stats.add("tenants_corrupt")
+            self.stats.mark_corrupt(session.name)
+            self.drop(session, "stored rows disagree with the engine")
         elif isinstance(exc, StorageUnavailable):
             self.stats.add("commit_failures")
             self.storage.failed()
@@ -389,6 +401,7 @@ class TenantRegistry:
             with contextlib.suppress(StoreError):
                 await session.settle()
         existed.append(await self.store.delete(tenant) or resident)
+        self.stats.clear_corrupt(tenant)
         if session is not None:
             await self.store.release(session.lease)
         return None
