@@ -21,6 +21,7 @@ import psycopg
 import psycopg_pool
 
 from mlsdm.server.service.store import pg_leases as leases
+from mlsdm.server.service.store.clock import SkewGauge, WallClock, deadline
 from mlsdm.server.service.store.pg_data import PgData
 from mlsdm.server.service.store.pg_schema import CHANNEL, SchemaTooNew, migrate
 from mlsdm.server.service.store.pg_settings import PgConfig
@@ -74,6 +75,8 @@ class PostgresStore(TenantStore):
         self.config = config
         self.owner = config.owner
         self.stats = PgStats()
+        self.wall = WallClock(config.clock_offset_s)
+        self.skew = SkewGauge(config.max_clock_skew_s, self.wall)
         self._pool = psycopg_pool.AsyncConnectionPool(
             config.dsn,
             min_size=1,
@@ -126,6 +129,19 @@ class PostgresStore(TenantStore):
         async with self._connection() as conn:
             cur = await conn.execute(sql, params, binary=binary)
             return await cur.fetchall() if cur.description is not None else []
+
+    async def _timed(self, sql: str, params: dict[str, Any]) -> tuple[float, list[tuple[Any, ...]]]:
+        """Runs a statement whose rows end with the database's clock_timestamp();
+        measures the skew and returns the monotonic time it was sent."""
+        asked, sent = time.monotonic(), self.wall()
+        rows = await self._rows(sql, params)
+        if rows:
+            self.skew.observe(sent, self.wall(), float(rows[0][-1]))
+        return asked, rows
+
+    def _check_skew(self) -> None:
+        if not self.skew.ok:
+            raise StorageUnavailable(self.skew.problem(), retry_after_s=5.0)
 
     async def _commit(self, params: dict[str, object]) -> dict[str, StoreError | None]:
         started = time.perf_counter()
@@ -189,6 +205,10 @@ class PostgresStore(TenantStore):
             raise StoreOpenError(f"PostgreSQL schema migration failed: {exc}") from exc
         log.info("postgres store open", extra={"owner": self.owner, "schema_was": found})
         self._listener.start()
+        try:
+            await self.probe()  # measures the clock skew before the first call
+        except StorageUnavailable as exc:
+            log.error("not serving until this is fixed", extra={"error": str(exc)})
 
     async def close(self) -> None:
         await self._writer.close()
@@ -199,13 +219,18 @@ class PostgresStore(TenantStore):
         await self._pool.close()
 
     async def probe(self) -> None:
-        await self._rows(
+        await self._timed(
             "INSERT INTO mlsdm_probe (owner, at) VALUES (%(owner)s, now()) "
-            "ON CONFLICT (owner) DO UPDATE SET at = now() RETURNING at",
+            "ON CONFLICT (owner) DO UPDATE SET at = now() "
+            "RETURNING extract(epoch FROM clock_timestamp())::float8",
             {"owner": self.owner},
         )
+        self._check_skew()
 
     # leases
+
+    def wall_clock(self) -> float:
+        return self.wall()
 
     def held(self) -> list[Lease]:
         return list(self._held.values())
@@ -214,13 +239,15 @@ class PostgresStore(TenantStore):
         self._handover.on_release_requested(callback)
 
     async def _take(self, tenant: str) -> Lease | None:
-        rows = await self._rows(
+        self._check_skew()
+        asked, rows = await self._timed(
             leases.TAKE_SQL,
             {"tenant": tenant, "owner": self.owner, "ttl": self.config.lease_expiry_s},
         )
         if not rows:
             return None
-        lease = Lease(tenant, self.owner, int(rows[0][0]), float(rows[0][1]))
+        self._check_skew()
+        lease = Lease(tenant, self.owner, int(rows[0][0]), deadline(asked, float(rows[0][1])))
         self._held[tenant] = lease
         return lease
 
@@ -259,7 +286,7 @@ class PostgresStore(TenantStore):
             self._handover.done_waiting(tenant, event)
 
     async def renew(self, lease: Lease) -> Lease:
-        rows = await self._rows(leases.RENEW_SQL, {
+        asked, rows = await self._timed(leases.RENEW_SQL, {
             "tenant": lease.tenant, "owner": lease.owner, "epoch": lease.epoch,
             "ttl": self.config.lease_expiry_s,
         })  # fmt: skip
@@ -268,7 +295,10 @@ class PostgresStore(TenantStore):
                 del self._held[lease.tenant]
             self.stats.leases_lost += 1
             raise LeaseLost(lease.tenant)
-        renewed = Lease(lease.tenant, lease.owner, lease.epoch, float(rows[0][0]))
+        # Past the skew limit the lease is not extended here: the tenant stops
+        # being served when what it had runs out.
+        self._check_skew()
+        renewed = Lease(lease.tenant, lease.owner, lease.epoch, deadline(asked, float(rows[0][0])))
         self._held[lease.tenant] = renewed
         return renewed
 
