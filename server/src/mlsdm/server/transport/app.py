@@ -43,6 +43,7 @@ from mlsdm.server.service.store.port import StoreOpenError
 from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
+from mlsdm.server.transport.forward.setup import advertise, forwarding, log_forwarding
 from mlsdm.server.transport.health import HealthState
 from mlsdm.server.transport.interceptors.admission import AdmissionGate
 from mlsdm.server.transport.interceptors.auth import AuthGate
@@ -194,12 +195,17 @@ class MlsdmServer:
             gates.append(RateLimitGate(self.settings.rate_limit))
         if self.settings.admission.enabled:
             gates.append(AdmissionGate(self.admission))
+        self.forwarding = forwarding(self.settings, self.tenants)
+        if self.forwarding is not None:
+            # Verified first (it replaces auth for pods), forwarded last (after every gate).
+            gates = [self.forwarding.peer_gate, *gates, self.forwarding.forward_gate]
         self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
         return [self.call_context]
 
     async def start(self) -> int:
         s = self.settings.server
         self._bind()
+        advertise(self.tenants, self.settings, self.port)
         try:
             await self.tenants.start()
         except StoreOpenError as exc:
@@ -236,6 +242,7 @@ class MlsdmServer:
             partial.write_text(f"{self.port}\n", encoding="utf-8")
             os.replace(partial, s.port_file)
         log.info("serving", extra={"port": self.port, "host": s.host})
+        log_forwarding(self.settings, self.forwarding)
         if self.authenticator.open:
             log.warning(
                 "no credential source configured: every caller is anonymous with every role "
@@ -312,6 +319,8 @@ class MlsdmServer:
         await self.server.stop(max(0.0, min(0.5, deadline - loop.time())))
         await self.backend.aclose()
         await self.authenticator.close()
+        if self.forwarding is not None:
+            await self.forwarding.channels.close()
         # Snapshots the resident tenants, releases their leases, closes the store.
         await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -33,12 +33,14 @@ from mlsdm.server.service.store.port import ReleaseRequested
 log = logging.getLogger("mlsdm.store.postgres")
 
 TAKE_SQL = """
-INSERT INTO mlsdm_leases AS l (tenant, owner, epoch, expires_at, last_seq)
+INSERT INTO mlsdm_leases AS l (tenant, owner, epoch, expires_at, last_seq, address)
 VALUES (%(tenant)s, %(owner)s, 1, now() + make_interval(secs => %(ttl)s),
         greatest((SELECT max(seq) FROM mlsdm_events WHERE tenant = %(tenant)s),
-                 (SELECT max(seq) FROM mlsdm_snapshots WHERE tenant = %(tenant)s), 0))
+                 (SELECT max(seq) FROM mlsdm_snapshots WHERE tenant = %(tenant)s), 0),
+        %(address)s)
 ON CONFLICT (tenant) DO UPDATE
-  SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
+  SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at,
+      address = EXCLUDED.address
   WHERE l.owner = '' OR l.owner = EXCLUDED.owner OR l.expires_at <= now()
 RETURNING epoch, extract(epoch FROM expires_at - now())::float8,
           extract(epoch FROM clock_timestamp())::float8
@@ -46,6 +48,12 @@ RETURNING epoch, extract(epoch FROM expires_at - now())::float8,
 
 HOLDER_SQL = """
 SELECT owner, greatest(extract(epoch FROM expires_at - now())::float8, 0)
+FROM mlsdm_leases WHERE tenant = %(tenant)s
+"""
+
+# Who serves the tenant now, where, and for how much longer (database clock).
+OWNER_SQL = """
+SELECT owner, address, extract(epoch FROM expires_at - now())::float8
 FROM mlsdm_leases WHERE tenant = %(tenant)s
 """
 

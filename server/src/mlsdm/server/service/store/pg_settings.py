@@ -48,6 +48,16 @@ class PostgresStoreSettings(SettingsModel):
     # Tests only: shifts this process's wall clock by this much (a pod whose
     # clock is off); leave 0.
     test_clock_offset_s: float = Field(default=0.0, ge=-3600.0, le=3600.0)
+    # Owner forwarding: host:port where other pods reach this one (the pod IP
+    # and the gRPC port; the manifests take it from the downward API). Stored
+    # in the lease rows this pod takes; a call reaching another pod for one of
+    # its tenants is forwarded here instead of moving the lease. "" : this pod
+    # takes no forwarded calls (its tenants move as before).
+    advertise_address: str = Field(default="", max_length=300)
+    # Key of the HMAC that proves a forwarded call's identity, tenant,
+    # priority, deadline and request id come from a pod (a Secret in the
+    # manifests; at least 32 characters). Unset: forwarding is off.
+    peer_secret: SecretStr | None = None
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> PostgresStoreSettings:
@@ -74,6 +84,7 @@ class PgConfig:
     lease_expiry_s: float = 10.0
     max_clock_skew_s: float = 5.0
     clock_offset_s: float = 0.0
+    address: str = ""  # host:port other pods forward this one's tenants' calls to
 
     @staticmethod
     def from_settings(settings: PostgresStoreSettings) -> PgConfig:
@@ -87,4 +98,5 @@ class PgConfig:
             lease_expiry_s=settings.lease_expiry_s,
             max_clock_skew_s=settings.max_clock_skew_s,
             clock_offset_s=settings.test_clock_offset_s,
+            address=settings.advertise_address,
         )

@@ -201,9 +201,10 @@ class TenantStore(abc.ABC):
     # leases
 
     @abc.abstractmethod
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+    async def acquire(self, tenant: str, *, wait_s: float, ask: bool = True) -> Lease:
         """Takes the tenant's lease, asking its holder to hand over and waiting
-        at most `wait_s`; raises TenantMoving when the wait runs out."""
+        at most `wait_s`; raises TenantMoving when the wait runs out. `ask`
+        False: never asks a live holder (raises TenantMoving at once)."""
 
     @abc.abstractmethod
     async def renew(self, lease: Lease) -> Lease:

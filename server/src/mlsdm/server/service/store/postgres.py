@@ -75,6 +75,7 @@ class PostgresStore(TenantStore):
         self.config = config
         self.owner = config.owner
         self.stats = PgStats()
+        self.address = config.address  # where other pods forward our tenants' calls
         self.wall = WallClock(config.clock_offset_s)
         self.skew = SkewGauge(config.max_clock_skew_s, self.wall)
         self._pool = psycopg_pool.AsyncConnectionPool(
@@ -242,8 +243,9 @@ class PostgresStore(TenantStore):
         self._check_skew()
         asked, rows = await self._timed(
             leases.TAKE_SQL,
-            {"tenant": tenant, "owner": self.owner, "ttl": self.config.lease_expiry_s},
-        )
+            {"tenant": tenant, "owner": self.owner, "ttl": self.config.lease_expiry_s,
+             "address": self.address},
+        )  # fmt: skip
         if not rows:
             return None
         self._check_skew()
@@ -251,11 +253,24 @@ class PostgresStore(TenantStore):
         self._held[tenant] = lease
         return lease
 
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+    async def owner_of(self, tenant: str) -> tuple[str, str, float] | None:
+        """(owner, address, seconds left by the database's clock) of the
+        tenant's lease row; None when it has none."""
+        rows = await self._rows(leases.OWNER_SQL, {"tenant": tenant})
+        if not rows:
+            return None
+        return str(rows[0][0]), str(rows[0][1]), float(rows[0][2])
+
+    async def acquire(self, tenant: str, *, wait_s: float, ask: bool = True) -> Lease:
         lease = await self._take(tenant)
         if lease is not None:
             self.stats.acquired += 1
             return lease
+        if not ask:
+            # A forwarded call: never moves a lease held by a live pod.
+            found = await self.owner_of(tenant)
+            owner, left = (found[0], found[2]) if found else ("", 0.0)
+            raise TenantMoving(tenant, owner, retry_after_s=min(max(left, 0.2), 2.0))
         started = time.monotonic()
         deadline = started + max(0.0, wait_s)
         event = self._handover.released_event(tenant)

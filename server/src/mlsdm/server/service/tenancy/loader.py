@@ -25,12 +25,14 @@ async def load_session(
     principal: str | None,
     limit: int | None,
     wait_s: float,
+    *,
+    ask: bool = True,
 ) -> TenantSession:
     store = registry.store
     started = time.perf_counter()
     # The quota first: a refused tenant leaves nothing behind, not even a lease.
     await store.register(tenant, principal, limit)
-    lease = await store.acquire(tenant, wait_s=wait_s)
+    lease = await store.acquire(tenant, wait_s=wait_s, ask=ask)
     try:
         stored = await store.load(lease)
         if stored.snapshot is None and not stored.events:

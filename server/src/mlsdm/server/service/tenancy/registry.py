@@ -33,6 +33,7 @@ from mlsdm.server.service.store.settings import TenantSettings
 from mlsdm.server.service.tenancy import upkeep
 from mlsdm.server.service.tenancy.cache import AbsentNames, PinnedLRU
 from mlsdm.server.service.tenancy.loader import load_session
+from mlsdm.server.service.tenancy.placement import FORWARDED
 from mlsdm.server.service.tenancy.session import TenantSession
 from mlsdm.server.service.tenancy.session_ports import EngineCaller, TenantClosed
 from mlsdm.server.service.tenancy.stats import TenantStats
@@ -128,6 +129,11 @@ class TenantRegistry:
 
     # readers (any thread)
 
+    def serves_here(self, tenant: str) -> bool:
+        """Whether this process holds the tenant, loaded and within its lease."""
+        found = self._cache.peek(tenant)
+        return found is not None and not found.closed and not found.lease_lost()
+
     def resident(self) -> list[tuple[str, CognitiveEngine]]:
         return [(name, s.engine) for name, s in self._cache.items()]
 
@@ -199,9 +205,12 @@ class TenantRegistry:
         limit = self.settings.max_tenants_per_principal or None
         wait = self.settings.handover_wait_s if wait_s is None else max(0.0, wait_s)
         wait = min(wait, self.settings.handover_wait_s)
+        # A forwarded call never takes a lease from a live pod (one hop).
+        ask = not FORWARDED.get()
         try:
             session = await load_session(
-                self, tenant, principal, None if principal is None else limit, wait
+                self, tenant, principal, None if principal is None else limit, wait if ask else 0.0,
+                ask=ask,
             )
         except StorageUnavailable:
             self.storage.failed()
