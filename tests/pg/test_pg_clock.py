@@ -17,7 +17,6 @@ from rich_status import rich
 from scaleout_kit import event
 
 from mlsdm.server.service.store.postgres import PostgresStore
-from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 CALLS = 200

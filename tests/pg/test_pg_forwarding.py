@@ -142,7 +142,8 @@ def test_thirty_tenants_over_round_robin_survive_a_killed_server(pg: PgCluster) 
                         assert exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
                         time.sleep(0.1)
             assert set(recovered) == set(held)
-            print("served again after the kill (s):", {t: round(s, 2) for t, s in recovered.items()})
+            back = {t: round(s, 2) for t, s in recovered.items()}
+            print("served again after the kill (s):", back)
             live = [s.address for s in servers[1:]]
             for tenant in tenants:
                 _, stored, _ = _lease(pg, dsn, tenant)

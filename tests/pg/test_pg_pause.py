@@ -26,29 +26,29 @@ def _expired(pg: PgCluster, dsn: str) -> bool:
 
 def test_a_paused_owner_serves_no_stale_read_after_it_resumes(pg: PgCluster) -> None:
     dsn = pg.new_database()
-    with forwarding_servers(dsn, 2) as (paused, other):
-        with (
-            grpc.insecure_channel(paused.address) as to_paused,
-            grpc.insecure_channel(other.address) as to_other,
-        ):
-            at_paused = pb_grpc.CognitiveServiceStub(to_paused)
-            at_other = pb_grpc.CognitiveServiceStub(to_other)
-            Calls(lambda i: (TENANT, at_paused), 30, 4).run()
-            os.kill(paused.proc.pid, signal.SIGSTOP)
-            try:
-                for _ in range(600):  # until the database says the lease ran out
-                    if _expired(pg, dsn):
-                        break
-                    time.sleep(0.05)
-                else:
-                    raise AssertionError("the paused owner's lease never expired")
-                taken = Calls(lambda i: (TENANT, at_other), 20, 2).run()
-                assert taken.outcomes["OK"] == 20, dict(taken.outcomes)
-            finally:
-                os.kill(paused.proc.pid, signal.SIGCONT)
-            # Sent after the resume, to the pod that was paused: the stored state.
-            assert get_step(paused.address) == 50
-            assert get_step(other.address) == 50
-            more = Calls(lambda i: (TENANT, at_paused), 10, 2).run()
-            assert more.outcomes["OK"] == 10, dict(more.outcomes)
-            assert get_step(other.address) == 60 and get_step(paused.address) == 60
+    with (
+        forwarding_servers(dsn, 2) as (paused, other),
+        grpc.insecure_channel(paused.address) as to_paused,
+        grpc.insecure_channel(other.address) as to_other,
+    ):
+        at_paused = pb_grpc.CognitiveServiceStub(to_paused)
+        at_other = pb_grpc.CognitiveServiceStub(to_other)
+        Calls(lambda i: (TENANT, at_paused), 30, 4).run()
+        os.kill(paused.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(600):  # until the database says the lease ran out
+                if _expired(pg, dsn):
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the paused owner's lease never expired")
+            taken = Calls(lambda i: (TENANT, at_other), 20, 2).run()
+            assert taken.outcomes["OK"] == 20, dict(taken.outcomes)
+        finally:
+            os.kill(paused.proc.pid, signal.SIGCONT)
+        # Sent after the resume, to the pod that was paused: the stored state.
+        assert get_step(paused.address) == 50
+        assert get_step(other.address) == 50
+        more = Calls(lambda i: (TENANT, at_paused), 10, 2).run()
+        assert more.outcomes["OK"] == 10, dict(more.outcomes)
+        assert get_step(other.address) == 60 and get_step(paused.address) == 60
