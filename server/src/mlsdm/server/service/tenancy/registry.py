@@ -189,8 +189,7 @@ class TenantRegistry:
                 busy = self._start_busy(tenant, self._load(tenant, principal, wait_s))
             result = await asyncio.shield(busy)
             if result is not None and result.lease_lost():
-                # Loaded by a process that was paused past the lease's expiry:
-                # another pod may own the tenant now. Never served from here.
+                # Paused past the lease while loading: never served from here.
                 self.drop(result, "lease expired while loading")
                 continue
             if result is not None and not result.closed and self._cache.peek(tenant) is result:
@@ -205,13 +204,10 @@ class TenantRegistry:
         limit = self.settings.max_tenants_per_principal or None
         wait = self.settings.handover_wait_s if wait_s is None else max(0.0, wait_s)
         wait = min(wait, self.settings.handover_wait_s)
-        # A forwarded call never takes a lease from a live pod (one hop).
-        ask = not FORWARDED.get()
+        ask = not FORWARDED.get()  # a forwarded call never takes a live pod's lease
+        quota = None if principal is None else limit
         try:
-            session = await load_session(
-                self, tenant, principal, None if principal is None else limit, wait if ask else 0.0,
-                ask=ask,
-            )
+            session = await load_session(self, tenant, principal, quota, wait * ask, ask=ask)
         except StorageUnavailable:
             self.storage.failed()
             raise
@@ -258,8 +254,7 @@ class TenantRegistry:
             self.stats.add("leases_lost")
             self.drop(session, "lease lost")
         elif isinstance(exc, TenantDataCorrupt):
-            # One tenant's rows disagree: that tenant (only) answers DATA_LOSS
-            # until repaired; the store and readiness are not at fault.
+            # That tenant only answers DATA_LOSS until repaired; not the store's fault.
             self.stats.add("tenants_corrupt")
             self.stats.mark_corrupt(session.name)
             self.drop(session, "stored rows disagree with the engine")
