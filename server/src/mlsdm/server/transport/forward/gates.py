@@ -71,6 +71,8 @@ class PeerGate(Gate):
         call.forwarded = True
         call.principal, call.roles = verified.principal, verified.roles
         call.priority = Priority[verified.priority.upper()]
+        call.max_priority = Priority[verified.max_priority.upper()]
+        call.trusted_scorer = verified.trusted_scorer
         if verified.deadline_unix is not None:
             left = verified.deadline_unix - time.time()
             mine = call.deadline

@@ -98,12 +98,14 @@ class PeerChannels:
             (k, v)
             for k, v in call.raw_metadata
             if k not in _DROPPED and not k.startswith((":", "grpc-", "x-mlsdm-forwarded"))
-            and k != "x-request-id"
+            and k not in ("x-request-id", "x-mlsdm-priority")
         ]
-        out.append(("x-request-id", call.request_id))
+        # The priority as the gates left it (lowered to the caller's grant).
+        priority = call.priority.name.lower()
+        out += [("x-request-id", call.request_id), ("x-mlsdm-priority", priority)]
         signed = Forwarded(
-            call.method, call.tenant, call.priority.name.lower(), call.request_id,
-            call.principal, call.roles, deadline,
+            call.method, call.tenant, priority, call.request_id, call.principal, call.roles,
+            deadline, call.max_priority.name.lower(), call.trusted_scorer,
         )  # fmt: skip
         out.extend(self.signer.sign(signed))
         return out

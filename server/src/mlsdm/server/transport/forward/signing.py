@@ -40,6 +40,9 @@ class Forwarded:
     principal: str
     roles: frozenset[str]
     deadline_unix: float | None  # absolute wall-clock deadline; None: unbounded
+    # The identity's grants (security/grants.py), as the forwarding pod found them.
+    max_priority: str = "normal"
+    trusted_scorer: bool = False
 
 
 class BadForward(Exception):
@@ -68,6 +71,7 @@ class PeerSigner:
         header = ";".join((
             VERSION, f"{issued:.3f}", secrets.token_hex(12), deadline,
             _b64(call.principal), _b64(",".join(sorted(call.roles))),
+            call.max_priority, "1" if call.trusted_scorer else "0",
         ))  # fmt: skip
         signed = "\n".join((header, call.method, call.tenant, call.priority, call.request_id))
         return [(HEADER, header), (SIGNATURE, self._mac(signed))]
@@ -80,7 +84,7 @@ class PeerSigner:
         if not hmac.compare_digest(self._mac(signed), signature):
             raise BadForward("signature does not match")
         try:
-            version, issued, nonce, deadline, principal, roles = header.split(";")
+            version, issued, nonce, deadline, principal, roles, ceiling, scorer = header.split(";")
             issued_at = float(issued)
             deadline_unix = float(deadline) if deadline else None
             who, held = _unb64(principal), _unb64(roles)
@@ -94,7 +98,7 @@ class PeerSigner:
         self._remember(nonce, at)
         return Forwarded(
             method, tenant, priority, request_id, who,
-            frozenset(r for r in held.split(",") if r), deadline_unix,
+            frozenset(r for r in held.split(",") if r), deadline_unix, ceiling, scorer == "1",
         )  # fmt: skip
 
     def _remember(self, nonce: str, now: float) -> None:
