@@ -153,3 +153,32 @@ def test_thirty_tenants_over_round_robin_survive_a_killed_server(pg: PgCluster) 
                 assert [get_step(a, tenant) for a in live] == [stored] * 2, tenant
         finally:
             channel.close()
+
+
+def test_a_service_added_later_is_forwarded_without_code_of_its_own(pg: PgCluster) -> None:
+    """MemoryService has no forwarding code: its calls pass by method name."""
+    from mlsdm.v1 import memory_service_pb2 as mem
+    from mlsdm.v1 import memory_service_pb2_grpc as mem_grpc
+
+    dsn = pg.new_database()
+    meta = [("x-mlsdm-tenant", "m")]
+    with forwarding_servers(dsn, 2) as (owner, other):
+        with grpc.insecure_channel(owner.address) as channel:
+            at_owner = mem_grpc.MemoryServiceStub(channel)
+            first = at_owner.Remember(
+                mem.RememberRequest(memories=[mem.MemoryInput(text="the cat sleeps on the mat")]),
+                metadata=meta, timeout=10,
+            )  # fmt: skip
+        epoch, _, address = _lease(pg, dsn, "m")
+        assert address == owner.address and first.results[0].stored
+        with grpc.insecure_channel(other.address) as channel:
+            at_other = mem_grpc.MemoryServiceStub(channel)
+            second = at_other.Remember(
+                mem.RememberRequest(memories=[mem.MemoryInput(text="the dog barks at night")]),
+                metadata=meta, timeout=10,
+            )  # fmt: skip
+            found = at_other.Recall(mem.RecallRequest(query="cat mat", top_k=5),
+                                    metadata=meta, timeout=10)  # fmt: skip
+        assert second.results[0].stored
+        assert first.results[0].id in {item.memory.id for item in found.items}
+        assert _lease(pg, dsn, "m")[:1] == (epoch,), "the lease moved"
