@@ -40,8 +40,14 @@ class LeaseRows(Protocol):
     async def owner_of(self, tenant: str) -> tuple[str, str, float] | None: ...
 
 
+class Session(Protocol):
+    closed: bool
+
+    def lease_lost(self) -> bool: ...
+
+
 class Residents(Protocol):
-    def serves_here(self, tenant: str) -> bool: ...
+    def session(self, tenant: str) -> Session | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +70,9 @@ class OwnerDirectory:
     async def remote_owner(self, tenant: str) -> RemoteOwner | None:
         """The live pod elsewhere to forward to; None: serve here (this pod
         holds the lease, or nobody live does: the call takes it)."""
-        if self._residents.serves_here(tenant):
-            return None
+        here = self._residents.session(tenant)
+        if here is not None and not here.closed and not here.lease_lost():
+            return None  # this process holds it, loaded and within its lease
         known = self._known.get(tenant)
         if known is not None and known.until > time.monotonic():
             self._known.move_to_end(tenant)

@@ -33,7 +33,6 @@ from mlsdm.server.service.store.settings import TenantSettings
 from mlsdm.server.service.tenancy import upkeep
 from mlsdm.server.service.tenancy.cache import AbsentNames, PinnedLRU
 from mlsdm.server.service.tenancy.loader import load_session
-from mlsdm.server.service.tenancy.placement import FORWARDED
 from mlsdm.server.service.tenancy.session import TenantSession
 from mlsdm.server.service.tenancy.session_ports import EngineCaller, TenantClosed
 from mlsdm.server.service.tenancy.stats import TenantStats
@@ -129,11 +128,6 @@ class TenantRegistry:
 
     # readers (any thread)
 
-    def serves_here(self, tenant: str) -> bool:
-        """Whether this process holds the tenant, loaded and within its lease."""
-        found = self._cache.peek(tenant)
-        return found is not None and not found.closed and not found.lease_lost()
-
     def resident(self) -> list[tuple[str, CognitiveEngine]]:
         return [(name, s.engine) for name, s in self._cache.items()]
 
@@ -188,10 +182,8 @@ class TenantRegistry:
             if busy is None:
                 busy = self._start_busy(tenant, self._load(tenant, principal, wait_s))
             result = await asyncio.shield(busy)
-            if result is not None and result.lease_lost():
-                # Paused past the lease while loading: never served from here.
-                self.drop(result, "lease expired while loading")
-                continue
+            if result is not None and result.lease_lost():  # paused past it while loading
+                self.drop(result, "lease expired while loading")  # closed: loops again
             if result is not None and not result.closed and self._cache.peek(tenant) is result:
                 result.pins += 1
                 self._evict_over_limit()
@@ -201,13 +193,11 @@ class TenantRegistry:
         self, tenant: str, principal: str | None, wait_s: float | None
     ) -> TenantSession | None:
         self._absent.discard(tenant)
-        limit = self.settings.max_tenants_per_principal or None
+        limit = None if principal is None else self.settings.max_tenants_per_principal or None
         wait = self.settings.handover_wait_s if wait_s is None else max(0.0, wait_s)
         wait = min(wait, self.settings.handover_wait_s)
-        ask = not FORWARDED.get()  # a forwarded call never takes a live pod's lease
-        quota = None if principal is None else limit
         try:
-            session = await load_session(self, tenant, principal, quota, wait * ask, ask=ask)
+            session = await load_session(self, tenant, principal, limit, wait)
         except StorageUnavailable:
             self.storage.failed()
             raise
@@ -253,9 +243,7 @@ class TenantRegistry:
         if isinstance(exc, LeaseLost):
             self.stats.add("leases_lost")
             self.drop(session, "lease lost")
-        elif isinstance(exc, TenantDataCorrupt):
-            # That tenant only answers DATA_LOSS until repaired; not the store's fault.
-            self.stats.add("tenants_corrupt")
+        elif isinstance(exc, TenantDataCorrupt):  # that tenant's fault, not the store's
             self.stats.mark_corrupt(session.name)
             self.drop(session, "stored rows disagree with the engine")
         elif isinstance(exc, StorageUnavailable):

@@ -45,7 +45,9 @@ class TenantStats:
         self._corrupt: dict[str, None] = {}  # insertion-ordered set
 
     def mark_corrupt(self, tenant: str) -> None:
+        """Counts a refusal (tenants_corrupt) and names the tenant until cleared."""
         with self._lock:
+            self._values["tenants_corrupt"] += 1
             self._corrupt[tenant] = None
 
     def clear_corrupt(self, tenant: str) -> None:
