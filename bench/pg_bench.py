@@ -9,6 +9,14 @@
    to the server that does not hold the tenant, so every call is a handover
    (ask the owner over NOTIFY, owner finishes and releases, load, serve).
    Prints p50/p99 of those calls as the client sees them.
+3. Routing: three postgres-backed servers with owner forwarding on
+   (tenants.advertise_address, a generated tenants.peer_secret), one tenant,
+   `--concurrency` calls in flight: every call sent to the owner ("owner
+   direct", what Istio's consistent hash gives), then each call to the next
+   server in turn ("round-robin", what a plain Service or a client
+   round_robin policy gives: two calls in three are forwarded), then the same
+   round-robin with forwarding off (every call moves the lease). Prints RPS,
+   failed calls and the ratio to owner direct.
 
     python bench/pg_bench.py                  # full run (~1 min)
     python bench/pg_bench.py --quick          # smoke run for CI (seconds)
@@ -21,11 +29,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import secrets
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -63,26 +74,83 @@ def _requests(n: int = 256) -> list[pb.ProcessEventRequest]:
 
 
 async def throughput(port: int, concurrency: int, warmup: float, seconds: float) -> float:
+    return (await spread([port], concurrency, warmup, seconds))[0]
+
+
+async def spread(
+    ports: list[int], concurrency: int, warmup: float, seconds: float
+) -> tuple[float, int]:
+    """Acknowledged calls per second, and failed calls, with the calls sent to
+    `ports` in turn (one port: all to it)."""
     requests = _requests()
     metadata = (("x-mlsdm-tenant", "bench"),)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = pb_grpc.CognitiveServiceStub(channel)
-        loop = asyncio.get_running_loop()
-        measure_from = loop.time() + warmup
-        stop_at = measure_from + seconds
-        counted = 0
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in ports]
+    stubs = [pb_grpc.CognitiveServiceStub(c) for c in channels]
+    loop = asyncio.get_running_loop()
+    measure_from = loop.time() + warmup
+    stop_at = measure_from + seconds
+    counted = failed = 0
+    turn = 0
 
-        async def worker(offset: int) -> None:
-            nonlocal counted
-            i = offset
-            while (now := loop.time()) < stop_at:
+    async def worker(offset: int) -> None:
+        nonlocal counted, failed, turn
+        i = offset
+        while (now := loop.time()) < stop_at:
+            turn += 1
+            stub = stubs[turn % len(stubs)]
+            try:
                 await stub.ProcessEvent(requests[i % len(requests)], metadata=metadata, timeout=30)
+            except grpc.aio.AioRpcError:
+                failed += now >= measure_from
+                continue
+            finally:
                 i += concurrency
-                if now >= measure_from:
-                    counted += 1
+            if now >= measure_from:
+                counted += 1
 
+    try:
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        return counted / seconds
+    finally:
+        for channel in channels:
+            await channel.close()
+    return counted / seconds, failed
+
+
+async def owner_port(ports: list[int]) -> int:
+    """Makes the tenant's owner one of `ports` (a first call), returns it."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:
+        stub = pb_grpc.CognitiveServiceStub(channel)
+        await stub.ProcessEvent(_requests(1)[0], metadata=(("x-mlsdm-tenant", "bench"),))
+    return ports[0]
+
+
+def routing(tmp: Path, cluster: Any, concurrency: int, warmup: float, seconds: float,
+            ) -> dict[str, tuple[float, int]]:  # fmt: skip
+    """Owner direct, round-robin with forwarding, round-robin without."""
+    out: dict[str, tuple[float, int]] = {}
+    secret = secrets.token_urlsafe(32)  # this run's only: the bench's servers are throwaway
+    for forwarding in (True, False):
+        dsn = cluster.new_database()
+        extra: dict[str, object] = (
+            {"tenants.advertise_address": "127.0.0.1", "tenants.peer_secret": secret}
+            if forwarding else {}
+        )  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            ports = []
+            for name in ("r0", "r1", "r2"):
+                work = tmp / f"{name}-{forwarding}"
+                work.mkdir()
+                settings = _settings(work, {**_postgres(dsn, name), **extra})
+                ports.append(stack.enter_context(chain_server(None, work, settings)).port)
+            owner = asyncio.run(owner_port(ports))
+            if forwarding:
+                out["owner direct"] = asyncio.run(spread([owner], concurrency, warmup, seconds))
+                out["round-robin, forwarding"] = asyncio.run(
+                    spread(ports, concurrency, warmup, seconds))  # fmt: skip
+            else:
+                out["round-robin, forwarding off (handover per call)"] = asyncio.run(
+                    spread(ports, concurrency, warmup, seconds))  # fmt: skip
+    return out
 
 
 async def handovers(ports: list[int], rounds: int) -> list[float]:
@@ -145,6 +213,8 @@ def main() -> int:
         with chain_server(None, a, _settings(a, _postgres(dsn, "a"))) as sa, \
                 chain_server(None, b, _settings(b, _postgres(dsn, "b"))) as sb:  # fmt: skip
             latencies = asyncio.run(handovers([sa.port, sb.port], moves))
+        routes = routing(Path(tmp), cluster, args.concurrency, warmup, seconds)
+    direct = routes["owner direct"][0]
     p50, p99 = (float(np.percentile(latencies, q)) * 1000 for q in (50, 99))
     lines = [
         f"ProcessEvent, one tenant, concurrency {args.concurrency}, {seconds:g} s per run, "
@@ -157,6 +227,12 @@ def main() -> int:
         "",
         f"Handover (every call lands on the server not holding the tenant), {moves} calls: "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+        "",
+        f"Routing: three servers, one tenant, concurrency {args.concurrency}, {seconds:g} s each",
+        "",
+        "| calls sent to | RPS | failed | ratio to owner direct |",
+        "|---|---:|---:|---:|",
+        *(f"| {n} | {v:,.0f} | {f} | {v / direct:.2f} |" for n, (v, f) in routes.items()),
     ]
     text = "\n".join(lines)
     print(text)

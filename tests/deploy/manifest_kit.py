@@ -64,13 +64,23 @@ def secret_value(secrets: Objects, ref: dict[str, Any]) -> str:
 
 def pod_env(objects: Objects, secrets: Objects) -> dict[str, str]:
     """The container's environment, Secret references resolved from the examples."""
-    env = {}
+    env: dict[str, str] = {}
     for item in container(objects).get("env", []):
         if "value" in item:
-            env[item["name"]] = item["value"]
+            # Kubernetes expands $(NAME) from the variables defined before it.
+            value = str(item["value"])
+            for name, earlier in env.items():
+                value = value.replace(f"$({name})", earlier)
+            env[item["name"]] = value
+        elif "fieldRef" in item["valueFrom"]:
+            env[item["name"]] = FIELD_EXAMPLES[item["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             env[item["name"]] = secret_value(secrets, item["valueFrom"]["secretKeyRef"])
     return env
+
+
+# What the downward API gives a pod, for the fields the manifests use.
+FIELD_EXAMPLES = {"status.podIP": "10.0.0.7"}
 
 
 def require_tenant_stores() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -93,14 +94,23 @@ def test_scale_out_dsn_comes_from_a_secret(rendered: Rendered, mode: str) -> Non
     cluster = one(rendered["cnpg"], "Cluster")
     assert ref == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}
     # The example for a PostgreSQL not run by CloudNativePG has the same shape.
-    example = one(rendered["dsn-example"], "Secret")
+    example = _dsn_example(rendered)
     assert example["metadata"]["name"] == ref["name"] and ref["key"] in example["stringData"]
     assert "postgres_dsn" not in config_text(objects)
 
 
+def _dsn_example(rendered: Rendered) -> dict[str, Any]:
+    # The file holds the scale-out mode's example Secrets: the DSN and the peer secret.
+    found = [o for o in rendered["dsn-example"] if o["metadata"]["name"] == "mlsdm-db-app"]
+    assert len(found) == 1
+    return found[0]
+
+
 def test_dsn_example_holds_no_credential(rendered: Rendered) -> None:
-    uri = one(rendered["dsn-example"], "Secret")["stringData"]["uri"]
+    uri = _dsn_example(rendered)["stringData"]["uri"]
     assert "CHANGE-ME@" in uri and ".invalid:" in uri
+    peer = [o for o in rendered["dsn-example"] if o["metadata"]["name"] == "mlsdm-peer"]
+    assert len(peer) == 1 and peer[0]["stringData"]["secret"] == "CHANGE-ME"
 
 
 def test_cloudnative_pg_cluster(rendered: Rendered) -> None:
@@ -125,8 +135,12 @@ def test_scale_out_pods_may_reach_the_database(rendered: Rendered) -> None:
         if peer.get("podSelector", {}).get("matchLabels") == {"cnpg.io/cluster": cluster}
     ]
     assert [p["port"] for rule in to_db for p in rule["ports"]] == [5432]
+    # Owner forwarding: gRPC to the other mlsdm pods, nothing wider.
+    peers = [{"podSelector": {"matchLabels": {"app": "mlsdm"}}}]
+    to_peers = [rule for rule in egress if rule.get("to") == peers]
+    assert [p["port"] for rule in to_peers for p in rule["ports"]] == [50051]
     # The DNS, istiod and HTTPS rules of the base are still there.
-    assert len(egress) == 4
+    assert len(egress) == 5
 
 
 def test_cluster_is_decoded_strictly(tmp_path: Path) -> None:

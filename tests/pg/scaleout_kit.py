@@ -25,8 +25,10 @@ LEASE_SETS = ("tenants.lease_expiry_s=3", "tenants.lease_renew_s=1")
 
 
 @contextlib.contextmanager
-def pg_servers(dsn: str, n: int, *extra: str) -> Iterator[list[ServerProcess]]:
-    env = {"MLSDM_TENANTS__POSTGRES_DSN": dsn}
+def pg_servers(
+    dsn: str, n: int, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[list[ServerProcess]]:
+    env = {"MLSDM_TENANTS__POSTGRES_DSN": dsn, **(env or {})}
     with contextlib.ExitStack() as stack:
         servers = [
             stack.enter_context(

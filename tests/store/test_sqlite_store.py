@@ -75,7 +75,7 @@ def test_a_flipped_byte_in_an_event_fails_that_tenant_only(sqlite_harness: Sqlit
 
     async def body() -> None:
         store = SqliteStore(SqliteConfig(path))
-        await store.open()  # quick_check does not read blobs: the checksums do
+        await store.open()  # start-up reads the schema, not the rows: the checksums do
         with pytest.raises(TenantDataCorrupt) as corrupt:
             await load(store, "b")
         assert corrupt.value.tenant == "b" and "event 7" in corrupt.value.detail
@@ -162,12 +162,14 @@ def test_a_file_that_is_not_a_database_does_not_open(
     assert path.read_bytes() == content  # left as it was
 
 
-def test_a_damaged_database_does_not_open(sqlite_harness: SqliteHarness) -> None:
+def test_a_damaged_schema_does_not_open(sqlite_harness: SqliteHarness) -> None:
+    """Start-up reads the header and the schema (page 1), not every page: a
+    damaged schema stops it; a damaged tenant page does not
+    (test_sqlite_damaged_page.py)."""
     path = sqlite_harness.path
     run(lambda: fill(path, "abcdef", 150))
     data = bytearray(path.read_bytes())
-    middle = (len(data) // 4096 // 2) * 4096
-    data[middle : middle + 4096] = b"\xff" * 4096
+    data[100:4096] = b"\xff" * (4096 - 100)  # page 1 past the file header: the schema
     path.write_bytes(bytes(data))
     with pytest.raises(StoreOpenError, match=str(path)):
         run(SqliteStore(SqliteConfig(path)).open)

@@ -238,6 +238,39 @@ def test_corruption_is_one_tenants_and_repair_quarantines_the_rest(durable: Harn
     assert durable.quarantined("h") == []
 
 
+def test_a_damaged_only_snapshot_keeps_every_event_through_load_export_and_repair(
+    durable: Harness,
+) -> None:
+    """The readable prefix starts at the first event when no snapshot is
+    readable (both adapters share prefix.event_floor): nothing good is lost."""
+
+    async def body() -> None:
+        store = await opened(durable)
+        lease, _ = await loaded(store, "t")
+        await append_all(store, lease, 1, 30)
+        await store.write_snapshot(lease, 20, 1, b"state@20")
+        assert durable.event_seqs("t") == list(range(1, 31))  # nothing older to prune
+        await asyncio.to_thread(durable.corrupt_snapshot, "t", 20)
+        got = await store.load(lease)
+        assert got.snapshot is None and [s for s, _ in got.events] == list(range(1, 31))
+        assert len(got.problems) == 1 and "first event" in got.problems[0]
+        exported = await store.export("t")
+        assert exported.snapshot is None and exported.last_seq == 30
+
+        def rebuild(kept: StoredTenant) -> Rebuilt:
+            assert kept.snapshot is None and [s for s, _ in kept.events] == list(range(1, 31))
+            return Rebuilt(30, 1, b"rebuilt@30", step=30, store_used=3)
+
+        report = await store.repair(lease, rebuild)
+        assert (report.last_seq, report.events_replayed, report.rows_quarantined) == (30, 30, 1)
+        got = await store.load(lease)
+        assert got.snapshot is not None and got.snapshot.blob == b"rebuilt@30"
+        await store.close()
+
+    run(body)
+    assert durable.quarantined("t") == [("snapshot", 20)]
+
+
 def test_repair_of_a_healthy_tenant_sets_nothing_aside_but_superseded_rows(
     durable: Harness,
 ) -> None:

@@ -2,8 +2,10 @@
 
   tenants list                      tenants in the configured store
   tenants copy --from S --to D      every tenant from one store to another
+                   [--salvage]      (corrupt ones: their readable part)
   tenants export TENANT [-o FILE]   the readable part of a tenant, as JSON
   tenants repair TENANT             keep the readable part, quarantine the rest
+  tenants integrity                 which tenants a damaged store affects
 
 A store is named `sqlite:DIR` (the data directory), `postgres:` (the DSN of
 tenants.postgres_dsn / MLSDM_TENANTS__POSTGRES_DSN) or `postgres:DSN`, or
@@ -95,9 +97,10 @@ def cmd_copy(args: argparse.Namespace, load: LoadSettings) -> int:
                 print(f"{outcome:9} {tenant}", file=sys.stderr)
 
             report = await copy_all(
-                src, dst, overwrite=args.overwrite, state=_state_of(settings), progress=progress
-            )
-            counts = {o: report.count(o) for o in ("copied", "resumed", "skipped")}
+                src, dst, overwrite=args.overwrite, state=_state_of(settings),
+                progress=progress, salvage=args.salvage,
+            )  # fmt: skip
+            counts = {o: report.count(o) for o in ("copied", "resumed", "skipped", "salvaged")}
             print(json.dumps({**counts, "errors": report.errors}, indent=2))
             return 0 if report.ok else 1
 
@@ -166,10 +169,29 @@ def cmd_repair(args: argparse.Namespace, load: LoadSettings) -> int:
             report = await store.repair(
                 lease, lambda stored: rebuild_prefix(args.tenant, stored, config, embedder)
             )
+        except StoreError as exc:
+            print(f"mlsdm-grpc tenants repair: {exc}", file=sys.stderr)
+            return 1
         finally:
             await store.release(lease)
         print(json.dumps(dataclasses.asdict(report)))
         return 0
+
+    return asyncio.run(_with(_open(settings, args.store), work))
+
+
+def cmd_integrity(args: argparse.Namespace, load: LoadSettings) -> int:
+    from mlsdm.server.service.store.integrity import check_tenants
+
+    settings = load(args)
+
+    async def work(store: TenantStore) -> int:
+        affected = 0
+        async for check in check_tenants(store):
+            affected += not check.ok
+            print(json.dumps(dataclasses.asdict(check)))
+        print(f"{affected} tenant(s) affected", file=sys.stderr)
+        return 1 if affected else 0
 
     return asyncio.run(_with(_open(settings, args.store), work))
 
@@ -179,7 +201,9 @@ def add_tenants_parser(
     settings_args: Callable[[argparse.ArgumentParser], None],
     load: LoadSettings,
 ) -> None:
-    tenants = sub.add_parser("tenants", help="the tenant store offline: list, copy, export, repair")
+    tenants = sub.add_parser(
+        "tenants", help="the tenant store offline: list, copy, export, repair, integrity"
+    )
     verbs = tenants.add_subparsers(dest="verb", required=True)
 
     def verb(
@@ -196,6 +220,10 @@ def add_tenants_parser(
     copy.add_argument("--from", dest="source", required=True, help="sqlite:DIR or postgres:[DSN]")
     copy.add_argument("--to", dest="target", required=True, help="sqlite:DIR or postgres:[DSN]")
     copy.add_argument("--overwrite", action="store_true", help="replace differing histories")
+    copy.add_argument(
+        "--salvage", action="store_true",
+        help="copy the readable part of tenants whose rows cannot rebuild them",
+    )  # fmt: skip
     export = verb("export", "a tenant's readable snapshot and events as JSON", cmd_export)
     export.add_argument("tenant")
     export.add_argument("--store", help="sqlite:DIR, postgres: or postgres:DSN")
@@ -203,3 +231,5 @@ def add_tenants_parser(
     repair = verb("repair", "keep a tenant's readable prefix, quarantine the rest", cmd_repair)
     repair.add_argument("tenant")
     repair.add_argument("--store", help="sqlite:DIR, postgres: or postgres:DSN")
+    check = verb("integrity", "which tenants a damaged store affects (exit 1: some)", cmd_integrity)
+    check.add_argument("--store", help="sqlite:DIR, postgres: or postgres:DSN")

@@ -43,6 +43,7 @@ from mlsdm.server.service.store.port import StoreOpenError
 from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
+from mlsdm.server.transport.forward.setup import advertise, forwarding, log_forwarding
 from mlsdm.server.transport.health import HealthState
 from mlsdm.server.transport.http.listener import HttpListener
 from mlsdm.server.transport.http.server import Served, build_http, contract_services
@@ -68,7 +69,7 @@ from mlsdm.v1 import (
 
 log = logging.getLogger("mlsdm.server")
 
-# How often the emergency state of the resident tenants is folded into readiness.
+# How often the server-level conditions (RSS ceiling, store probe) are folded into readiness.
 HEALTH_REFRESH_S = 1.0
 
 
@@ -195,6 +196,10 @@ class MlsdmServer:
             gates.append(RateLimitGate(self.settings.rate_limit))
         if self.settings.admission.enabled:
             gates.append(AdmissionGate(self.admission))
+        self.forwarding = forwarding(self.settings, self.tenants)
+        if self.forwarding is not None:
+            # Verified first (it replaces auth for pods), forwarded last (after every gate).
+            gates = [self.forwarding.peer_gate, *gates, self.forwarding.forward_gate]
         # Kept for the HTTP port, which runs these very instances.
         self.telemetry, self.gates = telemetry, gates
         self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
@@ -217,6 +222,7 @@ class MlsdmServer:
     async def start(self) -> int:
         s = self.settings.server
         self._bind()
+        advertise(self.tenants, self.settings, self.port)
         try:
             await self.tenants.start()
         except StoreOpenError as exc:
@@ -259,6 +265,8 @@ class MlsdmServer:
             partial = s.port_file.with_name(s.port_file.name + ".tmp")
             partial.write_text(f"{self.port}\n", encoding="utf-8")
             os.replace(partial, s.port_file)
+        log.info("serving", extra={"port": self.port, "host": s.host})
+        log_forwarding(self.settings, self.forwarding)
         log.info("serving", extra={"port": self.port, "host": s.host, "http_port": self.http_port})
         if self.authenticator.open:
             log.warning(
@@ -309,19 +317,12 @@ class MlsdmServer:
         }[t.store]
         log.info("tenant store open", extra={"store": t.store, "where": where, "sync": t.sync})
 
-    def _all_in_emergency(self) -> bool:
-        # Off the event loop: an engine's state() waits for its lock, which an
-        # offloaded call may hold.
-        engines = [engine for _, engine in self.tenants.resident()]
-        return bool(engines) and all(e.state().emergency for e in engines)
-
     async def _watch_health(self) -> None:
         while True:
-            # One tenant's emergency refuses that tenant's calls only; the pod
-            # stops taking traffic when none of its resident tenants can serve.
-            all_down = await asyncio.to_thread(self._all_in_emergency)
-            # Past the process RSS ceiling no tenant here can serve either.
-            await self.health.set_emergency(all_down or self.tenants.over_rss)
+            # Readiness is the server's: a tenant's emergency or corruption
+            # refuses that tenant's calls only (another pod would refuse them
+            # too). Past the process RSS ceiling no tenant here can serve.
+            await self.health.set_emergency(self.tenants.over_rss)
             # Readiness follows the store: NOT_SERVING while commits fail or
             # the database is unreachable, SERVING once a probe write succeeds.
             await self.health.set_storage(await self.tenants.probe())
@@ -355,6 +356,8 @@ class MlsdmServer:
         await self.server.stop(last)
         await self.backend.aclose()
         await self.authenticator.close()
+        if self.forwarding is not None:
+            await self.forwarding.channels.close()
         # Snapshots the resident tenants, releases their leases, closes the store.
         await self.tenants.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

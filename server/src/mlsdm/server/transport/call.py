@@ -65,6 +65,10 @@ class CallInfo:
     # whether the caller's own moral scores may stand (read by the governance).
     max_priority: Priority = Priority.NORMAL
     trusted_scorer: bool = False
+    # Forwarded by another pod that already ran every gate with the client's
+    # credentials (transport/forward): identity and roles come from its
+    # verified header, and the auth and rate-limit gates pass the call.
+    forwarded: bool = False
 
     @property
     def admin(self) -> bool:

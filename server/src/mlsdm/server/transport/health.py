@@ -2,9 +2,10 @@
 
 "liveness" is SERVING while the process runs (the kubelet restarts it
 otherwise). "readiness", "" and the CognitiveService name turn NOT_SERVING as
-soon as draining starts, while the service is in emergency shutdown, and
+soon as draining starts, while the process is past its RSS ceiling, and
 while the tenant store cannot commit, so traffic moves to other pods before
-calls would be refused.
+calls would be refused. They reflect the server only: one tenant's emergency
+or corrupt state refuses that tenant's calls, never the pod.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from prometheus_client.registry import REGISTRY, Collector
 class _Counters(Protocol):
     def as_dict(self) -> dict[str, int]: ...
 
+    def corrupt_now(self) -> tuple[list[str], int]: ...
+
 
 class _Store(Protocol):
     @property
@@ -99,13 +101,26 @@ class StoreCollector(Collector):
         families = {
             key: CounterMetricFamily(name, text, labels=("store",)) for key, name, text in _COUNTERS
         }
+        corrupt = GaugeMetricFamily(
+            "mlsdm_tenant_data_corrupt",
+            "1 for each tenant whose stored state cannot rebuild it right now (its calls "
+            "fail DATA_LOSS TENANT_DATA_CORRUPT until repaired); at most 20 are named, "
+            'the rest are counted under tenant="_others".',
+            labels=("store", "tenant"),
+        )
         for source in sources:
             kind = source.store.kind
             writable.add_metric([kind], 1.0 if source.storage_ok else 0.0)
+            named, others = source.stats.corrupt_now()
+            for tenant in named:
+                corrupt.add_metric([kind, tenant], 1.0)
+            if others:
+                corrupt.add_metric([kind, "_others"], float(others))
             counters = _counters(source)
             for key, family in families.items():
                 family.add_metric([kind], counters.get(key, 0))
         yield writable
+        yield corrupt
         yield from families.values()
 
     def describe(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

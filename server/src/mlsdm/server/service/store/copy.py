@@ -5,7 +5,10 @@ Per tenant, under both stores' leases (so no server writes either side
 meanwhile): the source's snapshot and events are read; the destination is
 found empty (write everything), equal (skip: an earlier run copied it), or a
 prefix of the source (an interrupted run: append the rest); anything else is
-a conflict that is left alone unless `overwrite`. Afterwards the
+a conflict that is left alone unless `overwrite`. A tenant whose stored rows
+cannot rebuild it fails the copy, unless `salvage`: then its readable prefix
+(what `export` and `repair` keep) is copied ("salvaged"): the way out of a
+SQLite file with a damaged page, which cannot be rewritten in place. Afterwards the
 destination's rows are read back and compared with the source's, and, when
 a `state` function is given, both are rebuilt into engines and their states
 compared.
@@ -18,11 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mlsdm.server.service.store.port import StoredTenant, StoreError, TenantStore
+from mlsdm.server.service.store.port import (
+    StoredTenant,
+    StoreError,
+    TenantDataCorrupt,
+    TenantStore,
+)
 
 log = logging.getLogger("mlsdm.store.copy")
 
-Outcome = Literal["copied", "resumed", "skipped", "conflict", "failed"]
+Outcome = Literal["copied", "resumed", "skipped", "conflict", "failed", "salvaged"]
 # Appends in flight at once while copying one tenant's events.
 APPEND_WINDOW = 512
 # Lease waits while copying: a server still serving the tenant hands it over.
@@ -86,11 +94,19 @@ async def copy_tenant(
     counts: tuple[int, int] = (0, 0),
     overwrite: bool = False,
     state: Callable[[StoredTenant], object] | None = None,
+    salvage: bool = False,
 ) -> Outcome:
     """Copies one tenant; raises StoreError (or ValueError on a failed check)."""
     src_lease = await src.acquire(tenant, wait_s=LEASE_WAIT_S)
     try:
-        source = await src.load(src_lease)
+        salvaged = False
+        try:
+            source = await src.load(src_lease)
+        except TenantDataCorrupt:
+            if not salvage:
+                raise
+            exported = await src.export(tenant)
+            source, salvaged = StoredTenant(exported.snapshot, exported.events), True
         await dst.register(tenant, None, None)
         have = await dst.export(tenant)
         if have.last_seq and _same(have, source):
@@ -110,7 +126,7 @@ async def copy_tenant(
             raise ValueError(f"tenant {tenant!r}: the copy reads back different rows")
         if state is not None and state(written) != state(source):
             raise ValueError(f"tenant {tenant!r}: the copy rebuilds into a different state")
-        return outcome
+        return "salvaged" if salvaged else outcome
     finally:
         await src.release(src_lease)
 
@@ -122,6 +138,7 @@ async def copy_all(
     overwrite: bool = False,
     state: Callable[[StoredTenant], object] | None = None,
     progress: Callable[[str, Outcome], None] | None = None,
+    salvage: bool = False,
 ) -> CopyReport:
     report = CopyReport()
     after = ""
@@ -133,7 +150,7 @@ async def copy_all(
             try:
                 outcome = await copy_tenant(
                     src, dst, row.tenant, counts=(row.step, row.store_used),
-                    overwrite=overwrite, state=state,
+                    overwrite=overwrite, state=state, salvage=salvage,
                 )  # fmt: skip
             except (StoreError, ValueError) as exc:
                 outcome = "failed"

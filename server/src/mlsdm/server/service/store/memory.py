@@ -113,7 +113,7 @@ class LocalLeaseMixin:
     def held(self) -> list[Lease]:
         return self._leases.held()
 
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+    async def acquire(self, tenant: str, *, wait_s: float, ask: bool = True) -> Lease:
         self.stats.acquired += 1
         return self._leases.acquire(tenant)
 

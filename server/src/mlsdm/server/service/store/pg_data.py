@@ -23,7 +23,12 @@ from mlsdm.server.service.store.port import (
     TenantQuotaExceeded,
     TenantRow,
 )
-from mlsdm.server.service.store.prefix import Readable, readable_prefix, worked_around
+from mlsdm.server.service.store.prefix import (
+    Readable,
+    event_floor,
+    readable_prefix,
+    worked_around,
+)
 
 log = logging.getLogger("mlsdm.store.postgres")
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -96,10 +101,11 @@ class PgData:
             binary=True,
         )
         snaps = [(int(s), int(v), int(c), bytes(b)) for s, v, c, b in await cur.fetchall()]
-        oldest = snaps[-1][0] if snaps else 0
+        # After the newest readable snapshot, from the first event without one.
         cur = await conn.execute(
-            "SELECT seq, crc, record FROM mlsdm_events WHERE tenant = %s AND seq > %s ORDER BY seq",
-            (tenant, oldest),
+            "SELECT seq, crc, record FROM mlsdm_events WHERE tenant = %s AND seq > %s "
+            "ORDER BY seq",
+            (tenant, event_floor(snaps)),
             binary=True,
         )
         events = [(int(s), int(c), bytes(r)) for s, c, r in await cur.fetchall()]

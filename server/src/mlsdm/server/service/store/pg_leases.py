@@ -2,8 +2,11 @@
 
 A lease row (tenant, owner, epoch, expires_at) is taken when it is free (no
 owner), ours, or expired; every change of hands bumps the epoch, which fences
-the previous holder's writes. Expiry is judged by the database's clock, so
-pods with skewed clocks agree.
+the previous holder's writes. Expiry is set and compared in SQL by the
+database's clock, so pods with skewed clocks agree; each statement returns
+the time left (and the database's now, for the skew check, clock.py), which
+the pod counts down on its monotonic clock from before it asked: no round
+trip per call, and a pause never extends a lease.
 
 Handover goes over one LISTEN/NOTIFY channel: a pod that wants a tenant
 held by a live owner publishes a `release` request naming that owner, then
@@ -30,14 +33,17 @@ from mlsdm.server.service.store.port import ReleaseRequested
 log = logging.getLogger("mlsdm.store.postgres")
 
 TAKE_SQL = """
-INSERT INTO mlsdm_leases AS l (tenant, owner, epoch, expires_at, last_seq)
+INSERT INTO mlsdm_leases AS l (tenant, owner, epoch, expires_at, last_seq, address)
 VALUES (%(tenant)s, %(owner)s, 1, now() + make_interval(secs => %(ttl)s),
         greatest((SELECT max(seq) FROM mlsdm_events WHERE tenant = %(tenant)s),
-                 (SELECT max(seq) FROM mlsdm_snapshots WHERE tenant = %(tenant)s), 0))
+                 (SELECT max(seq) FROM mlsdm_snapshots WHERE tenant = %(tenant)s), 0),
+        %(address)s)
 ON CONFLICT (tenant) DO UPDATE
-  SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
+  SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at,
+      address = EXCLUDED.address
   WHERE l.owner = '' OR l.owner = EXCLUDED.owner OR l.expires_at <= now()
-RETURNING epoch, extract(epoch FROM expires_at)::float8
+RETURNING epoch, extract(epoch FROM expires_at - now())::float8,
+          extract(epoch FROM clock_timestamp())::float8
 """
 
 HOLDER_SQL = """
@@ -45,10 +51,17 @@ SELECT owner, greatest(extract(epoch FROM expires_at - now())::float8, 0)
 FROM mlsdm_leases WHERE tenant = %(tenant)s
 """
 
+# Who serves the tenant now, where, and for how much longer (database clock).
+OWNER_SQL = """
+SELECT owner, address, extract(epoch FROM expires_at - now())::float8
+FROM mlsdm_leases WHERE tenant = %(tenant)s
+"""
+
 RENEW_SQL = """
 UPDATE mlsdm_leases SET expires_at = now() + make_interval(secs => %(ttl)s)
 WHERE tenant = %(tenant)s AND owner = %(owner)s AND epoch = %(epoch)s
-RETURNING extract(epoch FROM expires_at)::float8
+RETURNING extract(epoch FROM expires_at - now())::float8,
+          extract(epoch FROM clock_timestamp())::float8
 """
 
 RELEASE_SQL = """

@@ -69,6 +69,15 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
 
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
+# Additive changes older servers ignore (they name their columns): applied on
+# every start under the same lock, without a version bump, so a rollback or a
+# canary at the previous version still starts on the same database.
+COMPATIBLE: tuple[str, ...] = (
+    # Where other pods reach the lease's owner (tenants.advertise_address;
+    # '' when it does not take forwarded calls).
+    "ALTER TABLE mlsdm_leases ADD COLUMN IF NOT EXISTS address text NOT NULL DEFAULT ''",
+)
+
 
 class SchemaTooNew(Exception):
     """The database was migrated by a newer server."""
@@ -96,4 +105,6 @@ async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
             for statement in statements:
                 await conn.execute(statement)
             await conn.execute("INSERT INTO mlsdm_schema (version) VALUES (%s)", (version,))
+        for statement in COMPATIBLE:
+            await conn.execute(statement)
         return found

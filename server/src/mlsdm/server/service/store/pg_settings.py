@@ -38,6 +38,26 @@ class PostgresStoreSettings(SettingsModel):
     # and waits at most this long (and never past the call's deadline) before
     # failing UNAVAILABLE TENANT_MOVING with RetryInfo.
     handover_wait_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    # Leases expire by the database's clock (compared in SQL; a pod counts
+    # down what the database said was left on its own monotonic clock). The
+    # wall clock still stamps every record (the engine's time-based recovery
+    # replays it), so a pod whose clock is further than this from the
+    # database's (measured at start-up, each renewal and each readiness
+    # probe) refuses to serve: UNAVAILABLE STORAGE_UNAVAILABLE, NOT_SERVING.
+    max_clock_skew_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    # Tests only: shifts this process's wall clock by this much (a pod whose
+    # clock is off); leave 0.
+    test_clock_offset_s: float = Field(default=0.0, ge=-3600.0, le=3600.0)
+    # Owner forwarding: host:port where other pods reach this one (the pod IP
+    # and the gRPC port; the manifests take it from the downward API). Stored
+    # in the lease rows this pod takes; a call reaching another pod for one of
+    # its tenants is forwarded here instead of moving the lease. "" : this pod
+    # takes no forwarded calls (its tenants move as before).
+    advertise_address: str = Field(default="", max_length=300)
+    # Key of the HMAC that proves a forwarded call's identity, tenant,
+    # priority, deadline and request id come from a pod (a Secret in the
+    # manifests; at least 32 characters). Unset: forwarding is off.
+    peer_secret: SecretStr | None = None
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> PostgresStoreSettings:
@@ -62,6 +82,9 @@ class PgConfig:
     pool_size: int = 8
     connect_timeout_s: float = 3.0
     lease_expiry_s: float = 10.0
+    max_clock_skew_s: float = 5.0
+    clock_offset_s: float = 0.0
+    address: str = ""  # host:port other pods forward this one's tenants' calls to
 
     @staticmethod
     def from_settings(settings: PostgresStoreSettings) -> PgConfig:
@@ -73,4 +96,7 @@ class PgConfig:
             pool_size=settings.postgres_pool_size,
             connect_timeout_s=settings.postgres_connect_timeout_s,
             lease_expiry_s=settings.lease_expiry_s,
+            max_clock_skew_s=settings.max_clock_skew_s,
+            clock_offset_s=settings.test_clock_offset_s,
+            address=settings.advertise_address,
         )

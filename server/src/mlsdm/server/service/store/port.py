@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -102,7 +103,10 @@ class TenantQuotaExceeded(StoreError):
 @dataclass(frozen=True, slots=True)
 class Lease:
     """The right to write one tenant. `epoch` grows by one at every change of
-    owner; `expires_at` is wall-clock seconds (time.time())."""
+    owner; `expires_at` is this process's time.monotonic() at which the lease
+    runs out: the database decides the expiry by its own clock, and the
+    adapter counts down what it said was left from before it asked, so a pod
+    never trusts its wall clock (or a pause) to extend a lease."""
 
     tenant: str
     owner: str
@@ -197,9 +201,10 @@ class TenantStore(abc.ABC):
     # leases
 
     @abc.abstractmethod
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+    async def acquire(self, tenant: str, *, wait_s: float, ask: bool = True) -> Lease:
         """Takes the tenant's lease, asking its holder to hand over and waiting
-        at most `wait_s`; raises TenantMoving when the wait runs out."""
+        at most `wait_s`; raises TenantMoving when the wait runs out. `ask`
+        False: never asks a live holder (raises TenantMoving at once)."""
 
     @abc.abstractmethod
     async def renew(self, lease: Lease) -> Lease:
@@ -208,6 +213,11 @@ class TenantStore(abc.ABC):
     @abc.abstractmethod
     async def release(self, lease: Lease) -> None:
         """Gives the lease up (eviction, drain). Never raises for a lost lease."""
+
+    def wall_clock(self) -> float:
+        """The wall-clock time records are stamped with (a leased adapter may
+        shift it for tests: tenants.test_clock_offset_s)."""
+        return time.time()
 
     def on_release_requested(self, callback: ReleaseRequested) -> None:  # noqa: B027
         """Registers who to tell when another replica wants a tenant we hold.

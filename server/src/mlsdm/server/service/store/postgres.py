@@ -21,6 +21,7 @@ import psycopg
 import psycopg_pool
 
 from mlsdm.server.service.store import pg_leases as leases
+from mlsdm.server.service.store.clock import SkewGauge, WallClock, deadline
 from mlsdm.server.service.store.pg_data import PgData
 from mlsdm.server.service.store.pg_schema import CHANNEL, SchemaTooNew, migrate
 from mlsdm.server.service.store.pg_settings import PgConfig
@@ -35,6 +36,7 @@ from mlsdm.server.service.store.port import (
     StoredTenant,
     StoreError,
     StoreOpenError,
+    TenantDataCorrupt,
     TenantMoving,
     TenantRow,
     TenantStore,
@@ -73,6 +75,9 @@ class PostgresStore(TenantStore):
         self.config = config
         self.owner = config.owner
         self.stats = PgStats()
+        self.address = config.address  # where other pods forward our tenants' calls
+        self.wall = WallClock(config.clock_offset_s)
+        self.skew = SkewGauge(config.max_clock_skew_s, self.wall)
         self._pool = psycopg_pool.AsyncConnectionPool(
             config.dsn,
             min_size=1,
@@ -126,6 +131,19 @@ class PostgresStore(TenantStore):
             cur = await conn.execute(sql, params, binary=binary)
             return await cur.fetchall() if cur.description is not None else []
 
+    async def _timed(self, sql: str, params: dict[str, Any]) -> tuple[float, list[tuple[Any, ...]]]:
+        """Runs a statement whose rows end with the database's clock_timestamp();
+        measures the skew and returns the monotonic time it was sent."""
+        asked, sent = time.monotonic(), self.wall()
+        rows = await self._rows(sql, params)
+        if rows:
+            self.skew.observe(sent, self.wall(), float(rows[0][-1]))
+        return asked, rows
+
+    def _check_skew(self) -> None:
+        if not self.skew.ok:
+            raise StorageUnavailable(self.skew.problem(), retry_after_s=5.0)
+
     async def _commit(self, params: dict[str, object]) -> dict[str, StoreError | None]:
         started = time.perf_counter()
         # Binary parameters: records travel as bytes, not hex text.
@@ -155,7 +173,11 @@ class PostgresStore(TenantStore):
             # was lost (connection cut mid-commit). Reloading picks it up.
             log.warning("store ahead of the engine; reloading", extra={"tenant": tenant})
             return LeaseLost(tenant)
-        return StorageUnavailable(f"tenant {tenant!r}: seq {first} leaves a gap after {row[3]}")
+        # The tenant's stored last_seq disagrees with its rows: only a repair
+        # helps, so it is that tenant's corruption, not the store's.
+        return TenantDataCorrupt(
+            tenant, f"stored last_seq {row[3]} disagrees with the next event {first}"
+        )
 
     def _on_fenced(self, tenant: str) -> None:
         self.stats.fenced_writes += 1
@@ -184,6 +206,10 @@ class PostgresStore(TenantStore):
             raise StoreOpenError(f"PostgreSQL schema migration failed: {exc}") from exc
         log.info("postgres store open", extra={"owner": self.owner, "schema_was": found})
         self._listener.start()
+        try:
+            await self.probe()  # measures the clock skew before the first call
+        except StorageUnavailable as exc:
+            log.error("not serving until this is fixed", extra={"error": str(exc)})
 
     async def close(self) -> None:
         await self._writer.close()
@@ -194,13 +220,18 @@ class PostgresStore(TenantStore):
         await self._pool.close()
 
     async def probe(self) -> None:
-        await self._rows(
+        await self._timed(
             "INSERT INTO mlsdm_probe (owner, at) VALUES (%(owner)s, now()) "
-            "ON CONFLICT (owner) DO UPDATE SET at = now() RETURNING at",
+            "ON CONFLICT (owner) DO UPDATE SET at = now() "
+            "RETURNING extract(epoch FROM clock_timestamp())::float8",
             {"owner": self.owner},
         )
+        self._check_skew()
 
     # leases
+
+    def wall_clock(self) -> float:
+        return self.wall()
 
     def held(self) -> list[Lease]:
         return list(self._held.values())
@@ -209,21 +240,37 @@ class PostgresStore(TenantStore):
         self._handover.on_release_requested(callback)
 
     async def _take(self, tenant: str) -> Lease | None:
-        rows = await self._rows(
+        self._check_skew()
+        asked, rows = await self._timed(
             leases.TAKE_SQL,
-            {"tenant": tenant, "owner": self.owner, "ttl": self.config.lease_expiry_s},
-        )
+            {"tenant": tenant, "owner": self.owner, "ttl": self.config.lease_expiry_s,
+             "address": self.address},
+        )  # fmt: skip
         if not rows:
             return None
-        lease = Lease(tenant, self.owner, int(rows[0][0]), float(rows[0][1]))
+        self._check_skew()
+        lease = Lease(tenant, self.owner, int(rows[0][0]), deadline(asked, float(rows[0][1])))
         self._held[tenant] = lease
         return lease
 
-    async def acquire(self, tenant: str, *, wait_s: float) -> Lease:
+    async def owner_of(self, tenant: str) -> tuple[str, str, float] | None:
+        """(owner, address, seconds left by the database's clock) of the
+        tenant's lease row; None when it has none."""
+        rows = await self._rows(leases.OWNER_SQL, {"tenant": tenant})
+        if not rows:
+            return None
+        return str(rows[0][0]), str(rows[0][1]), float(rows[0][2])
+
+    async def acquire(self, tenant: str, *, wait_s: float, ask: bool = True) -> Lease:
         lease = await self._take(tenant)
         if lease is not None:
             self.stats.acquired += 1
             return lease
+        if not ask:
+            # A forwarded call: never moves a lease held by a live pod.
+            found = await self.owner_of(tenant)
+            owner, left = (found[0], found[2]) if found else ("", 0.0)
+            raise TenantMoving(tenant, owner, retry_after_s=min(max(left, 0.2), 2.0))
         started = time.monotonic()
         deadline = started + max(0.0, wait_s)
         event = self._handover.released_event(tenant)
@@ -254,7 +301,7 @@ class PostgresStore(TenantStore):
             self._handover.done_waiting(tenant, event)
 
     async def renew(self, lease: Lease) -> Lease:
-        rows = await self._rows(leases.RENEW_SQL, {
+        asked, rows = await self._timed(leases.RENEW_SQL, {
             "tenant": lease.tenant, "owner": lease.owner, "epoch": lease.epoch,
             "ttl": self.config.lease_expiry_s,
         })  # fmt: skip
@@ -263,7 +310,10 @@ class PostgresStore(TenantStore):
                 del self._held[lease.tenant]
             self.stats.leases_lost += 1
             raise LeaseLost(lease.tenant)
-        renewed = Lease(lease.tenant, lease.owner, lease.epoch, float(rows[0][0]))
+        # Past the skew limit the lease is not extended here: the tenant stops
+        # being served when what it had runs out.
+        self._check_skew()
+        renewed = Lease(lease.tenant, lease.owner, lease.epoch, deadline(asked, float(rows[0][0])))
         self._held[lease.tenant] = renewed
         return renewed
 

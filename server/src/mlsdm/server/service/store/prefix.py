@@ -2,7 +2,12 @@
 the newest snapshot whose checksum holds, then the contiguous checksum-valid
 events after it (from seq 1 without one). `problem` says why the prefix stops
 short of the last committed event ("" when it reaches it); an unreadable
-newest snapshot is no problem while an older one and its events still do."""
+newest snapshot is no problem while an older one and its events still do.
+
+Adapters read the events after `event_floor(snapshots)`, the newest snapshot
+whose checksum holds, never after the oldest snapshot: when no snapshot is
+readable, the prefix starts at the first event, so a tenant whose only
+snapshot is damaged keeps every event still stored."""
 
 from __future__ import annotations
 
@@ -22,13 +27,26 @@ class Readable:
     problem: str
 
 
+def _valid(row: SnapshotRow) -> bool:
+    return zlib.crc32(row[3]) == row[2]
+
+
+def event_floor(snapshots: list[SnapshotRow]) -> int:
+    """The seq after which a reader needs events: that of the newest readable
+    snapshot (0 when none is: replay from the first event)."""
+    for row in snapshots:
+        if _valid(row):
+            return row[0]
+    return 0
+
+
 def readable_prefix(
     snapshots: list[SnapshotRow], events: list[EventRow], last_seq: int
 ) -> Readable:
     base: Snapshot | None = None
-    for seq, version, crc, blob in snapshots:
-        if zlib.crc32(blob) == crc:
-            base = Snapshot(seq, version, blob)
+    for row in snapshots:
+        if _valid(row):
+            base = Snapshot(row[0], row[1], row[3])
             break
     problem = ""
     expected = (base.seq if base is not None else 0) + 1
@@ -47,12 +65,19 @@ def readable_prefix(
     last = kept[-1][0] if kept else (base.seq if base is not None else 0)
     if not problem and last < last_seq:
         problem = f"events {last + 1}..{last_seq} are missing"
+    elif not problem and last > last_seq:
+        # The tenant's own bookkeeping disagrees with its rows: every append
+        # would be refused as a gap. Corrupt (repairable), never retried.
+        problem = f"stored last_seq {last_seq} disagrees with its events (up to {last})"
     return Readable(base, kept, problem)
 
 
 def worked_around(snapshots: list[SnapshotRow], found: Readable) -> tuple[str, ...]:
     """The damage a load got past without losing anything (for StoredTenant.problems)."""
     newest = snapshots[0][0] if snapshots else None
-    if newest is not None and (found.snapshot is None or found.snapshot.seq != newest):
+    if newest is not None and found.snapshot is None:
+        return (f"no snapshot passes its checksum (newest at seq {newest}); "
+                "replayed from the first event",)  # fmt: skip
+    if newest is not None and found.snapshot is not None and found.snapshot.seq != newest:
         return (f"snapshot at seq {newest} fails its checksum; loaded from an older one",)
     return ()

@@ -19,7 +19,12 @@ from mlsdm.server.service.store.port import (
     TenantQuotaExceeded,
     TenantRow,
 )
-from mlsdm.server.service.store.prefix import Readable, readable_prefix, worked_around
+from mlsdm.server.service.store.prefix import (
+    Readable,
+    event_floor,
+    readable_prefix,
+    worked_around,
+)
 from mlsdm.server.service.store.sqlite_schema import is_corruption, one_line
 
 
@@ -55,7 +60,8 @@ def _last_seq(conn: sqlite3.Connection, tenant: str) -> int:
 
 
 def read_rows(conn: sqlite3.Connection, tenant: str) -> Rows:
-    """Every snapshot of the tenant and the events after the oldest one."""
+    """Every snapshot of the tenant and the events after the newest readable
+    one (all of them when no snapshot is readable: prefix.event_floor)."""
     with transaction(conn, write=False):
         last = _last_seq(conn, tenant)
         snaps = [
@@ -66,13 +72,12 @@ def read_rows(conn: sqlite3.Connection, tenant: str) -> Rows:
                 (tenant,),
             )
         ]
-        oldest = snaps[-1][0] if snaps else 0
         events = [
             (int(s), int(c), bytes(r))
             for s, c, r in conn.execute(
                 "SELECT seq, checksum, record FROM events WHERE tenant = ? AND seq > ? "
                 "ORDER BY seq",
-                (tenant, oldest),
+                (tenant, event_floor(snaps)),
             )
         ]
     return Rows(last, snaps, events)
@@ -83,7 +88,7 @@ def salvage_rows(conn: sqlite3.Connection, tenant: str) -> Rows:
     of the tenant's pages are damaged (snapshots it cannot read are skipped,
     events stop at the first it cannot read)."""
     found = Rows(0, [], [])
-    with transaction(conn, write=False):
+    with _read_view(conn):
         with contextlib.suppress(sqlite3.DatabaseError):
             found.last_seq = _last_seq(conn, tenant)
         snap_seqs = _seqs(conn, "snapshots", tenant, found)
@@ -111,6 +116,18 @@ def salvage_rows(conn: sqlite3.Connection, tenant: str) -> Rows:
             if row is not None:
                 found.events.append((seq, int(row[0]), bytes(row[1])))
     return found
+
+
+@contextlib.contextmanager
+def _read_view(conn: sqlite3.Connection) -> Iterator[None]:
+    """One consistent read view, ended by ROLLBACK: there is nothing to commit,
+    and on a damaged file even a read transaction's COMMIT can fail."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _seqs(conn: sqlite3.Connection, table: str, tenant: str, found: Rows) -> list[int]:
@@ -282,8 +299,26 @@ def register(
     return True
 
 
+# A damaged page cannot be rewritten in place; a copy of every tenant's
+# readable prefix into a fresh file can (export reads around the damage).
+PAGE_DAMAGE_HINT = (
+    "SQLite cannot rewrite its rows (a page of the file is damaged): copy every tenant's "
+    "readable part to a fresh file with `mlsdm-grpc tenants copy --salvage --from "
+    "sqlite:DIR --to sqlite:NEWDIR` and serve from NEWDIR"
+)
+
+
 def repair(conn: sqlite3.Connection, tenant: str, made: Rebuilt) -> int:
     """Makes `made` the tenant's state; returns the rows moved to quarantine."""
+    try:
+        return _repair(conn, tenant, made)
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            raise TenantDataCorrupt(tenant, PAGE_DAMAGE_HINT) from None
+        raise
+
+
+def _repair(conn: sqlite3.Connection, tenant: str, made: Rebuilt) -> int:
     now = time.time()
     with transaction(conn):
         _ensure_tenant(conn, tenant)

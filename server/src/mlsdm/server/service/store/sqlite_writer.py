@@ -32,7 +32,12 @@ from typing import Any, TypeVar
 from mlsdm.server.service.store.commit_delay import CommitDelay, Wait
 from mlsdm.server.service.store.futures import fail
 from mlsdm.server.service.store.memory import LocalStats
-from mlsdm.server.service.store.port import LeaseLost, StorageUnavailable, StoreError
+from mlsdm.server.service.store.port import (
+    LeaseLost,
+    StorageUnavailable,
+    StoreError,
+    TenantDataCorrupt,
+)
 from mlsdm.server.service.store.sqlite_data import checksum, transaction
 from mlsdm.server.service.store.sqlite_schema import to_store_error
 
@@ -85,8 +90,10 @@ def commit_appends(conn: sqlite3.Connection, batch: list[_Append]) -> dict[str, 
                 log.warning("store ahead of the engine; reloading", extra={"tenant": tenant})
                 refused[tenant] = LeaseLost(tenant)
             elif last != first - 1:
-                refused[tenant] = StorageUnavailable(
-                    f"tenant {tenant!r}: seq {first} leaves a gap after {last}"
+                # The tenant's rows disagree with its stored last_seq: only a
+                # repair helps, so it is that tenant's corruption, not the store's.
+                refused[tenant] = TenantDataCorrupt(
+                    tenant, f"stored last_seq {last} disagrees with the next event {first}"
                 )
         conn.executemany(
             "INSERT INTO events (tenant, seq, record, checksum) VALUES (?, ?, ?, ?)",

@@ -67,4 +67,5 @@ async def repair(registry: TenantRegistry, tenant: str) -> Repaired:
         report = await store.repair(lease, rebuild)
     finally:
         await store.release(lease)
+    registry.stats.clear_corrupt(tenant)
     return Repaired(report, steps[-1] if steps else 0)

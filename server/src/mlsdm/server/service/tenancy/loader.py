@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mlsdm.server.service.store.port import StoredTenant, TenantDataCorrupt
 from mlsdm.server.service.tenancy.cadence import SnapshotCadence
+from mlsdm.server.service.tenancy.placement import FORWARDED
 from mlsdm.server.service.tenancy.replay import rebuild
 from mlsdm.server.service.tenancy.session import TenantSession
 
@@ -30,7 +31,8 @@ async def load_session(
     started = time.perf_counter()
     # The quota first: a refused tenant leaves nothing behind, not even a lease.
     await store.register(tenant, principal, limit)
-    lease = await store.acquire(tenant, wait_s=wait_s)
+    ask = not FORWARDED.get()  # a forwarded call never takes a live pod's lease (one hop)
+    lease = await store.acquire(tenant, wait_s=wait_s if ask else 0.0, ask=ask)
     try:
         stored = await store.load(lease)
         if stored.snapshot is None and not stored.events:
@@ -40,11 +42,7 @@ async def load_session(
                 None, rebuild, tenant, stored, registry.config, registry.embedder
             )
     except TenantDataCorrupt as exc:
-        registry.stats.add("tenants_corrupt")
-        log.error(
-            "tenant state cannot be rebuilt; AdminService.RepairTenant keeps what is readable",
-            extra={"tenant": tenant, "error": exc.detail},
-        )
+        _corrupt(registry, tenant, exc)
         await store.release(lease)
         raise
     except BaseException:
@@ -91,7 +89,16 @@ def _cadence(registry: TenantRegistry, stored: StoredTenant) -> SnapshotCadence:
     )
 
 
+def _corrupt(registry: TenantRegistry, tenant: str, exc: TenantDataCorrupt) -> None:
+    registry.stats.mark_corrupt(tenant)
+    log.error(
+        "tenant state cannot be rebuilt; AdminService.RepairTenant keeps what is readable",
+        extra={"tenant": tenant, "error": exc.detail},
+    )
+
+
 def _report(registry: TenantRegistry, tenant: str, stored: StoredTenant) -> None:
+    registry.stats.clear_corrupt(tenant)  # it loads: no longer corrupt
     for problem in stored.problems:
         registry.stats.add("load_problems")
         log.error("tenant loaded around damage", extra={"tenant": tenant, "problem": problem})

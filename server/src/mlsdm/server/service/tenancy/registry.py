@@ -26,6 +26,7 @@ from mlsdm.server.service.store.port import (
     LeaseLost,
     StorageUnavailable,
     StoreError,
+    TenantDataCorrupt,
     TenantStore,
 )
 from mlsdm.server.service.store.settings import TenantSettings
@@ -181,6 +182,8 @@ class TenantRegistry:
             if busy is None:
                 busy = self._start_busy(tenant, self._load(tenant, principal, wait_s))
             result = await asyncio.shield(busy)
+            if result is not None and result.lease_lost():  # paused past it while loading
+                self.drop(result, "lease expired while loading")  # closed: loops again
             if result is not None and not result.closed and self._cache.peek(tenant) is result:
                 result.pins += 1
                 self._evict_over_limit()
@@ -190,13 +193,11 @@ class TenantRegistry:
         self, tenant: str, principal: str | None, wait_s: float | None
     ) -> TenantSession | None:
         self._absent.discard(tenant)
-        limit = self.settings.max_tenants_per_principal or None
+        limit = None if principal is None else self.settings.max_tenants_per_principal or None
         wait = self.settings.handover_wait_s if wait_s is None else max(0.0, wait_s)
         wait = min(wait, self.settings.handover_wait_s)
         try:
-            session = await load_session(
-                self, tenant, principal, None if principal is None else limit, wait
-            )
+            session = await load_session(self, tenant, principal, limit, wait)
         except StorageUnavailable:
             self.storage.failed()
             raise
@@ -242,6 +243,9 @@ class TenantRegistry:
         if isinstance(exc, LeaseLost):
             self.stats.add("leases_lost")
             self.drop(session, "lease lost")
+        elif isinstance(exc, TenantDataCorrupt):  # that tenant's fault, not the store's
+            self.stats.mark_corrupt(session.name)
+            self.drop(session, "stored rows disagree with the engine")
         elif isinstance(exc, StorageUnavailable):
             self.stats.add("commit_failures")
             self.storage.failed()
@@ -389,6 +393,7 @@ class TenantRegistry:
             with contextlib.suppress(StoreError):
                 await session.settle()
         existed.append(await self.store.delete(tenant) or resident)
+        self.stats.clear_corrupt(tenant)
         if session is not None:
             await self.store.release(session.lease)
         return None

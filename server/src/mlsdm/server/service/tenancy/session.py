@@ -258,7 +258,7 @@ class TenantSession:
         self, encode: Callable[[int, float], bytes], fn: Callable[[], T], heavy: bool = False
     ) -> tuple[T | None, _Op | None]:
         self._ensure_open()
-        now = time.time()
+        now = self._store.wall_clock()
         # Only a store scan may leave the loop: a handoff costs more than an O(dim) write.
         offload = heavy and self._caller.offloads(self.engine)
         if not self._durable and not self._queue and not offload:
@@ -393,4 +393,4 @@ class TenantSession:
 
     def lease_lost(self) -> bool:
         """True when this session must not serve again (its lease is gone)."""
-        return self.lease.expires_at <= time.time()
+        return self.lease.expires_at <= time.monotonic()

@@ -88,17 +88,18 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, handler: Handler) -> Handler:
         # Every handler on this server is async (grpc.aio); the stubs type them as sync.
         deserializer = self.wrap_deserializer(handler.request_deserializer)
+        serializer = _bytes_as_they_are(handler.response_serializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self.wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
                 request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
+                response_serializer=serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
                 request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
+                response_serializer=serializer,
             )
         # Client-streaming shapes are not part of the contract; pass them through.
         return handler
@@ -113,6 +114,20 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         return behavior
+
+
+def _bytes_as_they_are(
+    serialize: Callable[[Any], bytes] | None,
+) -> Callable[[Any], bytes] | None:
+    """The handler's serializer, letting bytes through unchanged: a reply
+    forwarded from the tenant's owner (transport/forward) is already encoded."""
+    if serialize is None:
+        return None
+
+    def serialized(response: Any) -> bytes:
+        return response if type(response) is bytes else serialize(response)
+
+    return serialized
 
 
 _NO_SCOPE: contextlib.nullcontext[None] = contextlib.nullcontext()

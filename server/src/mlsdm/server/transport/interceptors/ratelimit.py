@@ -49,6 +49,8 @@ class RateLimitGate(Gate):
         return self._default
 
     async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
+        if call.forwarded:  # already counted by the pod that forwarded it
+            return None
         limit = self._limit_for(call.principal, call.roles)
         key = call.principal
         if key == ANONYMOUS:
