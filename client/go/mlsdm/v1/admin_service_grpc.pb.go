@@ -45,7 +45,8 @@ type AdminServiceClient interface {
 	// Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
 	// TENANT_DATA_CORRUPT) from what is still readable: the newest readable
 	// snapshot and the readable events after it, up to the first unreadable
-	// one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+	// one; when no snapshot is readable, every readable event from the first.
+	// The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
 	// never deleted.
 	RepairTenant(ctx context.Context, in *RepairTenantRequest, opts ...grpc.CallOption) (*RepairTenantResponse, error)
 }
@@ -127,7 +128,8 @@ type AdminServiceServer interface {
 	// Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
 	// TENANT_DATA_CORRUPT) from what is still readable: the newest readable
 	// snapshot and the readable events after it, up to the first unreadable
-	// one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+	// one; when no snapshot is readable, every readable event from the first.
+	// The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
 	// never deleted.
 	RepairTenant(context.Context, *RepairTenantRequest) (*RepairTenantResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()

@@ -72,7 +72,8 @@ class AdminService(Protocol):
         Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
         TENANT_DATA_CORRUPT) from what is still readable: the newest readable
         snapshot and the readable events after it, up to the first unreadable
-        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        one; when no snapshot is readable, every readable event from the first.
+        The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
         never deleted.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
@@ -292,7 +293,8 @@ class AdminServiceClient(ConnectClient):
         Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
         TENANT_DATA_CORRUPT) from what is still readable: the newest readable
         snapshot and the readable events after it, up to the first unreadable
-        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        one; when no snapshot is readable, every readable event from the first.
+        The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
         never deleted.
         """
         return await self.execute_unary(
@@ -344,7 +346,8 @@ class AdminServiceSync(Protocol):
         Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
         TENANT_DATA_CORRUPT) from what is still readable: the newest readable
         snapshot and the readable events after it, up to the first unreadable
-        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        one; when no snapshot is readable, every readable event from the first.
+        The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
         never deleted.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
@@ -562,7 +565,8 @@ class AdminServiceClientSync(ConnectClientSync):
         Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
         TENANT_DATA_CORRUPT) from what is still readable: the newest readable
         snapshot and the readable events after it, up to the first unreadable
-        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        one; when no snapshot is readable, every readable event from the first.
+        The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
         never deleted.
         """
         return self.execute_unary(

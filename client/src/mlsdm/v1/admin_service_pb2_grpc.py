@@ -100,7 +100,8 @@ class AdminServiceServicer:
         """Rebuilds a tenant whose stored state is corrupt (DATA_LOSS,
         TENANT_DATA_CORRUPT) from what is still readable: the newest readable
         snapshot and the readable events after it, up to the first unreadable
-        one. The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
+        one; when no snapshot is readable, every readable event from the first.
+        The unreadable rows are kept aside for `mlsdm-grpc tenants export`,
         never deleted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
