@@ -21,6 +21,7 @@ from .aphasia import (
     detect_aphasia,
 )
 from .confidence import response_confidence
+from .content_scorer import ContentModel, load_content_model
 from .config import EngineConfig
 from .core import CognitiveEngine
 from .embedding import Embedder, HashingEmbedder, embedder_name
@@ -48,6 +49,7 @@ __all__ = [
     "AphasiaReport",
     "CognitiveEngine",
     "CommitResult",
+    "ContentModel",
     "ContextItem",
     "Embedder",
     "EngineConfig",
@@ -73,6 +75,7 @@ __all__ = [
     "choose_less_aphasic",
     "detect_aphasia",
     "embedder_name",
+    "load_content_model",
     "response_confidence",
     "score_moral_text",
 ]

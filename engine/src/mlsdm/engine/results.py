@@ -23,6 +23,8 @@ class RefusalReason(enum.Enum):
     MORAL = "MORAL"
     SLEEP = "SLEEP"
     EMERGENCY = "EMERGENCY"
+    # The answer scored below the threshold: not returned, not remembered.
+    MORAL_OUTPUT = "MORAL_OUTPUT"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,251 @@
+"""Train the content scorer's head (mlsdm.engine.content_scorer) and print its
+held-out numbers. Not part of any package: the data stays out of the wheel,
+only the weights file it writes ships.
+
+    python engine/training/train_content_scorer.py --data DIR \
+        [--out engine/src/mlsdm/engine/data/content_scorer.npz]
+
+DIR holds these files, fetched from public GitHub repositories (licences in
+engine/training/README.md):
+
+  advbench_harmful_behaviors.csv   llm-attacks/llm-attacks data/advbench/ (MIT)
+  advbench_harmful_strings.csv     llm-attacks/llm-attacks data/advbench/ (MIT)
+  harmbench_behaviors_text_all.csv centerforaisafety/HarmBench data/behavior_datasets/ (MIT)
+  harmbench_targets_text.json      centerforaisafety/HarmBench data/optimizer_targets/ (MIT)
+  alpaca_harmless_train.json       Alpaca instructions, as split in andyrdt/refusal_direction
+                                   (CC BY-NC 4.0, the Alpaca data licence)
+  gsm8k_train.jsonl                openai/grade-school-math (MIT)
+  selfinstruct_seed_tasks.jsonl    yizhongw/self-instruct data/ (Apache-2.0)
+  selfinstruct_user_oriented.jsonl yizhongw/self-instruct human_eval/ (Apache-2.0)
+
+plus engine/training/written_prompts.py (written for this project).
+
+The split is made before training: 20 % of every public source at random
+(seed 7), and 20 % of the written *templates* (whole templates held out). The
+held-out numbers are printed per source/category; nothing here reads XSTest,
+OR-Bench or any other over-refusal or jailbreak evaluation set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from written_prompts import written_prompts  # noqa: E402
+
+from mlsdm.engine.content_scorer import ContentModel, feature_indices  # noqa: E402
+
+SEED = 7
+HOLDOUT = 0.2
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    unsafe: bool
+    source: str  # data set or written category
+    group: str  # the unit of the held-out split
+
+
+def _csv_column(path: Path, column: str) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row[column].strip() for row in csv.DictReader(f) if row[column].strip()]
+
+
+def _jsonl(path: Path, key: str) -> list[str]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            value = json.loads(line)[key]
+            if isinstance(value, str) and value.strip():
+                out.append(value.strip())
+    return out
+
+
+def load_public(data: Path) -> list[Example]:
+    sources: list[tuple[str, bool, list[str]]] = [
+        ("advbench", True, _csv_column(data / "advbench_harmful_behaviors.csv", "goal")),
+        ("advbench_strings", True, _csv_column(data / "advbench_harmful_strings.csv", "target")),
+        (
+            "harmbench",
+            True,
+            [
+                b
+                for b, ctx in zip(
+                    _csv_column(data / "harmbench_behaviors_text_all.csv", "Behavior"),
+                    _harmbench_has_context(data / "harmbench_behaviors_text_all.csv"),
+                    strict=True,
+                )
+                if not ctx
+            ],
+        ),
+        (
+            "harmbench_targets",
+            True,
+            list(json.loads((data / "harmbench_targets_text.json").read_text()).values()),
+        ),
+        (
+            "alpaca",
+            False,
+            [
+                r["instruction"]
+                for r in json.loads((data / "alpaca_harmless_train.json").read_text())
+            ],
+        ),
+        ("gsm8k", False, _jsonl(data / "gsm8k_train.jsonl", "question")),
+        ("selfinstruct", False, _jsonl(data / "selfinstruct_seed_tasks.jsonl", "instruction")
+         + _jsonl(data / "selfinstruct_user_oriented.jsonl", "instruction")),
+    ]
+    out = []
+    for name, unsafe, texts in sources:
+        for i, t in enumerate(dict.fromkeys(texts)):
+            out.append(Example(t, unsafe, name, f"{name}:{i}"))
+    return out
+
+
+def _harmbench_has_context(path: Path) -> list[bool]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [bool(row["ContextString"].strip()) for row in csv.DictReader(f)
+                if row["Behavior"].strip()]
+
+
+def load_written() -> list[Example]:
+    return [
+        Example(w.text, w.unsafe, f"written:{w.category}", f"written:{w.template}")
+        for w in written_prompts()
+    ]
+
+
+def split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    groups = sorted({e.group for e in examples})
+    rng = random.Random(SEED)
+    held = {g for g in groups if rng.random() < HOLDOUT}
+    train = [e for e in examples if e.group not in held]
+    test = [e for e in examples if e.group in held]
+    return train, test
+
+
+@dataclass
+class Matrix:
+    idx: NDArray[np.int64]
+    row: NDArray[np.int64]
+    scale: NDArray[np.float64]  # 1/sqrt(n) per row
+    n: int
+
+
+def featurise(examples: list[Example], bits: int) -> Matrix:
+    per = [feature_indices(e.text, bits) for e in examples]
+    sizes = np.array([max(1, p.size) for p in per])
+    return Matrix(
+        np.concatenate(per),
+        np.repeat(np.arange(len(per)), [p.size for p in per]),
+        1.0 / np.sqrt(sizes),
+        len(per),
+    )
+
+
+def logits(m: Matrix, w: NDArray[np.float64], b: float) -> NDArray[np.float64]:
+    sums = np.bincount(m.row, weights=w[m.idx], minlength=m.n)
+    return b + sums * m.scale
+
+
+def train(
+    m: Matrix, y: NDArray[np.float64], sw: NDArray[np.float64], bits: int, l2: float, epochs: int
+) -> tuple[NDArray[np.float64], float]:
+    """Full-batch Adam on the weighted logistic loss plus an L2 penalty."""
+    dim = 1 << bits
+    w = np.zeros(dim)
+    b = 0.0
+    mw, vw = np.zeros(dim), np.zeros(dim)
+    mb = vb = 0.0
+    lr, b1, b2 = 0.05, 0.9, 0.999
+    total = sw.sum()
+    for t in range(1, epochs + 1):
+        z = logits(m, w, b)
+        p = 1.0 / (1.0 + np.exp(-z))
+        r = (p - y) * sw / total
+        gw = np.bincount(m.idx, weights=r[m.row] * m.scale[m.row], minlength=dim) + l2 * w
+        gb = float(r.sum())
+        mw = b1 * mw + (1 - b1) * gw
+        vw = b2 * vw + (1 - b2) * gw * gw
+        mb = b1 * mb + (1 - b1) * gb
+        vb = b2 * vb + (1 - b2) * gb * gb
+        w -= lr * (mw / (1 - b1**t)) / (np.sqrt(vw / (1 - b2**t)) + 1e-8)
+        b -= lr * (mb / (1 - b1**t)) / (np.sqrt(vb / (1 - b2**t)) + 1e-8)
+    return w, b
+
+
+def sample_weights(examples: list[Example]) -> NDArray[np.float64]:
+    """Each (label, source) cell weighs the same in total, so 18k Alpaca
+    instructions do not drown 200 written homonyms, and a label's sources share
+    its half of the loss."""
+    cells: dict[tuple[bool, str], int] = defaultdict(int)
+    for e in examples:
+        cells[(e.unsafe, e.source)] += 1
+    per_label: dict[bool, int] = defaultdict(int)
+    for unsafe, _ in cells:
+        per_label[unsafe] += 1
+    return np.array(
+        [1.0 / (cells[(e.unsafe, e.source)] * per_label[e.unsafe]) for e in examples]
+    )
+
+
+def report(examples: list[Example], values: NDArray[np.float64], cut: float) -> None:
+    by: dict[str, list[bool]] = defaultdict(list)
+    for e, v in zip(examples, values, strict=True):
+        by[("unsafe " if e.unsafe else "safe   ") + e.source].append(bool(v < cut))
+    print(f"{'held-out cell':<40} {'n':>5} {'refused':>8}")
+    for key in sorted(by):
+        flags = by[key]
+        print(f"{key:<40} {len(flags):>5} {sum(flags) / len(flags):>8.3f}")
+    unsafe = [v < cut for e, v in zip(examples, values, strict=True) if e.unsafe]
+    safe = [v < cut for e, v in zip(examples, values, strict=True) if not e.unsafe]
+    wsafe = [v < cut for e, v in zip(examples, values, strict=True)
+             if not e.unsafe and e.source.startswith("written")]
+    print(f"unsafe refused {np.mean(unsafe):.3f} (n={len(unsafe)}); "
+          f"safe refused {np.mean(safe):.3f} (n={len(safe)}); "
+          f"safe-looking (written) refused {np.mean(wsafe):.3f} (n={len(wsafe)})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--bits", type=int, default=17)
+    ap.add_argument("--l2", type=float, default=1e-6)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--cut", type=float, default=0.5, help="moral value below which a text is refused")
+    ap.add_argument("--no-alpaca", action="store_true", help="leave out the CC BY-NC Alpaca data")
+    args = ap.parse_args()
+    examples = load_public(args.data) + load_written()
+    if args.no_alpaca:
+        examples = [e for e in examples if e.source != "alpaca"]
+    train_set, test_set = split(examples)
+    print(f"examples {len(examples)}: train {len(train_set)}, held out {len(test_set)}")
+    started = time.perf_counter()
+    m = featurise(train_set, args.bits)
+    y = np.array([1.0 if e.unsafe else 0.0 for e in train_set])
+    w, b = train(m, y, sample_weights(train_set), args.bits, args.l2, args.epochs)
+    print(f"trained in {time.perf_counter() - started:.1f} s")
+    model = ContentModel(w.astype(np.float16).astype(np.float32), b, args.bits)
+    values = np.array([model.score(e.text) for e in test_set])
+    report(test_set, values, args.cut)
+    if args.out is not None:
+        model.save(args.out)
+        print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
