@@ -26,7 +26,8 @@ def test_clean_traffic_leaves_the_threshold_alone() -> None:
     rng = np.random.default_rng(3)
     accepted = [f.evaluate_and_adapt(float(v)) for v in rng.uniform(0.6, 1.0, 500)]
     assert sum(accepted[50:]) / len(accepted[50:]) >= 0.95
-    assert f.threshold == pytest.approx(0.5)
+    # The high mean's wobble may lift θ a step; never past the stream's floor.
+    assert 0.5 <= f.threshold <= 0.6 + 1e-9
 
 
 def test_threshold_moves_into_the_gap_between_the_streams_sides() -> None:
@@ -69,6 +70,45 @@ def test_threshold_bounds_and_step_size(values: list[float]) -> None:
         assert abs(f.threshold - before) <= 0.05 + 1e-12
         assert 0.0 <= f.ema <= 1.0
         assert 0.0 <= f.low <= 1.0 and 0.0 <= f.high <= 1.0
+
+
+def test_a_stream_just_above_the_threshold_does_not_walk_it_down() -> None:
+    # The drift attack (issue 29): a granted principal sends 300 values just
+    # above θ, then toxic values in [0.30, 0.49].
+    f = MoralFilter(CFG)
+    for _ in range(300):
+        assert f.evaluate_and_adapt(f.threshold + 0.005)
+    assert f.threshold >= 0.5 - 1e-12
+    rng = np.random.default_rng(29)
+    toxic = rng.uniform(0.30, 0.49, 300)
+    accepted = [f.evaluate_and_adapt(float(v)) for v in toxic]
+    assert f.threshold >= 0.45
+    assert not f.evaluate(0.35)
+    # Every value below 0.45 stayed refused.
+    assert not any(a for a, v in zip(accepted, toxic, strict=True) if v < 0.45)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=50, max_size=400))
+def test_no_stream_moves_the_threshold_down_more_than_005_per_50(values: list[float]) -> None:
+    f = MoralFilter(CFG)
+    trajectory = [f.threshold]
+    for v in values:
+        f.evaluate_and_adapt(v)
+        trajectory.append(f.threshold)
+    for start in range(0, len(trajectory) - 50):
+        # Net downward move over any window of 50 evaluations.
+        assert trajectory[start] - min(trajectory[start : start + 51]) <= 0.05 + 1e-9
+
+
+def test_threshold_lands_on_round_values_and_compares_with_tolerance() -> None:
+    f = MoralFilter(CFG)
+    for _ in range(300):
+        f.evaluate_and_adapt(0.99)
+    assert f.threshold == round(f.threshold, 9)
+    assert all(f.evaluate_and_adapt(0.6) for _ in range(20))
+    f.threshold = 0.6000000000000001  # what the old rule's sums left behind
+    assert f.evaluate(0.6)
 
 
 def test_text_score_word_lists() -> None:

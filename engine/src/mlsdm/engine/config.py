@@ -36,6 +36,10 @@ class EngineConfig:
     moral_low_init: float = 0.25
     moral_high_init: float = 0.75
     adapt_step: float = 0.05
+    # θ goes down by at most this much, and only on an evaluation that refused,
+    # so no stream walks it down faster than adapt_step_down x 50 per 50
+    # evaluations (0.05 by default) and a stream that is all accepted never does.
+    adapt_step_down: float = 0.001
     dead_band: float = 0.05
     # synaptic memory
     lambda_l1: float = 0.50
@@ -165,10 +169,21 @@ class EngineConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
 
     def _check_non_negative(self) -> None:
-        for name in ("adapt_step", "dead_band", "phase_tolerance", "recovery_min_seconds"):
+        for name in (
+            "adapt_step",
+            "adapt_step_down",
+            "dead_band",
+            "phase_tolerance",
+            "recovery_min_seconds",
+        ):
             value = getattr(self, name)
             if not value >= 0.0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if self.adapt_step_down > self.adapt_step:
+            raise ValueError(
+                f"adapt_step_down must not exceed adapt_step ({self.adapt_step}), "
+                f"got {self.adapt_step_down!r}"
+            )
         for name in ("theta_l1", "theta_l2", "vector_max_abs"):
             value = getattr(self, name)
             if not 0.0 < value < float("inf"):

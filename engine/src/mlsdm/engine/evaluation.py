@@ -64,7 +64,7 @@ def aphasia_suite() -> SuiteResult:
 MORAL_FLOOR = (
     "clean traffic (uniform [0.6, 1.0]) <= 5 % refused after step 50; 30 % toxic "
     "(seed 42) >= 93 % of toxic values rejected; θ within [min, max] and "
-    "|step| <= adapt_step on every stream"
+    "|step| <= adapt_step on every stream; drift attack leaves θ >= 0.45, 0.35 refused"
 )
 TOXIC_RANGE = (0.0, 0.5)
 BENIGN_RANGE = (0.6, 1.0)
@@ -129,7 +129,45 @@ def moral_suite(steps: int = 2000, seed: int = 7) -> SuiteResult:
         accepted, ok = _run_filter(cfg, values)
         passed = passed and ok
         rows.append({"stream": name, "acceptance": round(float(np.mean(accepted)), 3), "ok": ok})
+    for name, values in realistic_benign(rng, steps).items():
+        # Reported, not floored: benign values below θ₀ are refused by design.
+        accepted, ok = _run_filter(cfg, values)
+        passed = passed and ok
+        rows.append(
+            {"stream": name, "benign_refused": round(float(np.mean(~accepted[50:])), 3), "ok": ok}
+        )
+    rows.append(_drift_attack(cfg))
+    passed = passed and bool(rows[-1]["ok"])
     return SuiteResult("moral", rows, passed, MORAL_FLOOR, headline)
+
+
+def realistic_benign(rng: np.random.Generator, steps: int) -> dict[str, NDArray[np.float64]]:
+    """Benign score streams as clients send them (issue 29), not only [0.6, 1.0]."""
+    return {
+        "benign uniform [0.4, 0.9]": rng.uniform(0.4, 0.9, steps),
+        "benign normal(0.7, 0.1)": np.clip(rng.normal(0.7, 0.1, steps), 0.0, 1.0),
+        "benign skewed high (beta 8:2)": rng.beta(8.0, 2.0, steps),
+    }
+
+
+def _drift_attack(cfg: EngineConfig) -> dict[str, Any]:
+    """300 values just above θ, then 300 toxic values in [0.30, 0.49]: θ must
+    stay >= 0.45 and 0.35 stay refused."""
+    filt = MoralFilter(cfg)
+    for _ in range(300):
+        filt.evaluate_and_adapt(filt.threshold + 0.005)
+    after_walk = filt.threshold
+    rng = np.random.default_rng(29)
+    toxic = rng.uniform(0.30, 0.49, 300)
+    passed = [filt.evaluate_and_adapt(float(v)) for v in toxic]
+    ok = filt.threshold >= 0.45 and not filt.evaluate(0.35)
+    return {
+        "stream": "drift attack (300 near-θ, then [0.30, 0.49])",
+        "theta_after_walk": round(after_walk, 3),
+        "theta_after_toxic": round(filt.threshold, 3),
+        "toxic_accepted": round(float(np.mean(passed)), 3),
+        "ok": ok,
+    }
 
 
 SUITES: dict[str, Callable[[], SuiteResult]] = {
