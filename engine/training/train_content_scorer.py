@@ -42,9 +42,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from written_prompts import written_prompts  # noqa: E402
+from written_prompts import written_prompts
 
-from mlsdm.engine.content_scorer import ContentModel, feature_indices  # noqa: E402
+from mlsdm.engine.content_scorer import ContentModel, feature_indices
 
 SEED = 7
 HOLDOUT = 0.2
@@ -225,7 +225,7 @@ def main() -> int:
     ap.add_argument("--bits", type=int, default=17)
     ap.add_argument("--l2", type=float, default=1e-6)
     ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--cut", type=float, default=0.5, help="moral value below which a text is refused")
+    ap.add_argument("--cut", type=float, default=0.5, help="moral value refused below")
     ap.add_argument("--no-alpaca", action="store_true", help="leave out the CC BY-NC Alpaca data")
     args = ap.parse_args()
     examples = load_public(args.data) + load_written()

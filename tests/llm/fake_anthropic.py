@@ -44,7 +44,7 @@ class FakeAnthropic(FakeUpstream):
     async def answer(
         self, writer: asyncio.StreamWriter, reply: Reply, body: dict[str, Any]
     ) -> bool:
-        tokens = tokens_for(body)
+        tokens = tokens_for(body, reply)
         stop = "max_tokens" if len(tokens) >= int(body["max_tokens"]) else "end_turn"
         # A prompt-cache read, as the API reports one: counted as prompt tokens too.
         usage = {

@@ -40,6 +40,8 @@ class Reply:
     usage: bool = True
     # Deltas before an error is sent inside the stream (FakeAnthropic: an `error` event).
     error_after: int | None = None
+    # Answer with this text (word by word) instead of the echo.
+    text: str | None = None
 
 
 @dataclass
@@ -49,8 +51,12 @@ class Recorded:
     body: dict[str, Any]
 
 
-def tokens_for(body: dict[str, Any]) -> list[str]:
-    """The answer a fake gives: an echo of the last message, word by word."""
+def tokens_for(body: dict[str, Any], reply: Reply | None = None) -> list[str]:
+    """The answer a fake gives: an echo of the last message (or the reply's
+    scripted text), word by word."""
+    if reply is not None and reply.text is not None:
+        words = reply.text.split()
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
     words = str(body["messages"][-1]["content"]).split()
     limit = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
     return ["echo:"] + [" " + w for w in words[: max(0, limit - 1)]]

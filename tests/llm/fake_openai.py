@@ -24,7 +24,7 @@ class FakeOpenAI(FakeUpstream):
     async def answer(
         self, writer: asyncio.StreamWriter, reply: Reply, body: dict[str, Any]
     ) -> bool:
-        tokens = tokens_for(body)
+        tokens = tokens_for(body, reply)
         usage = {
             "prompt_tokens": len(str(body["messages"][-1]["content"]).split()),
             "completion_tokens": len(tokens),

@@ -69,29 +69,35 @@ def test_generate_goes_through_the_backend(upstream: Upstream, served: Stub) -> 
     assert remembered(served) != before
 
 
-def test_stream_generate_reaches_the_client_chunk_by_chunk(
+STORY = "The sea is calm tonight. The moon is bright above us. We walk home slowly."
+
+
+def test_stream_generate_reaches_the_client_sentence_by_sentence(
     upstream: Upstream, served: Stub
 ) -> None:
     fake = upstream.fake
-    fake.script(Reply(gated=True))
-    fake.release(1)
+    fake.script(Reply(gated=True, text=STORY))
+    # A sentence is released (scored, then sent) once the next token shows where it ends.
+    fake.release(6)
     deltas: list[str] = []
     sent_when_seen: list[int] = []
     result = None
-    for message in served.StreamGenerate(stream_request(), timeout=60):
+    for message in served.StreamGenerate(stream_request(max_tokens=32), timeout=60):
         if message.WhichOneof("event") == "delta":
             deltas.append(message.delta)
             sent_when_seen.append(fake.sent_deltas)
-            fake.release(1)
+            fake.release(100)
         else:
             result = message.result
-    # Each chunk reached the gRPC client while the upstream still held back the next one.
-    assert sent_when_seen == list(range(1, len(deltas) + 1))
+    # The first sentence reached the gRPC client while the upstream still held the rest.
+    assert sent_when_seen[0] == 6
+    assert deltas == ["The sea is calm tonight. ", "The moon is bright above us. ",
+                      "We walk home slowly."]
     upstream_body = fake.requests[0].body
     assert upstream_body["stream"] is True
-    assert deltas == tokens_for(upstream_body)
     assert result is not None and result.accepted
-    assert result.usage.completion_tokens == len(deltas)
+    assert result.HasField("output_moral_score") and result.output_moral_score >= 0.5
+    assert result.usage.completion_tokens == len(tokens_for(upstream_body, Reply(text=STORY)))
 
 
 def test_disconnect_mid_stream_is_backend_unavailable_and_nothing_is_remembered(
@@ -106,8 +112,9 @@ def test_disconnect_mid_stream_is_backend_unavailable_and_nothing_is_remembered(
     code, reasons, _ = status_of(failed.value)
     assert code == grpc.StatusCode.UNAVAILABLE
     assert reasons == ["BACKEND_UNAVAILABLE"]
-    # The three deltas sent before the drop reached the client; no retry after them.
-    assert deltas == tokens_for(upstream.fake.requests[0].body)[:3]
+    # The three tokens before the drop end no sentence: nothing unscored reached the
+    # client, and there was no retry after them.
+    assert deltas == []
     assert len(upstream.fake.requests) == 1
     assert remembered(served) == before
     # The server keeps serving, the same backend included.
@@ -117,9 +124,10 @@ def test_disconnect_mid_stream_is_backend_unavailable_and_nothing_is_remembered(
 def test_client_cancel_closes_the_upstream_connection(upstream: Upstream, served: Stub) -> None:
     fake = upstream.fake
     before = remembered(served)
-    fake.script(Reply(gated=True))
-    fake.release(1)
-    call = served.StreamGenerate(stream_request(), timeout=60)
+    fake.script(Reply(gated=True, text=STORY))
+    # Enough tokens for the first sentence to be scored and sent, not the rest.
+    fake.release(6)
+    call = served.StreamGenerate(stream_request(max_tokens=32), timeout=60)
     first = next(call)
     assert first.WhichOneof("event") == "delta"
     call.cancel()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from mlsdm.engine import Admission, CognitiveEngine, CommitResult, EngineConfig
-from mlsdm.server.service.generation import GovernedGenerator, build_prompt
+from mlsdm.server.service.generation import Ask, GovernedGenerator, build_prompt
 from mlsdm.server.service.llm.base import Completion, LLMRequest
 
 TELEGRAPHIC = "Tomatoes. South wall. Water daily. Sun."
@@ -47,7 +47,7 @@ class _Scripted:
 
 
 def _run(generator: GovernedGenerator, tenant: _Tenant, prompt: str):  # type: ignore[no-untyped-def]
-    return asyncio.run(generator.generate(tenant, prompt, 0.95, 128, 5, None))
+    return asyncio.run(generator.generate(tenant, Ask(prompt, 0.95, 128, 5, None)))
 
 
 def test_repair_sends_the_draft_and_keeps_the_memory_context() -> None:

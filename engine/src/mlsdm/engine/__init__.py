@@ -21,14 +21,14 @@ from .aphasia import (
     detect_aphasia,
 )
 from .confidence import response_confidence
-from .content_scorer import ContentModel, load_content_model
 from .config import EngineConfig
+from .content_scorer import ContentModel, load_content_model
 from .core import CognitiveEngine
 from .embedding import Embedder, HashingEmbedder, embedder_name
 from .errors import SnapshotError, ValidationError
 from .memory_types import Memory, MemoryFilter, MemoryInput, MemoryKind, RememberOutcome
 from .memory_validation import check_filter, check_memory_input
-from .moral import MoralFilter, score_moral_text
+from .moral import MoralFilter, passes_threshold, score_moral_text
 from .results import (
     Admission,
     CommitResult,
@@ -76,6 +76,7 @@ __all__ = [
     "detect_aphasia",
     "embedder_name",
     "load_content_model",
+    "passes_threshold",
     "response_confidence",
     "score_moral_text",
 ]

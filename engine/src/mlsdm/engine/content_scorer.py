@@ -25,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -122,8 +123,8 @@ def load_content_model(path: Path | None = None) -> ContentModel:
         return _from_npz(f)
 
 
-def _from_npz(f: object) -> ContentModel:
-    with np.load(f) as data:  # type: ignore[call-overload]
+def _from_npz(f: IO[bytes]) -> ContentModel:
+    with np.load(f) as data:
         version = int(data["version"])
         if version != FEATURE_VERSION:
             raise ValueError(f"content scorer weights are feature version {version}, "

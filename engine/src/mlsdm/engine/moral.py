@@ -82,6 +82,17 @@ TOLERANCE = 1e-9
 _DECIMALS = 9
 
 
+def passes_threshold(value: float, threshold: float, config: EngineConfig) -> bool:
+    """The fixed bands, then ``value >= threshold`` within TOLERANCE. Pure, so
+    an answer is judged against the θ its prompt's admission reported without
+    adapting θ again."""
+    if value >= config.accept_above - TOLERANCE:
+        return True
+    if value < config.reject_below - TOLERANCE:
+        return False
+    return value >= threshold - TOLERANCE
+
+
 class MoralFilter:
     """Fixed bands, and an adaptive threshold that sits between the stream's two sides.
 
@@ -111,16 +122,7 @@ class MoralFilter:
         self.high: float = config.moral_high_init
 
     def evaluate(self, value: float) -> bool:
-        return self.passes(value, self.threshold)
-
-    def passes(self, value: float, threshold: float) -> bool:
-        """The bands, then ``value >= threshold`` within TOLERANCE; used for
-        answers too, against the θ their prompt left."""
-        if value >= self._cfg.accept_above - TOLERANCE:
-            return True
-        if value < self._cfg.reject_below - TOLERANCE:
-            return False
-        return value >= threshold - TOLERANCE
+        return passes_threshold(value, self.threshold, self._cfg)
 
     def adapt(self, value: float, accepted: bool) -> None:
         cfg = self._cfg

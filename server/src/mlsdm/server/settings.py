@@ -25,6 +25,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from mlsdm.engine import EngineConfig
 from mlsdm.server._model import SettingsModel
+from mlsdm.server.service.governance.settings import GovernanceSettings
 from mlsdm.server.service.llm.settings import LLMSettings
 from mlsdm.server.service.observability.settings import ObservabilitySettings
 from mlsdm.server.service.policy.settings import (
@@ -142,6 +143,7 @@ class Settings(SettingsModel):
     admission: AdmissionSettings = AdmissionSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     tenants: TenantSettings = TenantSettings()
+    governance: GovernanceSettings = GovernanceSettings()
 
     @model_validator(mode="after")
     def _secure_by_default(self) -> Settings:

@@ -22,7 +22,7 @@ from mlsdm.engine import (
     SuiteResult,
 )
 from mlsdm.engine.eval_retrieval import ToldResult, load_told_then_asked, told_row
-from mlsdm.server.service.generation import GovernedGenerator
+from mlsdm.server.service.generation import Ask, GovernedGenerator
 from mlsdm.server.service.llm.stub import StubBackend
 
 # Floors on recall@5 (the told fact among the five context items).
@@ -54,7 +54,7 @@ async def _session(embedder: Embedder) -> ToldResult:
 
     async def call(prompt: str) -> list[ContextItem]:
         for _ in range(engine.config.sleep_steps + 1):
-            generation = await generator.generate(tenant, prompt, None, 256, 5, None)
+            generation = await generator.generate(tenant, Ask(prompt, None, 256, 5, None))
             if generation.admission.outcome.reason is not RefusalReason.SLEEP:
                 break
         return generation.admission.context

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mlsdm.engine import Embedder, EngineConfig, HashingEmbedder
 from mlsdm.server.service.generation import GovernedGenerator
-from mlsdm.server.service.governance import MoralJudge
+from mlsdm.server.service.governance import build_judge
 from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.server.service.listen import (
     GRPC_PORT_HINT,
@@ -138,12 +138,17 @@ class MlsdmServer:
             settings.tenants,
         )
         self.observability = Observability(settings.observability)
-        # One judge per server: Generate's prompts and answers and Remember's items.
-        self.judge = MoralJudge()
+        # The one moral judge of this server: Generate, StreamGenerate and
+        # Remember all score with it.
+        self.judge = build_judge(
+            settings.governance, on_fallback=self.observability.pipeline.scorer_fell_back
+        )
         generator = GovernedGenerator(
             self.backend,
             aphasia_repair=settings.engine.aphasia_repair and not settings.engine.secure_mode,
             observer=self.observability.pipeline,
+            judge=self.judge,
+            config=config,
         )
         # Before the grpc server: a bad keys or JWKS file stops startup here.
         self.authenticator = Authenticator(settings.auth, on_jwks_fetch=JWKS.fetched)
@@ -355,6 +360,7 @@ class MlsdmServer:
             await self.http.stop(last)
         await self.server.stop(last)
         await self.backend.aclose()
+        await self.judge.aclose()
         await self.authenticator.close()
         if self.forwarding is not None:
             await self.forwarding.channels.close()

@@ -14,10 +14,10 @@ import grpc
 from google.protobuf import duration_pb2
 
 from mlsdm.engine import EngineStateView, Phase, RefusalReason
-from mlsdm.server.service.generation import Generation, GovernedGenerator, Timings
+from mlsdm.server.service.generation import Ask, Generation, GovernedGenerator, Timings
 from mlsdm.server.service.request_checks import check_event, check_generation
 from mlsdm.server.service.tenancy.registry import TenantRegistry
-from mlsdm.server.transport.call import current_call
+from mlsdm.server.transport.call import CallInfo, current_call
 from mlsdm.server.transport.memory_messages import memory_message
 from mlsdm.server.transport.tenant_use import use_checked
 from mlsdm.server.version import VERSION
@@ -33,6 +33,7 @@ REFUSALS = {
     RefusalReason.MORAL: types_pb2.REFUSAL_REASON_MORAL,
     RefusalReason.SLEEP: types_pb2.REFUSAL_REASON_SLEEP,
     RefusalReason.EMERGENCY: types_pb2.REFUSAL_REASON_EMERGENCY,
+    RefusalReason.MORAL_OUTPUT: types_pb2.REFUSAL_REASON_MORAL_OUTPUT,
 }
 _APHASIA_FLAGS = {
     "short_sentences": types_pb2.APHASIA_FLAG_SHORT_SENTENCES,
@@ -44,6 +45,7 @@ _NOTES = {
     RefusalReason.MORAL: "refused: moral value below the adaptive threshold",
     RefusalReason.SLEEP: "refused: the tenant is asleep; retry after the sleep phase",
     RefusalReason.EMERGENCY: "refused: the tenant is in emergency shutdown",
+    RefusalReason.MORAL_OUTPUT: "refused: the answer's moral score is below the threshold",
 }
 
 
@@ -65,14 +67,7 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
             request.context_top_k,
         )
         async with use_checked(self._tenants, call, check) as tenant:
-            generation = await self._generator.generate(
-                tenant,
-                request.prompt,
-                moral,
-                request.max_tokens,
-                request.context_top_k,
-                call.deadline,
-            )
+            generation = await self._generator.generate(tenant, _ask(request, call))
         return _generate_response(generation, include_text=True)
 
     async def StreamGenerate(
@@ -89,14 +84,7 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
             request.context_top_k,
         )
         async with use_checked(self._tenants, call, check) as tenant:
-            async for item in self._generator.stream(
-                tenant,
-                request.prompt,
-                moral,
-                request.max_tokens,
-                request.context_top_k,
-                call.deadline,
-            ):
+            async for item in self._generator.stream(tenant, _ask(request, call)):
                 if isinstance(item, str):
                     yield pb.StreamGenerateResponse(delta=item)
                 else:
@@ -127,6 +115,20 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         # A read creates nothing: an unknown tenant reads as a fresh one.
         state = await self._tenants.read_state(call.tenant, wait_s=call.remaining())
         return state_response(call.tenant, state, self._tenants.config.dim)
+
+
+def _ask(request: pb.GenerateRequest | pb.StreamGenerateRequest, call: CallInfo) -> Ask:
+    """The request as the generator takes it: the client's moral value (None
+    when unset) only lowers the server's score unless the caller holds the
+    trusted-scorer grant."""
+    return Ask(
+        request.prompt,
+        request.moral_value if request.HasField("moral_value") else None,
+        request.max_tokens,
+        request.context_top_k,
+        call.deadline,
+        trusted_scorer=call.trusted_scorer,
+    )
 
 
 def state_response(tenant: str, state: EngineStateView, dim: int) -> pb.GetStateResponse:
@@ -201,6 +203,8 @@ def _generate_response(generation: Generation, include_text: bool) -> pb.Generat
             for c in admission.context
         ],
         confidence=generation.confidence,
+        server_moral_score=generation.server_moral_score,
+        output_moral_score=generation.output_moral_score,
         usage=types_pb2.Usage(
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,

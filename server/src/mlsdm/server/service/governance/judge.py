@@ -2,15 +2,19 @@
 
 Scoring happens before a call is recorded: the record carries the value judged,
 so replay never scores again and a change of scorer never rewrites history.
+One judge per server (transport/app.py builds it), shared by Generate,
+StreamGenerate and Remember.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mlsdm.engine import score_moral_text
+from mlsdm.server.service.governance.moderation import ModerationScorer
+from mlsdm.server.service.governance.scorers import LocalScorer, WordListScorer
+from mlsdm.server.service.governance.settings import GovernanceSettings
 
 
 class ContentScorer(Protocol):
@@ -34,16 +38,9 @@ def value_judged(server_score: float, client_value: float | None, trusted: bool)
     return min(server_score, client_value)
 
 
-class WordListScorer:
-    """The old service's word-list score: a fallback, not a classifier."""
-
-    async def score(self, texts: Sequence[str]) -> list[float]:
-        return [score_moral_text(t) for t in texts]
-
-
 class MoralJudge:
     def __init__(self, scorer: ContentScorer | None = None) -> None:
-        self._scorer: ContentScorer = scorer if scorer is not None else WordListScorer()
+        self._scorer: ContentScorer = scorer if scorer is not None else LocalScorer()
 
     @property
     def scorer(self) -> ContentScorer:
@@ -58,3 +55,24 @@ class MoralJudge:
             MoralJudgement(s, value_judged(s, v, trusted))
             for s, v in zip(scores, client_values, strict=True)
         ]
+
+    async def score(self, texts: Sequence[str]) -> list[float]:
+        """The server's scores alone: for answers, which no client value touches."""
+        return await self._scorer.score(texts)
+
+    async def aclose(self) -> None:
+        close = getattr(self._scorer, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def build_judge(
+    settings: GovernanceSettings, on_fallback: Callable[[], None] | None = None
+) -> MoralJudge:
+    """The server's one judge, with the scorer `governance.scorer` names."""
+    if settings.scorer == "wordlist":
+        return MoralJudge(WordListScorer())
+    local = LocalScorer(settings.weights)
+    if settings.scorer == "moderation":
+        return MoralJudge(ModerationScorer(settings.moderation, local, on_fallback))
+    return MoralJudge(local)

@@ -85,6 +85,17 @@ class GenerationMetrics:
             ("kind",),
             buckets=buckets,
         )
+        self.output_refusals_total = Counter(
+            "mlsdm_moral_output_refusals_total",
+            "Answers withheld because their moral score fell below the threshold.",
+            ("kind",),
+        )
+        self.scorer_fallbacks_total = Counter(
+            "mlsdm_scorer_fallbacks_total",
+            "Texts scored by the local classifier because the moderation endpoint failed.",
+        )
+        for kind in ("unary", "stream"):
+            self.output_refusals_total.labels(kind)
 
 
 # Values of mlsdm_llm_breaker_state (observability.domain reads it at scrape).

@@ -39,8 +39,14 @@ class PipelineObserver:
         finally:
             span.end()
 
+    def scorer_fell_back(self) -> None:
+        """The moderation endpoint failed and the local classifier scored instead."""
+        self._metrics.scorer_fallbacks_total.inc()
+
     def finished(self, generation: Generation, streaming: bool) -> None:
         kind = "stream" if streaming else "unary"
+        if generation.output_refused:
+            self._metrics.output_refusals_total.labels(kind).inc()
         accepted = generation.admission.outcome.accepted
         t = generation.timings
         if t.total is not None:
