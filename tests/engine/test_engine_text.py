@@ -132,3 +132,16 @@ def test_embedding_is_stable_across_processes() -> None:
         for _ in range(2)
     }
     assert outs == {HashingEmbedder(64).embed("a stable text").tobytes().hex() + "\n"}
+
+
+def test_short_factual_replies_lists_and_code_are_not_aphasic() -> None:
+    # Issue 29: "Paris, France." was flagged 3 times in 10; the fixture is the
+    # corpus's short_answers (short factual replies, lists, code).
+    from mlsdm.engine.evaluation import load_aphasia_corpus
+
+    corpus = load_aphasia_corpus()
+    flagged = [t for t in corpus["short_answers"] if detect_aphasia(t).is_aphasic]
+    assert len(flagged) <= 0.05 * len(corpus["short_answers"]), flagged
+    # Telegraphic texts, one-word fragments strung together included, stay flagged.
+    assert all(detect_aphasia(t).is_aphasic for t in corpus["telegraphic"])
+    assert detect_aphasia("Paris. Capital. France.").is_aphasic

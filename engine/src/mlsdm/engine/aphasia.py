@@ -9,8 +9,9 @@ headings and table rows are set aside first (a reply that is only a list or
 only code is not aphasic). A sentence is *complete* when it holds a function
 word or consists of reply words ("yes", "thanks", "sure", ...); a short reply
 (at most ``SHORT_REPLY_WORDS`` words) whose sentences are all complete is not
-aphasic ("Yes. I agree. Thank you."), and only incomplete short sentences
-count as fragments.
+aphasic ("Yes. I agree. Thank you."), nor is a one-sentence answer of at most
+``SINGLE_ANSWER_WORDS`` words ("Paris, France."), and only incomplete short
+sentences count as fragments.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ MIN_FUNCTION_WORD_RATIO = 0.15
 MAX_FRAGMENT_RATIO = 0.5
 FRAGMENT_WORDS = 4
 SHORT_REPLY_WORDS = 12
+# One sentence of at most this many words is an answer ("Paris, France.",
+# "About 8,849 metres.", "Use `ls -la`."), not telegraphic speech, which
+# strings several fragments together ("Paris. Capital. France.").
+SINGLE_ANSWER_WORDS = 6
 
 # Words that make a complete reply on their own.
 REPLY_WORDS: frozenset[str] = frozenset(
@@ -220,8 +225,10 @@ def detect_aphasia(text: str) -> AphasiaReport:
     sentences = [s for s in sentences if s]
     if not sentences:
         return _CLEAN  # only code, lists or headings: nothing to judge as prose
-    complete = [_complete(s) for s in sentences]
     total_words = sum(len(s) for s in sentences)
+    if len(sentences) == 1 and total_words <= SINGLE_ANSWER_WORDS:
+        return _CLEAN  # a short answer
+    complete = [_complete(s) for s in sentences]
     function_words = sum(1 for s in sentences for w in s if w.lower() in FUNCTION_WORDS)
     fw_ratio = function_words / total_words
     if total_words <= SHORT_REPLY_WORDS and (

@@ -24,20 +24,22 @@ from .results import SuiteResult
 def load_aphasia_corpus() -> dict[str, list[str]]:
     raw = resources.files(__package__).joinpath("data/aphasia_corpus.json").read_text("utf-8")
     data = json.loads(raw)
-    return {k: list(data[k]) for k in ("telegraphic", "fluent", "benign")}
+    return {k: list(data[k]) for k in ("telegraphic", "fluent", "benign", "short_answers")}
 
 
 APHASIA_FLOOR = (
     "precision >= 0.95 (fluent prose, lists, code blocks and short complete replies "
-    "are not flagged) and recall >= 0.90 on the shipped corpus"
+    "are not flagged), recall >= 0.90 on the shipped corpus, and <= 5 % of short "
+    "factual replies, lists and code flagged"
 )
+SHORT_ANSWER_FP_CEILING = 0.05
 
 
 def aphasia_suite() -> SuiteResult:
     corpus = load_aphasia_corpus()
     reports = {label: [detect_aphasia(t) for t in texts] for label, texts in corpus.items()}
     tp = sum(r.is_aphasic for r in reports["telegraphic"])
-    fp = sum(r.is_aphasic for r in reports["fluent"] + reports["benign"])
+    fp = sum(r.is_aphasic for r in reports["fluent"] + reports["benign"] + reports["short_answers"])
     fn = len(reports["telegraphic"]) - tp
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
@@ -51,13 +53,15 @@ def aphasia_suite() -> SuiteResult:
         for label, rs in reports.items()
     ]
     rows.append({"class": "overall", "precision": round(precision, 3), "recall": round(recall, 3)})
-    passed = precision >= 0.95 and recall >= 0.9
+    short = reports["short_answers"]
+    short_fp = sum(r.is_aphasic for r in short) / len(short)
+    passed = precision >= 0.95 and recall >= 0.9 and short_fp <= SHORT_ANSWER_FP_CEILING
     return SuiteResult(
         "aphasia",
         rows,
         passed,
         APHASIA_FLOOR,
-        {"aphasia_precision": precision, "aphasia_recall": recall},
+        {"aphasia_precision": precision, "aphasia_recall": recall, "short_answer_fp": short_fp},
     )
 
 
