@@ -2,8 +2,9 @@
 held-out numbers. Not part of any package: the data stays out of the wheel,
 only the weights file it writes ships.
 
-    python engine/training/train_content_scorer.py --data DIR \
-        [--out engine/src/mlsdm/engine/data/content_scorer.npz]
+    python engine/training/train_content_scorer.py --data DIR --final \
+        --out engine/src/mlsdm/engine/data/content_scorer.npz \
+        --dev-out engine/src/mlsdm/engine/data/governance_dev.json
 
 DIR holds these files, fetched from public GitHub repositories (licences in
 engine/training/README.md):
@@ -22,7 +23,10 @@ plus engine/training/written_prompts.py (written for this project).
 
 The split is made before training: 20 % of every public source at random
 (seed 7), and 20 % of the written *templates* (whole templates held out). The
-held-out numbers are printed per source/category; nothing here reads XSTest,
+held-out numbers are printed per source/category. A sample of the held-out
+prompts (not Alpaca's) is written as the dev set of `eval --suite governance`;
+with --final the shipped model is then trained on everything but that dev set.
+Nothing here reads XSTest,
 OR-Bench or any other over-refusal or jailbreak evaluation set.
 """
 
@@ -218,10 +222,62 @@ def report(examples: list[Example], values: NDArray[np.float64], cut: float) -> 
           f"safe-looking (written) refused {np.mean(wsafe):.3f} (n={len(wsafe)})")
 
 
+DEV_PER_CELL = 20
+# The checked-in dev set leaves out the CC BY-NC Alpaca prompts.
+DEV_SOURCES_EXCLUDED = frozenset({"alpaca"})
+
+
+def dev_sample(test_set: list[Example]) -> list[Example]:
+    """Up to DEV_PER_CELL held-out examples per (label, source) cell, for eval's
+    governance suite; they stay out of the final training too."""
+    rng = random.Random(SEED)
+    cells: dict[tuple[bool, str], list[Example]] = defaultdict(list)
+    for e in test_set:
+        if e.source not in DEV_SOURCES_EXCLUDED:
+            cells[(e.unsafe, e.source)].append(e)
+    out: list[Example] = []
+    for key in sorted(cells):
+        group = cells[key]
+        out += rng.sample(group, min(DEV_PER_CELL, len(group)))
+    return out
+
+
+def write_dev(path: Path, dev: list[Example]) -> None:
+    rows = [{"text": e.text, "unsafe": e.unsafe, "category": e.source} for e in dev]
+    doc = {
+        "description": (
+            "Development prompts for `mlsdm-grpc eval --suite governance`: held out from "
+            "the content scorer's training by engine/training/train_content_scorer.py."
+        ),
+        "licences": {
+            "written:*": "written for mlsdm-grpc (Apache-2.0)",
+            "advbench, advbench_strings": "AdvBench, llm-attacks/llm-attacks (MIT)",
+            "harmbench, harmbench_targets": "HarmBench, centerforaisafety/HarmBench (MIT)",
+            "gsm8k": "GSM8K, openai/grade-school-math (MIT)",
+            "selfinstruct": "Self-Instruct, yizhongw/self-instruct (Apache-2.0)",
+        },
+        "prompts": rows,
+    }
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def fit(examples: list[Example], args: argparse.Namespace) -> ContentModel:
+    started = time.perf_counter()
+    m = featurise(examples, args.bits)
+    y = np.array([1.0 if e.unsafe else 0.0 for e in examples])
+    w, b = train(m, y, sample_weights(examples), args.bits, args.l2, args.epochs)
+    print(f"trained on {len(examples)} in {time.perf_counter() - started:.1f} s")
+    # Scored as shipped: float16 weights.
+    return ContentModel(w.astype(np.float16).astype(np.float32), b, args.bits)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--dev-out", type=Path, default=None, help="write the dev set here")
+    ap.add_argument("--final", action="store_true",
+                    help="after the held-out report, train on everything but the dev set")
     ap.add_argument("--bits", type=int, default=17)
     ap.add_argument("--l2", type=float, default=1e-6)
     ap.add_argument("--epochs", type=int, default=300)
@@ -233,14 +289,15 @@ def main() -> int:
         examples = [e for e in examples if e.source != "alpaca"]
     train_set, test_set = split(examples)
     print(f"examples {len(examples)}: train {len(train_set)}, held out {len(test_set)}")
-    started = time.perf_counter()
-    m = featurise(train_set, args.bits)
-    y = np.array([1.0 if e.unsafe else 0.0 for e in train_set])
-    w, b = train(m, y, sample_weights(train_set), args.bits, args.l2, args.epochs)
-    print(f"trained in {time.perf_counter() - started:.1f} s")
-    model = ContentModel(w.astype(np.float16).astype(np.float32), b, args.bits)
-    values = np.array([model.score(e.text) for e in test_set])
-    report(test_set, values, args.cut)
+    model = fit(train_set, args)
+    report(test_set, np.array([model.score(e.text) for e in test_set]), args.cut)
+    dev = dev_sample(test_set)
+    if args.dev_out is not None:
+        write_dev(args.dev_out, dev)
+        print(f"wrote {args.dev_out} ({len(dev)} prompts)")
+    if args.final:
+        dev_texts = {e.text for e in dev}
+        model = fit([e for e in examples if e.text not in dev_texts], args)
     if args.out is not None:
         model.save(args.out)
         print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from .aphasia import detect_aphasia
 from .config import EngineConfig
 from .eval_retrieval import retrieval_suite
+from .eval_governance import governance_suite
 from .moral import MoralFilter
 from .results import SuiteResult
 
@@ -178,6 +179,7 @@ SUITES: dict[str, Callable[[], SuiteResult]] = {
     "aphasia": aphasia_suite,
     "moral": moral_suite,
     "retrieval": retrieval_suite,
+    "governance": governance_suite,
 }
 
 

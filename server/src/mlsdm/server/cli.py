@@ -155,11 +155,14 @@ def _cmd_protoset(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from mlsdm.engine.eval_governance import governance_suite
     from mlsdm.engine.evaluation import SUITES, run_suites
     from mlsdm.server.service.memory_eval import memory_suite
 
     chosen = args.suite or [*SUITES, "memory"]
-    results = run_suites([n for n in chosen if n != "memory"])
+    results = run_suites([n for n in chosen if n not in ("memory", "governance")])
+    if "governance" in chosen:
+        results.append(governance_suite(args.scorer))
     if "memory" in chosen:
         results.append(memory_suite(args.embedder))
     failed = 0
@@ -232,8 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--suite",
         action="append",
-        choices=["aphasia", "moral", "retrieval", "memory"],
+        choices=["aphasia", "moral", "retrieval", "governance", "memory"],
         help="repeatable (memory: told-then-asked through the service path)",
+    )
+    evaluate.add_argument(
+        "--scorer",
+        choices=["local", "wordlist"],
+        default="local",
+        help="content scorer for the governance suite (wordlist: the old fallback)",
     )
     evaluate.add_argument(
         "--embedder",
