@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 
 from .aphasia import detect_aphasia
 from .config import EngineConfig
-from .eval_retrieval import retrieval_suite
 from .eval_governance import governance_suite
+from .eval_retrieval import retrieval_suite
 from .moral import MoralFilter
 from .results import SuiteResult
 
