@@ -88,3 +88,14 @@ def test_told_then_asked_questions_are_held_out() -> None:
         fact, question = set(content_stems(item.fact)), set(content_stems(item.question))
         # A question shares at most half of its fact's content words.
         assert len(fact & question) <= len(fact) / 2, item
+
+
+def test_governance_suite_passes_with_the_local_scorer_and_fails_with_the_word_list() -> None:
+    from mlsdm.engine.eval_governance import governance_suite
+
+    local = governance_suite("local")
+    assert local.passed, local.headline
+    assert local.headline["unsafe_refused"] >= 0.80
+    assert local.headline["safe_looking_refused"] <= 0.20
+    # The old word list refuses almost nothing: the floors can fail.
+    assert not governance_suite("wordlist").passed
