@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from written_prompts import written_prompts
 
-from mlsdm.engine.content_scorer import ContentModel, feature_indices
+from mlsdm.engine.content_scorer import SHRINK, ContentModel, feature_indices
 
 SEED = 7
 HOLDOUT = 0.2
@@ -144,13 +144,13 @@ def split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
 class Matrix:
     idx: NDArray[np.int64]
     row: NDArray[np.int64]
-    scale: NDArray[np.float64]  # 1/sqrt(n) per row
+    scale: NDArray[np.float64]  # 1/sqrt(n + SHRINK) per row
     n: int
 
 
 def featurise(examples: list[Example], bits: int) -> Matrix:
     per = [feature_indices(e.text, bits) for e in examples]
-    sizes = np.array([max(1, p.size) for p in per])
+    sizes = np.array([p.size + SHRINK for p in per])
     return Matrix(
         np.concatenate(per),
         np.repeat(np.arange(len(per)), [p.size for p in per]),

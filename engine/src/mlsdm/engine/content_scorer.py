@@ -11,7 +11,8 @@ hashed bag of features and one linear layer, in NumPy, with no model download:
 
 Each feature is hashed (CRC-32 of a token, a multiplicative mix for pairs and
 n-grams) into one of ``2**bits`` buckets; a text's vector holds feature counts
-scaled by 1/sqrt(count total), so length does not decide the score. The head is
+scaled by 1/sqrt(count total + SHRINK), so length does not decide the score and a
+text of one or two words (few features, little evidence) stays near the bias. The head is
 a logistic regression: value = 1 - sigmoid(bias + w . x). The weights are
 trained by engine/training/train_content_scorer.py on public data named in the
 README, and shipped as data/content_scorer.npz (float16, a few hundred KB).
@@ -30,7 +31,9 @@ from typing import IO
 import numpy as np
 from numpy.typing import NDArray
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
+# Pseudo-count added to a text's feature count before the 1/sqrt scaling.
+SHRINK = 16.0
 DEFAULT_WEIGHTS = "content_scorer.npz"
 
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -92,7 +95,7 @@ class ContentModel:
         idx = feature_indices(text, self.bits)
         if idx.size == 0:
             return self.bias
-        return self.bias + float(self.weights[idx].sum()) / math.sqrt(idx.size)
+        return self.bias + float(self.weights[idx].sum()) / math.sqrt(idx.size + SHRINK)
 
     def score(self, text: str) -> float:
         """Moral value in [0, 1]: 1 - P(unsafe)."""
