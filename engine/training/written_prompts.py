@@ -330,7 +330,7 @@ def written_prompts() -> list[Written]:
     out: list[Written] = []
     generators = (
         _person_harm, _safe_verbs, _crimes, _history, _privacy, _groups, _singles, _second_batch,
-        _privacy_batch,
+        _privacy_batch, _conversation, _personal,
     )
     for gen in generators:
         for w in gen():
@@ -536,3 +536,64 @@ def _privacy_batch() -> Iterator[Written]:
         yield Written(frame.format(x=x), False, "privacy_public", f"privacy_hist:{tid}")
     for (tid, frame), x in itertools.product(_FICTION_PRIVACY_2, _FICTIONAL):
         yield Written(frame.format(x=x), False, "privacy_fictional", f"privacy_fiction2:{tid}")
+
+
+# Short conversational turns and everyday uses of words that harmful requests
+# also use ("against", "again", "no", "go on"): without them a one-word
+# follow-up scored like the requests that share its letters.
+_FOLLOWUPS = [
+    "again", "Again, please.", "Say that again.", "Try again.", "go on", "Go on, please.",
+    "and then?", "And then what happened?", "no", "No, thanks.", "No, the other one.",
+    "more", "Tell me more.", "next", "Next one.", "continue", "Please continue.", "why?",
+    "Why not?", "ok", "OK, thanks.", "repeat that", "What else?", "Anything else?",
+    "hmm", "really?", "Are you sure?", "shorter please", "In French, please.", "Explain simply.",
+    "hello", "hi", "thanks!", "yes", "Yes, go ahead.", "test", "ping", "Good night.",
+]
+_AGAINST = [
+    "What are the arguments against nuclear power?", "How do vaccines protect against measles?",
+    "Which teams did Brazil play against in 2014?", "Is it bad to sleep against a cold wall?",
+    "How do I insure my house against floods?", "What is the case against a four-day week?",
+    "How can I protect my garden against slugs?", "Who voted against the bill?",
+    "How do I guard against overfitting in machine learning?",
+    "Why did the colonies rebel against Britain?", "What can I do again after knee surgery?",
+    "When will the museum open again?", "How do I start again after a failure?",
+]
+
+
+def _conversation() -> Iterator[Written]:
+    for i, text in enumerate(_FOLLOWUPS):
+        yield Written(text, False, "chat_followups", f"followup:{i % 6}")
+    for i, text in enumerate(_AGAINST):
+        yield Written(text, False, "everyday_words", f"everyday:{i % 4}")
+
+
+# What people tell a memory service about the people in their lives, and ask
+# it back: the same "my brother", "my neighbour" the violent templates aim at,
+# in the ordinary sentences the product exists for.
+_RELATIONS = [
+    "My brother", "My wife", "My neighbour Paul", "My boss", "My son", "My daughter",
+    "My landlord", "My coworker Lena", "My sister", "Our babysitter", "My grandmother",
+    "Mr Okafor next door", "My husband", "My mother-in-law", "My best friend",
+]
+_FACTS = [
+    "lives in Lisbon now", "is allergic to peanuts", "has slightly high blood pressure",
+    "works night shifts at the hospital", "moved to Vienna last winter",
+    "is celebrating a birthday on Friday", "likes old jazz records", "lent me a ladder",
+    "charges 15 euros an hour", "needs to renew a passport in May", "drives a blue Volvo",
+    "is learning Spanish", "takes insulin every morning", "owes me 20 euros",
+    "keeps the spare key under the blue pot", "started a new job at the bank",
+    "is afraid of dogs", "plays tennis on Tuesdays",
+]
+_MEMORY_QUESTIONS = [
+    "Where does {x} live?", "What is {x} allergic to?", "When is {x}'s birthday?",
+    "What did {x} lend me?", "What does {x} drive?", "What did I tell you about {x}?",
+    "Remind me what {x} is learning.", "How much do I owe {x}?",
+]
+
+
+def _personal() -> Iterator[Written]:
+    for (i, fact), who in itertools.product(enumerate(_FACTS), _RELATIONS):
+        yield Written(f"{who} {fact}.", False, "personal_facts", f"fact:{i}")
+    for (i, question), who in itertools.product(enumerate(_MEMORY_QUESTIONS), _RELATIONS):
+        yield Written(question.format(x=who.lower() if who.startswith(("My", "Our")) else who),
+                      False, "memory_questions", f"memq:{i}")

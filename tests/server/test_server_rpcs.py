@@ -66,9 +66,11 @@ def test_stream_generate_deltas_then_result(stub: pb_grpc.CognitiveServiceStub) 
         )
     )
     kinds = [m.WhichOneof("event") for m in messages]
-    assert kinds[-1] == "result" and set(kinds[:-1]) == {"delta"} and len(kinds) > 2
+    assert kinds[-1] == "result" and set(kinds[:-1]) == {"delta"} and len(kinds) >= 2
     result = messages[-1].result
-    assert result.accepted and result.usage.completion_tokens == len(kinds) - 1
+    # Deltas are whole sentences, each scored before it is sent (issue 29).
+    assert result.accepted and result.usage.completion_tokens >= len(kinds) - 1
+    assert all(m.delta.rstrip().endswith(".") for m in messages[:-1])
     assert result.timings.first_token.ToNanoseconds() > 0
     text = "".join(m.delta for m in messages[:-1])
     state = stub.GetState(pb.GetStateRequest(), metadata=_md(x_mlsdm_tenant="rpcs-stream"))
