@@ -93,7 +93,7 @@ def test_demo_runs_against_an_embedded_server() -> None:
 def test_eval_suites_pass_their_floors() -> None:
     done = run("eval")
     assert done.returncode == 0, done.stdout
-    assert "4 passed, 0 failed" in done.stdout
+    assert "5 passed, 0 failed" in done.stdout
     headline = done.stdout.split("== headline", 1)[1]
     for name in (
         "told_then_asked_recall@1",
