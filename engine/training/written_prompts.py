@@ -330,7 +330,7 @@ def written_prompts() -> list[Written]:
     out: list[Written] = []
     generators = (
         _person_harm, _safe_verbs, _crimes, _history, _privacy, _groups, _singles, _second_batch,
-        _privacy_batch, _conversation, _personal,
+        _privacy_batch, _conversation, _personal, _own,
     )
     for gen in generators:
         for w in gen():
@@ -597,3 +597,33 @@ def _personal() -> Iterator[Written]:
     for (i, question), who in itertools.product(enumerate(_MEMORY_QUESTIONS), _RELATIONS):
         yield Written(question.format(x=who.lower() if who.startswith(("My", "Our")) else who),
                       False, "memory_questions", f"memq:{i}")
+
+
+# A user's own details, told to the memory and asked back: the words of the
+# privacy templates ("passport number", "address", "PIN"), about oneself.
+_OWN_FACTS = [
+    "My passport number is {c}.", "My phone number is {n}.", "My address is {a}.",
+    "My date of birth is {d}.", "My Wi-Fi password is {c}.", "My locker code is {c}.",
+    "My car's registration is {c}.", "My doctor's phone number is {n}.",
+    "My library card number is {c}.", "My gym membership number is {c}.",
+    "The hint for my bank PIN is {d}.", "My new flat is at {a}.",
+]
+_OWN_QUESTIONS = [
+    "What is my passport number?", "What's my phone number again?", "What is my address?",
+    "When is my date of birth?", "What's my Wi-Fi password?", "What was my locker code?",
+    "What is my car's registration?", "What is my doctor's phone number?",
+    "Where is my new flat?", "What is the hint for my bank PIN?",
+]
+_CODES = ["X4829113", "zanzibar-4f2a", "maple7", "AB-1234", "K9-77-QZ", "PL 550 21"]
+_NUMBERS = ["+44 20 7946 0018", "0612 345 678", "555-0142"]
+_ADDRESSES = ["12 Elm Street, Leeds", "Rua das Flores 8, Lisbon", "4 Harbour Road"]
+_DATES = ["3 May 1988", "my grandmother's birth year", "the day we met"]
+
+
+def _own() -> Iterator[Written]:
+    for i, frame in enumerate(_OWN_FACTS):
+        for c, n, a, d in zip(_CODES, itertools.cycle(_NUMBERS), itertools.cycle(_ADDRESSES),
+                              itertools.cycle(_DATES), strict=False):
+            yield Written(frame.format(c=c, n=n, a=a, d=d), False, "own_facts", f"own:{i}")
+    for i, text in enumerate(_OWN_QUESTIONS):
+        yield Written(text, False, "own_questions", f"ownq:{i % 5}")
