@@ -43,9 +43,10 @@ class KeysFile:
         principal: str,
         *roles: str,
         expires: datetime | None = None,
-        tenants: tuple[str, ...] = ("default",),
+        tenants: tuple[str, ...] | None = ("default",),
     ) -> str:
-        """A new key; by default bound to the tenant `default` (pass () for none)."""
+        """A new key; by default bound to the tenant `default` (None: no binding, the
+        tenant named after the principal; (): no tenant at all)."""
         key_id, key = new_key()
         self.entries[key_id] = KeyEntry(
             key_id, hash_key(key), principal, frozenset(roles), expires, tenants

@@ -93,11 +93,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     issuer = Issuer(base / "jwks.json")
     keys = {}
     for role in ROLES:
-        keys[(role, "own")] = keys_file.add(f"{role[0]}-own", role, tenants=())
+        keys[(role, "own")] = keys_file.add(f"{role[0]}-own", role, tenants=None)
         keys[(role, "pattern")] = keys_file.add(
             f"{role[0]}-team", role, tenants=(f"team-{role[0]}-*",)
         )
-    victim_key = keys_file.add(VICTIM, "write", tenants=())
+    victim_key = keys_file.add(VICTIM, "write", tenants=None)
     overrides = {
         "auth": {
             "api_keys_file": str(keys_file.path),
@@ -329,7 +329,7 @@ def test_open_dev_server_allows_any_tenant() -> None:
 
 def test_keys_file_without_tenants_field_still_loads(tmp_path: Path) -> None:
     keys = KeysFile(tmp_path / "api-keys")
-    key = keys.add("legacy", "read", tenants=())
+    key = keys.add("legacy", "read", tenants=None)
     assert "tenants" not in keys.path.read_text()
     overrides = {"auth": {"api_keys_file": str(keys.path)}}
     with server_thread(overrides) as running, grpc.insecure_channel(running.address) as ch:

@@ -31,7 +31,7 @@ def test_a_principal_creates_at_most_its_quota_of_tenants(tmp_path: Path) -> Non
     keys = KeysFile(tmp_path / "api-keys")
     carol = keys.add("carol", "write", tenants=("carol-*",))
     dave = keys.add("dave", "write", tenants=("dave-*",))
-    admin = keys.add("root", "admin", tenants=())
+    admin = keys.add("root", "admin", tenants=None)
     overrides = {
         "auth": {"api_keys_file": str(keys.path)},
         "tenants": {

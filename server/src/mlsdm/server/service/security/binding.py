@@ -5,9 +5,10 @@ A key or token names its tenants as exact names or prefix patterns (a trailing
 
 - no credential source configured (loopback development): any tenant;
 - the admin role: any tenant;
-- a key or token with a binding: the tenants it names;
-- a key or token without one: only the tenant named after its principal
-  (for a client certificate: its common name).
+- a key or token with a binding: the tenants it names; an empty list names
+  none (an identity provider that writes [] for "no tenants" grants none);
+- a key or token without one (no list at all): only the tenant named after
+  its principal (for a client certificate: its common name).
 
 Checked by the auth gate before the handler runs, so a refused call reads and
 changes nothing of the tenant.
@@ -56,7 +57,8 @@ def matches(pattern: str, tenant: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TenantBinding:
-    """What one identity may use. `patterns` None: only `own` (the principal's name)."""
+    """What one identity may use. `patterns` None: only `own` (the principal's
+    name); empty: nothing."""
 
     patterns: tuple[str, ...] | None
     own: str | None
@@ -65,15 +67,15 @@ class TenantBinding:
     def allows(self, tenant: str) -> bool:
         if self.any_tenant:
             return True
-        if self.patterns:
+        if self.patterns is not None:
             return any(matches(p, tenant) for p in self.patterns)
         return tenant == self.own
 
     def describe(self) -> str:
         if self.any_tenant:
             return "*"
-        if self.patterns:
-            return ",".join(self.patterns)
+        if self.patterns is not None:
+            return ",".join(self.patterns) or "(none)"
         return self.own or ""
 
 
@@ -86,5 +88,6 @@ def binding_for(
     """The binding of an authenticated identity; `own` defaults to the principal."""
     if ADMIN in roles:
         return ANY_TENANT
-    listed = tuple(patterns) if patterns is not None else ()
-    return TenantBinding(listed or None, principal if own is None else own)
+    if patterns is not None:
+        return TenantBinding(tuple(patterns), None)
+    return TenantBinding(None, principal if own is None else own)

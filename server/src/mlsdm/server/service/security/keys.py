@@ -7,7 +7,8 @@ Format: JSON Lines, one key per line, `#` comments and blank lines ignored:
 
 `tenants` (optional; files written before it existed still load) lists the
 tenants the key may use, names or prefix patterns (security/binding.py); without
-it the key may use only the tenant named after its principal. `max_priority`
+it the key may use only the tenant named after its principal, and with an empty
+list none at all (an empty list grants nothing). `max_priority`
 and `trusted_scorer` (optional) are the key's grants (security/grants.py).
 
 A key reads `mlsdm_<id>_<secret>`. The id is public and picks the entry (and
@@ -47,8 +48,9 @@ class KeyEntry:
     principal: str
     roles: frozenset[str]
     expires: datetime | None
-    # Tenant names or prefix patterns; empty: only the tenant named after the principal.
-    tenants: tuple[str, ...] = ()
+    # Tenant names or prefix patterns; None (no "tenants" field): only the tenant
+    # named after the principal; empty: no tenant at all.
+    tenants: tuple[str, ...] | None = None
     # Grants (security/grants.py): None is the default priority.
     max_priority: str | None = None
     trusted_scorer: bool = False
@@ -64,7 +66,7 @@ class KeyEntry:
             "principal": self.principal,
             "roles": sorted(self.roles),
         }
-        if self.tenants:
+        if self.tenants is not None:
             data["tenants"] = list(self.tenants)
         if self.max_priority is not None:
             data["max_priority"] = self.max_priority
@@ -127,7 +129,7 @@ def _entry(data: Any, where: str) -> KeyEntry:
     try:
         key_id, digest, principal = data["id"], data["hash"], data["principal"]
         roles = data.get("roles", [])
-        tenants = data.get("tenants", [])
+        tenants = data.get("tenants")
     except KeyError as exc:
         raise FileLoadError(f"{where}: missing field {exc.args[0]!r}") from None
     if not isinstance(key_id, str) or not key_id or not set(key_id) <= _ID_CHARS:
@@ -144,14 +146,14 @@ def _entry(data: Any, where: str) -> KeyEntry:
         raise FileLoadError(f"{where}: principal must be a non-empty string")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise FileLoadError(f"{where}: roles must be a list of strings")
-    if not isinstance(tenants, list):
+    if tenants is not None and not isinstance(tenants, list):
         raise FileLoadError(f"{where}: tenants must be a list of tenant names or patterns")
     trusted_scorer = data.get("trusted_scorer", False)
     if not isinstance(trusted_scorer, bool):
         raise FileLoadError(f"{where}: trusted_scorer must be true or false")
     try:
         checked = frozenset(check_roles(roles))
-        bound = check_patterns(tenants)
+        bound = None if tenants is None else check_patterns(tenants)
         expires = parse_expiry(data["expires"]) if data.get("expires") else None
         raw_priority = data.get("max_priority")
         max_priority = None if raw_priority is None else check_priority_name(raw_priority)

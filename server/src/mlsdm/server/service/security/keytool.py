@@ -22,7 +22,7 @@ from mlsdm.server.service.security.binding import check_patterns
 from mlsdm.server.service.security.grants import PRIORITY_NAMES
 from mlsdm.server.service.security.keys import KeyEntry, hash_key, new_key, parse_expiry, parse_keys
 from mlsdm.server.service.security.reload import FileLoadError
-from mlsdm.server.service.security.roles import ROLES
+from mlsdm.server.service.security.roles import ADMIN, ROLES
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -80,7 +80,16 @@ def _cmd_add(args: argparse.Namespace) -> int:
     expires: datetime | None = args.expires
     if args.expires_in is not None:
         expires = datetime.now(UTC).replace(microsecond=0) + args.expires_in
-    tenants = tuple(dict.fromkeys(args.tenant or ()))
+    if args.tenant and ADMIN in args.role:
+        # The admin role may use every tenant: a binding stored beside it would
+        # read as a restriction that nothing enforces.
+        print(
+            "mlsdm-grpc: --tenant does not apply to --role admin (admins may use every "
+            "tenant); drop --tenant, or give the key write or read instead of admin",
+            file=sys.stderr,
+        )
+        return 2
+    tenants = tuple(dict.fromkeys(args.tenant)) if args.tenant else None
     entry = KeyEntry(
         key_id,
         hash_key(key),
@@ -109,7 +118,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
         expires = "never" if entry.expires is None else entry.expires.isoformat()
         state = " (expired)" if entry.expires is not None and entry.expires <= now else ""
         roles = ",".join(r for r in ROLES if r in entry.roles)
-        tenants = ",".join(entry.tenants) or f"{entry.principal} (own name)"
+        if ADMIN in entry.roles:
+            tenants = "* (admin)"
+        elif entry.tenants is None:
+            tenants = f"{entry.principal} (own name)"
+        else:
+            tenants = ",".join(entry.tenants) or "(none)"
         grants = entry.grants
         scorer = "  trusted-scorer" if grants.trusted_scorer else ""
         print(
@@ -168,7 +182,8 @@ def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_pattern,
         metavar="NAME",
         help="repeatable: a tenant the key may use, or a prefix pattern such as 'team-a-*'; "
-        "none: only the tenant named after the principal (admin: any tenant)",
+        "none: only the tenant named after the principal; not with --role admin "
+        "(admins may use every tenant)",
     )
     add.add_argument(
         "--max-priority",

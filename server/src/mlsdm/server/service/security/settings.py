@@ -46,8 +46,8 @@ class JWTSettings(SettingsModel):
     # A list of role names, or one space-separated string.
     roles_claim: str = "roles"
     # A list of tenant names or prefix patterns ("team-a-*") the token may use; a
-    # token without it may use only the tenant named after its principal, one whose
-    # claim is not a list is refused (UNAUTHENTICATED).
+    # token without it may use only the tenant named after its principal, an empty
+    # list grants no tenant, and a claim that is not a list is refused (UNAUTHENTICATED).
     tenants_claim: str = "mlsdm_tenants"
     # Grants (security/grants.py): the highest x-mlsdm-priority the token may use
     # (low, normal, high, critical; absent: normal; anything else refuses the
