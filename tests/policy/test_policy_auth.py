@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,8 @@ def secured(keys_file: KeysFile, issuer: Issuer) -> Iterator[ServerThread]:
             "api_keys_file": str(keys_file.path),
             # Every call checks the file, so a rewrite is seen by the next call.
             "reload_interval_s": 0,
+            # Many refusals from one address in this module: the throttle has its own tests.
+            "failure_limit": {"burst": 10000},
             "jwt": {
                 "jwks_file": str(issuer.path),
                 "issuer": Issuer.ISSUER,
@@ -242,6 +245,36 @@ def test_jwt_signed_by_another_key(tmp_path: Path, stub: pb_grpc.CognitiveServic
         failure(stub.GetState, pb.GetStateRequest(), metadata=bearer(stranger.token("x", ["read"])))
     )
     assert error.reason == "CREDENTIALS_INVALID"
+
+
+def test_jwt_refusals_say_one_thing(
+    issuer: Issuer,
+    tmp_path: Path,
+    stub: pb_grpc.CognitiveServiceStub,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whether the kid exists, or which claim failed, stays in the server log:
+    the caller of every forged or misdirected token reads the same message."""
+    unknown_kid = Issuer(tmp_path / "other.json", kid="no-such-kid")
+    tokens = {
+        "unknown kid": unknown_kid.token("x", ["read"]),
+        "signed by another key": Issuer(tmp_path / "o2.json").token("x", ["read"]),
+        "audience": issuer.token("x", ["read"], aud="another-service"),
+        "issuer": issuer.token("x", ["read"], iss="https://evil.test"),
+        "no expiry": issuer.token("x", ["read"], exp=None),
+        "alg none": issuer.unsigned("x", ["admin"]),
+        "hmac": issuer.hmac_with_public_key("x", ["admin"]),
+        "tenants claim": issuer.token("x", ["read"], mlsdm_tenants="all"),
+    }
+    messages = {}
+    with caplog.at_level(logging.INFO, "mlsdm.server.service.security"):
+        for name, token in tokens.items():
+            error = failure(stub.GetState, pb.GetStateRequest(), metadata=bearer(token))
+            assert rich(error).reason == "CREDENTIALS_INVALID", name
+            messages[name] = error.details()
+    assert set(messages.values()) == {"credentials rejected: the JWT was not accepted"}
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "kid" in logged and "audience" in logged.lower()
 
 
 def test_jwks_rotation_without_restart(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from mlsdm.server.service.observability.metrics import AUTH, POLICY
 from mlsdm.server.service.security.authenticator import Authenticator, Identity
 from mlsdm.server.service.security.grants import Grants
 from mlsdm.server.service.security.roles import required_role
-from mlsdm.server.service.security.throttle import ClientAddress, FailureThrottle
+from mlsdm.server.service.security.throttle import ClientAddress, FailureThrottle, peer_key
 from mlsdm.server.transport.call import CallInfo
 from mlsdm.server.transport.interceptors.base import CallPeer, Gate, Release
 
@@ -85,14 +85,15 @@ class AuthGate(Gate):
 
     async def _identify(self, call: CallInfo, context: CallPeer) -> Identity:
         if self.throttle is None:
-            return self._auth.authenticate(call.metadata, context.auth_context)
+            client = peer_key(context.peer())
+            return self._auth.authenticate(call.metadata, context.auth_context, client)
         client = self._clients.of(context.peer(), call.metadata.get("x-forwarded-for"))
         call.client = client
         wait = self.throttle.wait(client)
         if wait > 0.0 and self._auth.presents_jwt(call.metadata):
             raise unavailable(R.ERROR_REASON_CREDENTIALS_UNAVAILABLE, wait)
         try:
-            return self._auth.authenticate(call.metadata, context.auth_context)
+            return self._auth.authenticate(call.metadata, context.auth_context, client)
         except ServiceError as exc:
             if exc.code != Code.UNAUTHENTICATED:
                 raise
