@@ -104,7 +104,9 @@ class RawGrpc:
         if data:
             self.sock.sendall(data)
 
-    def start(self, path: str, message: bytes, metadata: Headers) -> int:
+    def start(self, path: str, message: bytes | None, metadata: Headers) -> int:
+        """Opens a call; message None sends the headers only (no DATA frame, the
+        stream left open), as a client that never sends its request would."""
         stream_id: int = self.conn.get_next_available_stream_id()
         headers = [
             (":method", "POST"),
@@ -116,7 +118,8 @@ class RawGrpc:
             *metadata,
         ]
         self.conn.send_headers(stream_id, headers)
-        self.conn.send_data(stream_id, frame(message), end_stream=True)
+        if message is not None:
+            self.conn.send_data(stream_id, frame(message), end_stream=True)
         self._flush()
         self._replies[stream_id] = Reply()
         return stream_id

@@ -196,7 +196,8 @@ class MlsdmServer:
             access_log_sample=logging_settings.access_log_sample,
             access_log_slow_s=logging_settings.access_log_slow_ms / 1000.0,
         )
-        gates: list[Gate] = [DeadlineGate(self.settings.deadlines), AuthGate(self.authenticator)]
+        deadline = DeadlineGate(self.settings.deadlines)
+        gates: list[Gate] = [deadline, AuthGate(self.authenticator)]
         if self.settings.rate_limit.enabled:
             gates.append(RateLimitGate(self.settings.rate_limit))
         if self.settings.admission.enabled:
@@ -207,7 +208,9 @@ class MlsdmServer:
             gates = [self.forwarding.peer_gate, *gates, self.forwarding.forward_gate]
         # Kept for the HTTP port, which runs these very instances.
         self.telemetry, self.gates = telemetry, gates
-        self.call_context = CallContextInterceptor(self.lifecycle, telemetry, gates=gates)
+        self.call_context = CallContextInterceptor(
+            self.lifecycle, telemetry, gates=gates, request_deadline=deadline.seconds_for
+        )
         return [self.call_context]
 
     def _http_listener(self, served: list[Served]) -> HttpListener | None:

@@ -85,19 +85,37 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
         self._cache[method] = (handler, wrapped)
         return wrapped
 
+    # True: the wrapped handlers are registered request-streaming, so they run as
+    # soon as the call's headers arrive and read the one request message
+    # themselves (call_context.py bounds that wait by the call's deadline; a
+    # unary handler would not run at all until the message came).
+    reads_requests = False
+
     def _wrap(self, method: str, handler: Handler) -> Handler:
         # Every handler on this server is async (grpc.aio); the stubs type them as sync.
         deserializer = self.wrap_deserializer(handler.request_deserializer)
         serializer = _bytes_as_they_are(handler.response_serializer)
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self.wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
+            unary = self.wrap_unary(method, cast(UnaryBehavior, handler.unary_unary))
+            make = (
+                grpc.stream_unary_rpc_method_handler
+                if self.reads_requests
+                else grpc.unary_unary_rpc_method_handler
+            )
+            return make(
+                unary,
                 request_deserializer=deserializer,
                 response_serializer=serializer,
             )
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
+            stream = self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream))
+            make_stream = (
+                grpc.stream_stream_rpc_method_handler
+                if self.reads_requests
+                else grpc.unary_stream_rpc_method_handler
+            )
+            return make_stream(
+                stream,
                 request_deserializer=deserializer,
                 response_serializer=serializer,
             )

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import DecodeError
 
-from mlsdm.server.service.errors import R, malformed_request, unavailable
+from mlsdm.server.service.errors import R, ServiceError, malformed_request, unavailable
 from mlsdm.server.service.lifecycle import Lifecycle
 from mlsdm.server.service.streams import close_stream
 from mlsdm.server.transport import status
@@ -46,6 +46,7 @@ from mlsdm.server.transport.interceptors.base import (
     UnaryBehavior,
     grouped,
 )
+from mlsdm.server.transport.interceptors.deadline import RequestWait
 from mlsdm.server.transport.telemetry import Route, Rpc, RpcTelemetry
 
 # Seconds a client should wait before retrying elsewhere while this replica drains.
@@ -121,14 +122,20 @@ class CallContextInterceptor(HandlerInterceptor):
     """The one interceptor of the server: the call context, with the gates
     (deadline, auth, rate limit, admission; outermost first) composed inside it."""
 
+    reads_requests = True
+
     def __init__(
         self,
         lifecycle: Lifecycle,
         telemetry: RpcTelemetry,
         checks: Sequence[CallCheck] | None = None,
         gates: Sequence[Gate] = (),
+        request_deadline: Callable[[CallInfo], float] | None = None,
     ) -> None:
         super().__init__()
+        # Seconds from the call's start it may wait for its request message (the
+        # deadline gate's effective deadline); None: as long as the caller's own.
+        self._request_deadline = request_deadline
         self._lifecycle = lifecycle
         self._telemetry = telemetry
         self.checks = list(default_checks(lifecycle) if checks is None else checks)
@@ -165,6 +172,30 @@ class CallContextInterceptor(HandlerInterceptor):
         bind_call(call)
         return call
 
+    async def _receive(
+        self, call: CallInfo, requests: AsyncIterator[Any]
+    ) -> tuple[Any, Exception | None]:
+        """The call's one request message, read under the call's deadline counted
+        from its start: a caller that sends headers and never the message gets
+        DEADLINE_EXCEEDED at the default deadline, not a stream held open until
+        the connection is recycled. Refusals are returned, to be answered with
+        the call's telemetry."""
+        try:
+            if self._request_deadline is None:
+                return await anext(requests), None
+            own = call.deadline
+            call.deadline = call.started + self._request_deadline(call)
+            if own is not None and own <= call.deadline:
+                # The caller's own deadline, which grpc enforces already.
+                return await anext(requests), None
+            async with RequestWait(call.deadline - time.monotonic()):
+                return await anext(requests), None
+        except StopAsyncIteration:
+            # Half-closed without a message: as unparsable as a bad one.
+            return MALFORMED, None
+        except ServiceError as exc:
+            return None, exc
+
     def _check(self, call: CallInfo, request: Any) -> None:
         for check in self.checks:
             check(call, request)
@@ -189,15 +220,18 @@ class CallContextInterceptor(HandlerInterceptor):
             behavior = gate.wrap_unary(method, behavior)
         route = self._telemetry.route(method, False)
 
-        async def unary(request: Any, context: Context) -> Any:
+        async def unary(requests: AsyncIterator[Any], context: Context) -> Any:
             call = self._open(route, False, context)
             context.set_trailing_metadata(status.response_metadata(call.request_id))
+            request, refused = await self._receive(call, requests)
             self._lifecycle.enter()
             rpc = self._telemetry.begin(route, call, request)
             ended: BaseException | None = None
             try:
                 token = rpc.attach()
                 try:
+                    if refused is not None:
+                        raise refused
                     self._check(call, request)
                     response = await behavior(request, context)
                 finally:
@@ -223,14 +257,17 @@ class CallContextInterceptor(HandlerInterceptor):
             behavior = gate.wrap_stream(method, behavior)
         route = self._telemetry.route(method, True)
 
-        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        async def stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
             call = self._open(route, True, context)
             await context.send_initial_metadata(status.response_metadata(call.request_id))
+            request, refused = await self._receive(call, requests)
             self._lifecycle.enter()
             rpc = self._telemetry.begin(route, call, request)
             ended: BaseException | None = None
             responses: AsyncIterator[Any] | None = None
             try:
+                if refused is not None:
+                    raise refused
                 self._check(call, request)
                 responses = behavior(request, context)
                 while True:

@@ -89,6 +89,10 @@ class _Enforce:
             self._handle.cancel()
 
 
+# The wait for a call's request message, bounded the same way (call_context.py).
+RequestWait = _Enforce
+
+
 class _StreamDeadline(StepScope):
     __slots__ = ("_enforce",)
 
@@ -114,9 +118,15 @@ class DeadlineGate(Gate):
             budget = self._budgets[method] = budget_for(self._settings, method)
         return budget
 
+    def seconds_for(self, call: CallInfo) -> float:
+        """The call's effective time from now (defaulted, capped), or raises when
+        the caller left too little."""
+        return self._budget(call.method).effective(call.remaining())
+
     async def check(self, call: CallInfo, context: CallPeer) -> Release | None:
-        seconds = self._budget(call.method).effective(call.remaining())
-        call.deadline = time.monotonic() + seconds
+        # The call context set the deadline from the call's start (waiting for
+        # the request counts); this caps what is left and refuses too little.
+        call.deadline = time.monotonic() + self.seconds_for(call)
         return None
 
     def scope(self, call: CallInfo) -> _Enforce:
