@@ -33,8 +33,10 @@ def _unpacked(error: ServiceError) -> dict[str, list[Message]]:
 @pytest.mark.parametrize(
     ("error", "extras"),
     [
-        (errors.invalid_argument("prompt", R.ERROR_REASON_EMPTY_PROMPT, "prompt is empty"),
-         {"BadRequest"}),
+        (
+            errors.invalid_argument("prompt", R.ERROR_REASON_EMPTY_PROMPT, "prompt is empty"),
+            {"BadRequest"},
+        ),
         (errors.malformed_request("/m"), {"BadRequest"}),
         (errors.unauthenticated(R.ERROR_REASON_CREDENTIALS_MISSING, "send a key"), set()),
         (errors.permission_denied("admin", "/m"), set()),

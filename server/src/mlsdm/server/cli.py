@@ -68,8 +68,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args)
-    # Everything `serve` needs besides free ports (check may run beside a serve).
     preflight(settings)
+    if not args.no_bind:
+        # What `serve` would fail on next: the ports and the data directory's lock.
+        from mlsdm.server.transport.app import probe_data_dir, probe_listeners
+
+        probe_listeners(settings)
+        probe_data_dir(settings)
     print(settings_json(settings))
     print("configuration OK", file=sys.stderr)
     return 0
@@ -212,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the configuration and print the effective one")
     _settings_args(check)
+    check.add_argument(
+        "--no-bind",
+        action="store_true",
+        help="skip trying the ports and the data directory's lock (check beside a running serve)",
+    )
     check.set_defaults(func=_cmd_check)
 
     info = sub.add_parser("info", help="version, contract and settings summary")

@@ -129,6 +129,10 @@ def cmd_export(args: argparse.Namespace, load: LoadSettings) -> int:
     async def work(store: TenantStore) -> int:
         stored = await store.export(args.tenant)
         snap = stored.snapshot
+        if snap is None and not stored.events:
+            # Nothing stored under that name: a typo must not look like an empty tenant.
+            print(f"mlsdm-grpc: no tenant {args.tenant!r} in the store", file=sys.stderr)
+            return 1
         doc = {
             "tenant": args.tenant,
             "snapshot": None

@@ -40,6 +40,7 @@ from mlsdm.server.service.security.authenticator import Authenticator
 from mlsdm.server.service.store.factory import build_store
 from mlsdm.server.service.store.pg_stats import PgStats
 from mlsdm.server.service.store.port import StoreOpenError
+from mlsdm.server.service.store.sqlite_schema import FileLock
 from mlsdm.server.service.tenancy.registry import TenantRegistry
 from mlsdm.server.settings import Settings, SettingsError
 from mlsdm.server.transport.admin import AdminServicer
@@ -71,6 +72,49 @@ log = logging.getLogger("mlsdm.server")
 
 # How often the server-level conditions (RSS ceiling, store probe) are folded into readiness.
 HEALTH_REFRESH_S = 1.0
+
+
+def second_server_hint(settings: Settings) -> str:
+    """Every fixed setting a second server on the same machine must change, so one
+    conflict names them all (not one per try)."""
+    m = settings.observability.metrics
+    fixed = []
+    if settings.server.port:
+        fixed.append(f"server.port ({settings.server.port})")
+    if m.enabled and m.port:
+        fixed.append(f"observability.metrics.port ({m.port})")
+    http = settings.server.http
+    if http.enabled and http.port:
+        fixed.append(f"server.http.port ({http.port})")
+    if settings.tenants.store == "sqlite":
+        fixed.append(f"tenants.data_dir ({settings.tenants.data_dir})")
+    return "a second server on this machine needs its own " + ", ".join(fixed)
+
+
+def probe_listeners(settings: Settings) -> None:
+    """Raises ListenError, in one line naming every fixed setting, when a port
+    `serve` would bind is taken now (`serve` and `check` both run it)."""
+    s = settings.server
+    m = settings.observability.metrics
+    also = second_server_hint(settings)
+    probe(s.host, s.port, "server.port", f"{GRPC_PORT_HINT}; {also}")
+    if m.enabled:
+        probe(m.host, m.port, "observability.metrics.port", f"{METRICS_PORT_HINT}; {also}")
+    if s.http.enabled:
+        hint = f"choose another with --set server.http.port=N (0: any free port); {also}"
+        probe(s.host, s.http.port, "server.http.port", hint)
+
+
+def probe_data_dir(settings: Settings) -> None:
+    """Raises SettingsError when another process holds the sqlite data directory."""
+    if settings.tenants.store != "sqlite" or not settings.tenants.data_dir.is_dir():
+        return  # a directory that does not exist yet is held by nobody (and not made here)
+    lock = FileLock(settings.tenants.sqlite_path)
+    try:
+        lock.take()
+    except StoreOpenError as exc:
+        raise SettingsError(f"tenants.data_dir: {exc}; {second_server_hint(settings)}") from None
+    lock.drop()
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -235,7 +279,10 @@ class MlsdmServer:
             await self.tenants.start()
         except StoreOpenError as exc:
             self._close_http()
-            raise SettingsError(f"tenants.store={self.settings.tenants.store}: {exc}") from None
+            raise SettingsError(
+                f"tenants.store={self.settings.tenants.store}: {exc}; "
+                f"{second_server_hint(self.settings)}"
+            ) from None
         except BaseException:
             self._close_http()
             raise
@@ -285,12 +332,9 @@ class MlsdmServer:
 
     def _bind(self) -> None:
         s = self.settings.server
-        m = self.settings.observability.metrics
         # Both listeners first, so a taken port stops startup in one line before
         # anything runs (gRPC's own bind failure is a multi-line log and a bare error).
-        probe(s.host, s.port, "server.port", GRPC_PORT_HINT)
-        if m.enabled:
-            probe(m.host, m.port, "observability.metrics.port", METRICS_PORT_HINT)
+        probe_listeners(self.settings)
         if self.http is not None:
             # Bound (not only probed) here: its port is known before anything starts.
             self.http_port = self.http.bind()
@@ -306,7 +350,8 @@ class MlsdmServer:
         if self.port == 0:
             if self.http is not None:
                 self.http.close()
-            raise listen_error(s.host, s.port, "server.port", GRPC_PORT_HINT, "bind failed")
+            hint = f"{GRPC_PORT_HINT}; {second_server_hint(self.settings)}"
+            raise listen_error(s.host, s.port, "server.port", hint, "bind failed")
 
     def _close_http(self) -> None:
         if self.http is not None:

@@ -112,6 +112,9 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if not args.file.exists():
+        print(f"mlsdm-grpc: no keys file {str(args.file)!r}", file=sys.stderr)
+        return 1
     entries = parse_keys(_read(args.file), str(args.file))
     now = datetime.now(UTC)
     for entry in entries.values():
@@ -135,6 +138,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_remove(args: argparse.Namespace) -> int:
     path: Path = args.file
+    if not path.exists():
+        print(f"mlsdm-grpc: no keys file {str(path)!r}", file=sys.stderr)
+        return 1
     text = _read(path)
     entries = parse_keys(text, str(path))
     if args.id not in entries:
