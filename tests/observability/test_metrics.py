@@ -227,3 +227,12 @@ def test_health_probes_are_not_counted(running: ServerThread) -> None:
         before, after, "grpc_server_started_total", grpc_service="grpc.health.v1.Health"
     )
     assert health_calls == 0
+
+
+def test_build_info_names_the_version(running: ServerThread) -> None:
+    """The canary runbook compares pods by version: mlsdm_build_info{version} 1."""
+    from mlsdm.server.version import VERSION
+
+    scraped = _scrape(running)
+    assert scraped.label_values("mlsdm_build_info", "version") == {VERSION}
+    assert scraped.value("mlsdm_build_info", version=VERSION) == 1

@@ -30,7 +30,7 @@ from mlsdm.server.service.llm.base import LLMBackend
 from mlsdm.server.service.llm.factory import BackendConfigError, build_backend, find_breaker
 from mlsdm.server.service.memories import MemoryService
 from mlsdm.server.service.observability.lease_metrics import lease_collector
-from mlsdm.server.service.observability.metrics import JWKS, POLICY
+from mlsdm.server.service.observability.metrics import BUILD, JWKS, POLICY
 from mlsdm.server.service.observability.runtime import Observability
 from mlsdm.server.service.observability.sampled_logs import flush_sampled
 from mlsdm.server.service.observability.store_metrics import store_collector
@@ -59,6 +59,7 @@ from mlsdm.server.transport.reflection import contract_reflection
 from mlsdm.server.transport.servicer import CognitiveServicer
 from mlsdm.server.transport.telemetry import RpcTelemetry
 from mlsdm.server.transport.tls import server_credentials
+from mlsdm.server.version import VERSION
 from mlsdm.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -310,6 +311,7 @@ class MlsdmServer:
             # Taken since the probe: undo what started, then report it.
             await self.stop(0)
             raise
+        BUILD.serving(VERSION)
         store_collector().attach(self.tenants)
         if isinstance(getattr(self.tenants.store, "stats", None), PgStats):
             lease_collector().attach(self.tenants.store)  # type: ignore[arg-type]

@@ -220,7 +220,21 @@ class AuthMetrics:
         self.keys_file_ok.labels(policy).set(1 if ok else 0)
 
 
+class BuildMetrics:
+    """mlsdm_build_info{version} 1: what a canary rollout compares pods by."""
+
+    def __init__(self) -> None:
+        self.info = Gauge(
+            "mlsdm_build_info", "Always 1; the labels say which build serves.", ("version",)
+        )
+
+    def serving(self, version: str) -> None:
+        self.info.clear()
+        self.info.labels(version).set(1)
+
+
 GRPC = GrpcServerMetrics()
+BUILD = BuildMetrics()
 GENERATION = GenerationMetrics()
 POLICY = PolicyMetrics()
 JWKS = JwksMetrics()
