@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,20 @@ def evidence_recall(
 
 def plain_bm25(conv: Conversation) -> Retriever:
     """Okapi BM25 (k1 1.2, b 0.75) over lowercase whitespace tokens of the turns."""
-    docs = [Counter(t.told.lower().split()) for t in conv.turns]
+    return _okapi(conv, str.split)
+
+
+def word_bm25(conv: Conversation) -> Retriever:
+    """The same over lowercase letter/digit words (punctuation stripped): a
+    fairer keyword baseline, with no stemming and no stop-words."""
+    return _okapi(conv, _WORDS.findall)
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def _okapi(conv: Conversation, split: Callable[[str], list[str]]) -> Retriever:
+    docs = [Counter(split(t.told.lower())) for t in conv.turns]
     lengths = np.array([sum(d.values()) for d in docs], dtype=np.float64)
     avg = float(lengths.mean()) if len(docs) else 1.0
     postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -125,7 +139,7 @@ def plain_bm25(conv: Conversation) -> Retriever:
 
     def retrieve(query: str, k: int) -> list[int]:
         scores = np.zeros(len(docs), dtype=np.float64)
-        for term in set(query.lower().split()):
+        for term in set(split(query.lower())):
             hits = postings.get(term, [])
             idf = math.log(1.0 + (len(docs) - len(hits) + 0.5) / (len(hits) + 0.5))
             for i, tf in hits:
