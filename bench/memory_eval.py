@@ -102,7 +102,10 @@ def main() -> None:
     ap.add_argument("--realtalk", help="REALTALK's data/ folder (Chat_*.json)")
     ap.add_argument("--minilm", action="store_true", help="also with all-MiniLM-L6-v2")
     ap.add_argument("--sweep", action="store_true", help="sweep the hybrid's two weights")
+    ap.add_argument("--quick", action="store_true", help="the shipped set, default embedder")
     args = ap.parse_args()
+    if args.quick:
+        args.realtalk, args.minilm, args.sweep = None, False, False
     convs = load(args)
     types = sorted({q.type for c in convs for q in c.questions})
     embedders: list[tuple[str, Embedder]] = [("default", HashingEmbedder(384))]
