@@ -39,7 +39,7 @@ SYLLABLES = ["ka", "ro", "li", "ne", "mo", "ta", "si", "pe", "du", "va", "gri", 
 def vocabulary(size: int, rng: np.random.Generator) -> list[str]:
     words: set[str] = set()
     while len(words) < size:
-        words.add("".join(rng.choice(SYLLABLES, int(rng.integers(1, 4)))))
+        words.add("".join(rng.choice(SYLLABLES, int(rng.integers(2, 5)))))
     return sorted(words)
 
 
