@@ -20,7 +20,8 @@ API (used by the engine's memory store; rows are store slots):
 
 Persistence: none of its own. The index is a function of the (row, text)
 pairs it holds, so a restored tenant rebuilds it by adding every stored text
-(about 0.15 s for 20,000 texts of ~100 characters: bench/retrieval_bench.py);
+(20,000 texts of ~100 characters: about 5 s wall on a loaded 2-core machine,
+bench/retrieval_bench.py);
 a rebuilt index scores every query exactly as the one built incrementally with
 its adds and removes (tests/engine/test_lexical.py), which keeps replay exact.
 
