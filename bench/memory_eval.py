@@ -23,7 +23,9 @@ evidence ids absent from the dialogue are dropped. The pseudonymised speaker
 Methods: (a) plain BM25 (Okapi k1 1.2 b 0.75, lowercase whitespace tokens),
 (a') BM25 over lowercase letter/digit words (punctuation stripped: a fairer
 keyword baseline), (b) dense cosine only, (c) the hybrid (lexical index +
-dense + neighbours, default settings); each with the default embedder and,
+dense + neighbours, default settings) through the engine's remember/recall
+(the service's path without the RPC; --sweep rows run the modules directly on
+a simulated store); each with the default embedder and,
 with --minilm, all-MiniLM-L6-v2.
 """
 
@@ -41,6 +43,7 @@ from mlsdm.engine.embedding import Embedder, HashingEmbedder
 from mlsdm.engine.eval_memory import (
     Conversation,
     RetrieverFactory,
+    engine_retriever,
     evidence_recall,
     load_conversations,
     module_retriever,
@@ -128,7 +131,7 @@ def main() -> None:
     for name, embedder in embedders:
         methods: list[tuple[str, RetrieverFactory]] = [
             (f"(b) dense only, {name}", module_retriever(embedder, dense_only=True)),
-            (f"(c) hybrid, {name}", module_retriever(embedder)),
+            (f"(c) hybrid, engine recall, {name}", engine_retriever(embedder)),
         ]
         if args.sweep:
             methods += [

@@ -30,9 +30,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .config import EngineConfig
+from .core import CognitiveEngine
 from .embedding import Embedder
 from .hybrid import HybridParams, rank
 from .lexical import LexicalIndex, LexicalParams
+from .memory_types import MemoryFilter, MemoryInput
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,39 @@ def module_retriever(
         return retrieve
 
     return factory
+
+
+def engine_retriever(
+    embedder: Embedder | None = None, config: EngineConfig | None = None
+) -> RetrieverFactory:
+    """The service's path without the RPC: one engine per conversation (a
+    tenant), each turn told with ``remember`` (speaker, the session's date),
+    each question asked with ``recall`` (no filter). Returns turn indexes."""
+
+    def factory(conv: Conversation) -> Retriever:
+        engine = CognitiveEngine(config or EngineConfig(), embedder, clock=lambda: 0.0)
+        items = [MemoryInput(t.told, _TOLD_VALUE, t.time, speaker=t.speaker) for t in conv.turns]
+        where: dict[str, int] = {}
+        for start in range(0, len(items), 1000):
+            outcomes = engine.remember(items[start : start + 1000])
+            for offset, out in enumerate(outcomes):
+                if not out.stored:
+                    raise RuntimeError(f"turn {start + offset} was refused: {out.reason}")
+                where[out.id] = start + offset
+        now = max((t.time for t in conv.turns), default=0.0) + 1.0
+
+        def retrieve(query: str, k: int) -> list[int]:
+            found = engine.recall(query, k, MemoryFilter(), now)
+            return [where[memory.id] for memory, _ in found]
+
+        return retrieve
+
+    return factory
+
+
+# The moral value a turn is told with: accepted outright (the eval measures
+# retrieval, not the filter).
+_TOLD_VALUE = 0.95
 
 
 def _top(scores: NDArray[np.floating], k: int) -> list[int]:

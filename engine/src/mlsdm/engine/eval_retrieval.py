@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from .config import EngineConfig
 from .core import CognitiveEngine
 from .embedding import Embedder, HashingEmbedder
-from .eval_memory import CONVERSATION_FLOOR, conversation_row, module_retriever
+from .eval_memory import CONVERSATION_FLOOR, conversation_row, engine_retriever
 from .results import ContextItem, RefusalReason, SuiteResult
 from .store import VectorStore
 
@@ -155,7 +155,9 @@ def retrieval_suite(
     rows = [_synthetic_row(cfg, rng, n) for n in sizes]
     told = engine_told_then_asked()
     rows.append(told_row("told-then-asked, engine, default embedder", told))
-    talk = conversation_row(module_retriever(HashingEmbedder(cfg.dim)), "conversations, hybrid")
+    talk = conversation_row(
+        engine_retriever(HashingEmbedder(cfg.dim)), "conversations, engine recall"
+    )
     rows.append(talk)
     headline = {
         "engine_recall@1": told.recall_at_1,
