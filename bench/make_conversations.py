@@ -19,6 +19,7 @@ same kind of event told in two sessions; both turns are evidence).
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from datetime import datetime, timedelta
@@ -259,6 +260,17 @@ def build(seed: int = 28) -> dict[str, object]:
     }
 
 
-if __name__ == "__main__":
-    OUT.write_text(json.dumps(build(), indent=1) + "\n", encoding="utf-8")
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="check the shipped file, write nothing")
+    text = json.dumps(build(), indent=1) + "\n"
+    if ap.parse_args().quick:
+        same = OUT.read_text("utf-8") == text
+        print(f"{OUT}: {'up to date' if same else 'differs from the generator'}")
+        raise SystemExit(0 if same else 1)
+    OUT.write_text(text, encoding="utf-8")
     print(OUT)
+
+
+if __name__ == "__main__":
+    main()

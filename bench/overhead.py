@@ -60,8 +60,16 @@ NOISY = 1.5
 @contextmanager
 def fake_llm(cpu: int | None, work: Path, delay_s: float, tokens: int) -> Iterator[int]:
     port_file, log = work / "llm.port", work / "llm.log"
-    cmd = [sys.executable, str(BENCH / "overhead_llm.py"), "--port-file", str(port_file),
-           "--delay", str(delay_s), "--tokens", str(tokens)]
+    cmd = [
+        sys.executable,
+        str(BENCH / "overhead_llm.py"),
+        "--port-file",
+        str(port_file),
+        "--delay",
+        str(delay_s),
+        "--tokens",
+        str(tokens),
+    ]
     with log.open("w") as out:
         proc = spawn(cmd, cpu, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -82,11 +90,21 @@ class Bench:
     def fill(self, server: Server, argv: list[str], what: str) -> None:
         result, _ = self.client(server, argv)
         spread = f" ({result['min']}-{result['max']} each)" if "min" in result else ""
-        print(f"  filled {what}: {result['stored']:,} memories stored in "
-              f"{result['tenants']} tenant(s){spread}, {result['fill_s']:.1f} s", flush=True)
+        print(
+            f"  filled {what}: {result['stored']:,} memories stored in "
+            f"{result['tenants']} tenant(s){spread}, {result['fill_s']:.1f} s",
+            flush=True,
+        )
 
-    def pair(self, server: Server, echo: Server, llm_port: int, label: str, rate: float,
-             tenant_args: list[str]) -> None:
+    def pair(
+        self,
+        server: Server,
+        echo: Server,
+        llm_port: int,
+        label: str,
+        rate: float,
+        tenant_args: list[str],
+    ) -> None:
         """The direct path, the service path and the bare echo at one rate, one after the
         other. The echo (load_echo.py, pinned like the server) is the floor of any gRPC
         hop on this machine: the service cannot add less than one round trip of it."""
@@ -94,13 +112,19 @@ class Bench:
         timing = ["--rate", str(rate), "--warmup", str(a.warmup), "--duration", str(a.duration)]
         tokens = ["--max-tokens", str(a.max_tokens)]
         direct, idle_cpu = self.client(
-            server, ["--path", "direct", "--llm-port", str(llm_port), *timing, *tokens])
+            server, ["--path", "direct", "--llm-port", str(llm_port), *timing, *tokens]
+        )
         served, cpu = self.client(server, ["--path", "Generate", *timing, *tokens, *tenant_args])
         floor, _ = run_client(echo, self.load_cpu, ["--rpc", "echo", *timing])
         calls = served["count"] + sum(served["errors"].values())
         row = {
-            "label": label, "rate": rate, "direct": direct, "served": served, "echo": floor,
-            "server_cpu_frac": cpu, "idle_cpu_frac": idle_cpu,
+            "label": label,
+            "rate": rate,
+            "direct": direct,
+            "served": served,
+            "echo": floor,
+            "server_cpu_frac": cpu,
+            "idle_cpu_frac": idle_cpu,
             "cpu_us_per_call": cpu * a.duration / calls * 1e6 if calls else float("nan"),
             # Less what the server burns idle (measured during the direct cell: no calls).
             "net_cpu_us_per_call": (
@@ -113,15 +137,21 @@ class Bench:
     def run(self, server: Server, echo: Server, llm_port: int) -> None:
         a = self.args
         tenants = ["--tenant", TENANTS, "--tenants", str(a.tenants)]
-        self.fill(server, ["--fill-tenants", str(a.tenants), "--tenant", TENANTS],
-                  f"{a.tenants} tenants")
+        self.fill(
+            server, ["--fill-tenants", str(a.tenants), "--tenant", TENANTS], f"{a.tenants} tenants"
+        )
         for rate in a.rates:
             self.pair(server, echo, llm_port, f"{a.tenants} tenants", rate, tenants)
         if a.big:
-            self.fill(server, ["--fill-one", str(a.big), "--tenant", BIG_TENANT],
-                      "one tenant")
-            self.pair(server, echo, llm_port, f"1 tenant of {a.big:,}", a.big_rate,
-                      ["--tenant", BIG_TENANT])
+            self.fill(server, ["--fill-one", str(a.big), "--tenant", BIG_TENANT], "one tenant")
+            self.pair(
+                server,
+                echo,
+                llm_port,
+                f"1 tenant of {a.big:,}",
+                a.big_rate,
+                ["--tenant", BIG_TENANT],
+            )
 
 
 def _p(result: dict[str, Any], q: str) -> float:
@@ -211,14 +241,17 @@ def goals(rows: list[dict[str, Any]]) -> list[str]:
         if q == "p99" and direct_p99 > NOISY * direct_p50:
             # The direct path has no server in it: a p99 far above its p50 is the
             # machine's noise (other processes on the CPUs), not something to subtract.
-            verdict = (f"not judged: the direct path's own p99 is {direct_p99:.1f} ms "
-                       f"against its p50 {direct_p50:.1f} ms (machine noise)")
+            verdict = (
+                f"not judged: the direct path's own p99 is {direct_p99:.1f} ms "
+                f"against its p50 {direct_p50:.1f} ms (machine noise)"
+            )
         out.append(f"added {q} at {rate}/s: {value:+.2f} ms (goal <= {limit} ms): {verdict}")
     if 300 in by_rate:
         s = by_rate[300]["served"]
         shed = s["errors"].get("UNAVAILABLE", 0) + s["errors"].get("RESOURCE_EXHAUSTED", 0)
-        out.append(f"300/s without shedding: {shed} shed calls: "
-                   f"{'met' if shed == 0 else 'NOT met'}")
+        out.append(
+            f"300/s without shedding: {shed} shed calls: {'met' if shed == 0 else 'NOT met'}"
+        )
     return out
 
 
@@ -242,8 +275,11 @@ def update_results(path: Path, body: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cpus = cpu_plan()
-    pinned = (f"server on CPU {cpus[0]}, fake LLM and load on CPU {cpus[1]}"
-              if cpus[0] is not None else "fewer than 2 CPUs: not pinned")
+    pinned = (
+        f"server on CPU {cpus[0]}, fake LLM and load on CPU {cpus[1]}"
+        if cpus[0] is not None
+        else "fewer than 2 CPUs: not pinned"
+    )
     print(f"{os.cpu_count()} CPUs, {pinned}; load average {os.getloadavg()[0]:.2f}", flush=True)
     bench = Bench(args, cpus)
     started = time.monotonic()
@@ -269,17 +305,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"run took {elapsed:.0f} s; load average at end {os.getloadavg()[0]:.2f}")
     if args.results:
         command = "python bench/overhead.py" + "".join(f" {x}" for x in sys.argv[1:])
-        body = "\n".join([
-            f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"{os.cpu_count()} CPUs, {pinned}; fake LLM {args.llm_delay * 1000:g} ms then "
-            f"{args.tokens} tokens; {args.warmup:g} s warm-up and {args.duration:g} s measured "
-            "per path and rate; load average at end "
-            f"{os.getloadavg()[0]:.2f}.",
-            "",
-            table,
-            "",
-            *[f"- {line}" for line in verdicts],
-        ])
+        body = "\n".join(
+            [
+                f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+                f"{os.cpu_count()} CPUs, {pinned}; fake LLM {args.llm_delay * 1000:g} ms then "
+                f"{args.tokens} tokens; {args.warmup:g} s warm-up and {args.duration:g} s measured "
+                "per path and rate; load average at end "
+                f"{os.getloadavg()[0]:.2f}.",
+                "",
+                table,
+                "",
+                *[f"- {line}" for line in verdicts],
+            ]
+        )
         update_results(Path(args.results), body)
         print(f"wrote {args.results}")
     return 0
@@ -296,22 +334,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="10,100,300,600", help="calls/s, comma-separated")
     parser.add_argument("--tenants", type=int, default=50)
-    parser.add_argument("--big", type=int, default=20_000, help="memories of the one-tenant row "
-                        "(0: no such row)")
+    parser.add_argument(
+        "--big", type=int, default=20_000, help="memories of the one-tenant row (0: no such row)"
+    )
     parser.add_argument("--big-rate", type=float, default=100.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=10.0, help="measured s per cell")
     parser.add_argument("--llm-delay", type=float, default=0.020)
     parser.add_argument("--tokens", type=int, default=15)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--set", action="append", default=[], type=_setting,
-                        metavar="KEY=VALUE", help="a server setting (repeatable)")
-    parser.add_argument("--results", help="markdown file to update (default bench/RESULTS.md; "
-                        "'' to skip; --quick: a temporary file)")
-    parser.add_argument("--profile", type=Path, help="run the server under cProfile, "
-                        "its stats written to this file (pstats) when it stops")
-    parser.add_argument("--quick", action="store_true", help="CI smoke: 3 tenants, 10 and 50 "
-                        "calls/s, 0.3 s cells, a 300-memory tenant; never writes into bench/")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="KEY=VALUE",
+        help="a server setting (repeatable)",
+    )
+    parser.add_argument(
+        "--results",
+        help="markdown file to update (default bench/RESULTS.md; "
+        "'' to skip; --quick: a temporary file)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the server under cProfile, its stats written to this file (pstats) when it stops",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke: 3 tenants, 10 and 50 "
+        "calls/s, 0.3 s cells, a 300-memory tenant; never writes into bench/",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rates, args.tenants, args.big, args.big_rate = "10,50", 3, 300, 50.0

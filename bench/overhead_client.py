@@ -43,8 +43,20 @@ from mlsdm.v1 import cognitive_service_pb2 as pb
 from mlsdm.v1 import cognitive_service_pb2_grpc as pb_grpc
 
 STAGES = ("admit", "llm", "commit", "total")
-SUBJECTS = ("the delivery", "my order", "the invoice", "our meeting", "the garden", "a recipe",
-            "the train", "my sister", "the project", "a holiday", "the concert", "the doctor")
+SUBJECTS = (
+    "the delivery",
+    "my order",
+    "the invoice",
+    "our meeting",
+    "the garden",
+    "a recipe",
+    "the train",
+    "my sister",
+    "the project",
+    "a holiday",
+    "the concert",
+    "the doctor",
+)
 VERBS = ("was moved to", "is planned for", "arrives on", "was cancelled on", "starts on")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "the weekend", "next week")
 
@@ -59,12 +71,16 @@ class HttpPool:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def post(self, path: str, body: bytes) -> bytes:
-        conn = self._idle.pop() if self._idle else await asyncio.open_connection(
-            "127.0.0.1", self._port)
+        conn = (
+            self._idle.pop()
+            if self._idle
+            else await asyncio.open_connection("127.0.0.1", self._port)
+        )
         reader, writer = conn
         writer.write(
             f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            f"accept: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body
+            f"accept: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body
         )
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
@@ -94,13 +110,20 @@ class OverheadCalls:
     def _direct(self, rng: random.Random) -> Call:
         pool = self._pool
         assert pool is not None
-        bodies = [json.dumps({
-            "model": "default",
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": p}],
-            "max_tokens": self.args.max_tokens,
-            "stream": False,
-        }).encode() for p in PROMPTS]
+        bodies = [
+            json.dumps(
+                {
+                    "model": "default",
+                    "messages": [
+                        {"role": "system", "content": SYSTEM_PROMPT},
+                        {"role": "user", "content": p},
+                    ],
+                    "max_tokens": self.args.max_tokens,
+                    "stream": False,
+                }
+            ).encode()
+            for p in PROMPTS
+        ]
 
         async def call_direct() -> None:
             data = await pool.post("/v1/chat/completions", bodies[rng.randrange(len(bodies))])
@@ -113,8 +136,10 @@ class OverheadCalls:
         stub = pb_grpc.CognitiveServiceStub(self._channel)
         key = [("x-api-key", self.args.api_key)]
         metadata = [(*key, ("x-mlsdm-tenant", t)) for t in self._tenants]
-        requests = [pb.GenerateRequest(prompt=p, moral_value=0.9, max_tokens=self.args.max_tokens)
-                    for p in PROMPTS]
+        requests = [
+            pb.GenerateRequest(prompt=p, moral_value=0.9, max_tokens=self.args.max_tokens)
+            for p in PROMPTS
+        ]
         stages = self.stages
 
         async def call_generate() -> bool:
@@ -143,14 +168,20 @@ async def fill(args: argparse.Namespace, channel: grpc.aio.Channel) -> dict[str,
     ProcessEvent (load_client.py's fill: random vectors, the quick way to a large store)."""
     started = time.perf_counter()
     if args.fill_one:
-        calls = Calls(channel, argparse.Namespace(
-            echo_request_bytes=0, dim=384, api_key=args.api_key, tenant=args.tenant, tenants=1))
+        calls = Calls(
+            channel,
+            argparse.Namespace(
+                echo_request_bytes=0, dim=384, api_key=args.api_key, tenant=args.tenant, tenants=1
+            ),
+        )
         done = await calls.fill(args.fill_one)
         return {"tenants": 1, "stored": done["filled"], "fill_s": done["fill_s"]}
     stub = pb_grpc.CognitiveServiceStub(channel)
     rng = random.Random(7)
-    targets = {f"{args.tenant}-{i}": rng.randint(args.fill_min, args.fill_max)
-               for i in range(args.fill_tenants)}
+    targets = {
+        f"{args.tenant}-{i}": rng.randint(args.fill_min, args.fill_max)
+        for i in range(args.fill_tenants)
+    }
 
     async def used(tenant: str) -> int:
         md = [("x-api-key", args.api_key), ("x-mlsdm-tenant", tenant)]
@@ -160,11 +191,12 @@ async def fill(args: argparse.Namespace, channel: grpc.aio.Channel) -> dict[str,
     async def worker(mine: list[str]) -> None:
         for tenant in mine:
             md = [("x-api-key", args.api_key), ("x-mlsdm-tenant", tenant)]
-            prompt = (f"Remember that {rng.choice(SUBJECTS)} {rng.choice(VERBS)} "
-                      f"{rng.choice(DAYS)}.")
-            await stub.Generate(pb.GenerateRequest(prompt=prompt, moral_value=0.9,
-                                                   max_tokens=args.max_tokens),
-                                metadata=md, timeout=CALL_TIMEOUT_S)
+            prompt = f"Remember that {rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(DAYS)}."
+            await stub.Generate(
+                pb.GenerateRequest(prompt=prompt, moral_value=0.9, max_tokens=args.max_tokens),
+                metadata=md,
+                timeout=CALL_TIMEOUT_S,
+            )
 
     # Rounds of one Generate per missing memory (some are refused: sleep phase, filter).
     stored = {tenant: 0 for tenant in targets}
@@ -175,9 +207,13 @@ async def fill(args: argparse.Namespace, channel: grpc.aio.Channel) -> dict[str,
         rng.shuffle(queue)
         await asyncio.gather(*(worker(queue[i::16]) for i in range(16)))
         stored = {tenant: await used(tenant) for tenant in targets}
-    return {"tenants": len(targets), "stored": sum(stored.values()),
-            "min": min(stored.values()), "max": max(stored.values()),
-            "fill_s": time.perf_counter() - started}
+    return {
+        "tenants": len(targets),
+        "stored": sum(stored.values()),
+        "min": min(stored.values()),
+        "max": max(stored.values()),
+        "fill_s": time.perf_counter() - started,
+    }
 
 
 def _stage_summary(stages: dict[str, list[float]]) -> dict[str, dict[str, float]]:

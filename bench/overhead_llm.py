@@ -68,14 +68,19 @@ class FakeLLM:
         finish = "length" if limit and len(tokens) >= limit else "stop"
         if not body.get("stream"):
             message = {"role": "assistant", "content": "".join(tokens)}
-            data = json.dumps({
-                "id": "cmpl-bench", "object": "chat.completion", "model": "bench",
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": usage,
-            }).encode()
+            data = json.dumps(
+                {
+                    "id": "cmpl-bench",
+                    "object": "chat.completion",
+                    "model": "bench",
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": usage,
+                }
+            ).encode()
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                + f"content-length: {len(data)}\r\n\r\n".encode() + data
+                + f"content-length: {len(data)}\r\n\r\n".encode()
+                + data
             )
             return
         writer.write(
@@ -83,13 +88,30 @@ class FakeLLM:
             b"transfer-encoding: chunked\r\n\r\n"
         )
         base = {"id": "cmpl-bench", "object": "chat.completion.chunk", "model": "bench"}
-        writer.write(_chunk({**base, "choices": [
-            {"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}))
+        writer.write(
+            _chunk(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}
+                    ],
+                }
+            )
+        )
         for token in tokens:
-            writer.write(_chunk({**base, "choices": [
-                {"index": 0, "delta": {"content": token}, "finish_reason": None}]}))
-        writer.write(_chunk({**base, "choices": [
-            {"index": 0, "delta": {}, "finish_reason": finish}]}))
+            writer.write(
+                _chunk(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"content": token}, "finish_reason": None}
+                        ],
+                    }
+                )
+            )
+        writer.write(
+            _chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        )
         if (body.get("stream_options") or {}).get("include_usage"):
             writer.write(_chunk({**base, "choices": [], "usage": usage}))
         data = b"data: [DONE]\n\n"
@@ -119,10 +141,14 @@ async def self_check(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     texts = []
     for stream in (False, True):
-        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}],
-                           "stream": stream}).encode()
-        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
-                     + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        body = json.dumps(
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+        ).encode()
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         head = await reader.readuntil(b"\r\n\r\n")
         if stream:
             raw = await reader.readuntil(b"0\r\n\r\n")

@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 
 from .config import EngineConfig
 from .core import CognitiveEngine
-from .embedding import Embedder
+from .embedding import Embedder, HashingEmbedder
+from .eval_memory import CONVERSATION_FLOOR, conversation_row, engine_retriever
 from .results import ContextItem, RefusalReason, SuiteResult
 from .store import VectorStore
 
@@ -154,5 +155,15 @@ def retrieval_suite(
     rows = [_synthetic_row(cfg, rng, n) for n in sizes]
     told = engine_told_then_asked()
     rows.append(told_row("told-then-asked, engine, default embedder", told))
-    headline = {"engine_recall@1": told.recall_at_1, "engine_recall@5": told.recall_at_5}
-    return SuiteResult("retrieval", rows, all(r["ok"] for r in rows), RETRIEVAL_FLOOR, headline)
+    talk = conversation_row(
+        engine_retriever(HashingEmbedder(cfg.dim)), "conversations, engine recall"
+    )
+    rows.append(talk)
+    headline = {
+        "engine_recall@1": told.recall_at_1,
+        "engine_recall@5": told.recall_at_5,
+        "conversations_recall@10": talk["recall@10"],
+        "conversations_x_bm25": talk["x_bm25"],
+    }
+    floor = f"{RETRIEVAL_FLOOR}; {CONVERSATION_FLOOR}"
+    return SuiteResult("retrieval", rows, all(r["ok"] for r in rows), floor, headline)

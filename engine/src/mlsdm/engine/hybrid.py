@@ -7,17 +7,20 @@ far above the rest, and a rank-only fusion lets the dense side's (often
 near-tied) ranks pull other turns in front. A blend keeps the margins:
 
     lex   = BM25 / max BM25 over the allowed rows           (0..1)
-    dense = (cos − median cos) / (max cos − median cos)     (≤ 1, the typical row 0)
+    dense = (cos − mean cos) / (max cos − mean cos)         (≤ 1, the typical row 0)
     score = w · lex + (1 − w) · dense
     score += neighbour_weight · max(score of the turn before, the turn after)
 
-The dense side is centred on its median because cosines of unrelated texts are
+The dense side is centred on its mean (the median ranked the same on the
+development set and costs a partition) because cosines of unrelated texts are
 not 0 (for a sentence model, about 0.1-0.3), and scaled by its best so both
 sides meet on one scale whatever the embedder. The neighbour term lets a turn
 whose neighbour matches the question rise (words of one exchange split over
 two turns). Filters (``allowed``) apply before normalising, so a filtered-out
 row never shapes the scale, never lends its score to a neighbour, and is never
 returned. A query with no lexical match falls back to the dense order.
+The neighbour term is computed for the best ``8k`` (at least 64) rows of the
+blend and their neighbours only, which keeps a query's cost off the store size.
 
 All constants are settings (``HybridParams``, engine settings ``engine.hybrid_*``);
 their defaults were chosen on the development set (bench/memory_eval.py) and
@@ -38,6 +41,11 @@ F32 = NDArray[np.float32]
 Scores = NDArray[np.floating[Any]]
 # Spreads below this are ties (float noise), not a signal to scale up.
 _TINY = 1e-9
+# Rows rescored with their neighbours' share: the best of the blend (this
+# many per wanted item) and their neighbours. A row outside can only win
+# through a neighbour outside too, each scoring below all these candidates.
+_CANDIDATES_PER_K = 8
+_CANDIDATES_MIN = 64
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,19 @@ def rank(
     fused = _blend(lexical, dense, allowed, params.lexical_weight)
     if fused is None:
         return []
-    if neighbours is not None and params.neighbour_weight > 0.0:
-        fused = _with_neighbours(fused, neighbours, n, params.neighbour_weight)
     if allowed is not None:
         fused[~allowed[:n]] = -np.inf
-    return _best(fused, k)
+    finite = int(np.isfinite(fused).sum()) if allowed is not None else n
+    k = min(k, finite)
+    if k == 0:
+        return []
+    cand = at_least_best(fused, min(finite, max(_CANDIDATES_PER_K * k, _CANDIDATES_MIN)))
+    if neighbours is not None and params.neighbour_weight > 0.0:
+        cand, scores = _with_neighbours(fused, cand, neighbours, n, params.neighbour_weight)
+    else:
+        scores = fused[cand]
+    order = np.lexsort((cand, -scores))[:k]
+    return [(int(cand[i]), float(scores[i])) for i in order]
 
 
 def _blend(
@@ -92,7 +108,7 @@ def _blend(
     else:
         lex, cos = lexical, dense
     top_lex = float(lex.max())
-    centre = float(np.median(cos))
+    centre = float(np.mean(cos))
     spread = float(cos.max()) - centre
     dense_part = (
         (dense.astype(np.float32) - np.float32(centre)) * np.float32(1.0 / spread)
@@ -112,23 +128,26 @@ def _blend(
 
 
 def _with_neighbours(
-    fused: F32, neighbours: tuple[NDArray[np.int32], NDArray[np.int32]], n: int, weight: float
-) -> F32:
+    fused: F32,
+    cand: NDArray[np.intp],
+    neighbours: tuple[NDArray[np.int32], NDArray[np.int32]],
+    n: int,
+    weight: float,
+) -> tuple[NDArray[np.intp], F32]:
+    """The candidates and their neighbours, each scored with the share of its
+    best neighbour's blend added. Only what a neighbour scores above zero is
+    lent (a negative dense part must not push a turn down for having a
+    neighbour); -1 means none; a filtered-out row (-inf) lends nothing and is
+    not returned."""
     prev, nxt = neighbours[0][:n], neighbours[1][:n]
-    # Only what a neighbour scores above zero is lent (a negative dense part
-    # must not push a turn down for having a neighbour); -1 means none.
-    positive = np.maximum(fused, np.float32(0.0))
-    padded = np.append(positive, np.float32(0.0))  # index -1 reads the 0 at the end
-    lent = np.maximum(padded[prev], padded[nxt])
-    out: F32 = fused + np.float32(weight) * lent
-    return out
-
-
-def _best(fused: F32, k: int) -> list[tuple[int, float]]:
-    finite = int(np.isfinite(fused).sum())
-    if finite == 0:
-        return []
-    k = min(k, finite)
-    cand = at_least_best(fused, k)
-    order = np.lexsort((cand, -fused[cand]))[:k]
-    return [(int(cand[i]), float(fused[cand[i]])) for i in order]
+    joined: NDArray[np.intp] = np.concatenate((cand, prev[cand], nxt[cand])).astype(np.intp)
+    rows: NDArray[np.intp] = np.unique(joined[(joined >= 0) & (joined < n)])
+    rows = rows[np.isfinite(fused[rows])]
+    before, after = prev[rows], nxt[rows]
+    lent = np.maximum(
+        np.where(before >= 0, fused[before], np.float32(0.0)),
+        np.where(after >= 0, fused[after], np.float32(0.0)),
+    )
+    lent = np.maximum(lent, np.float32(0.0))
+    scores: F32 = (fused[rows] + np.float32(weight) * lent).astype(np.float32)
+    return rows, scores

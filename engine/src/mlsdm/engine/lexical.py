@@ -20,7 +20,8 @@ API (used by the engine's memory store; rows are store slots):
 
 Persistence: none of its own. The index is a function of the (row, text)
 pairs it holds, so a restored tenant rebuilds it by adding every stored text
-(about 0.15 s for 20,000 texts of ~100 characters: bench/retrieval_bench.py);
+(20,000 texts of ~100 characters: about 5 s wall on a loaded 2-core machine,
+bench/retrieval_bench.py);
 a rebuilt index scores every query exactly as the one built incrementally with
 its adds and removes (tests/engine/test_lexical.py), which keeps replay exact.
 
@@ -50,9 +51,11 @@ from .neighbours import NeighbourLinks
 # Accounted bytes per distinct term (dict slot, the key, three array headers)
 # and per row (the tuple of its terms); measured with tracemalloc in
 # bench/retrieval_bench.py, rounded up.
-_TERM_BYTES = 330
-_ROW_BYTES = 72
-_POSTING_BYTES = 12  # int32 row + int32 generation + float32 tf
+_TERM_BYTES = 400
+_ROW_BYTES = 64  # the row's tuple header and list slot
+# int32 row + int32 generation + float32 tf, the row tuple's pointer to the
+# term, and the arrays' over-allocation
+_POSTING_BYTES = 24
 _COMPACT_MIN = 8
 
 
@@ -76,9 +79,10 @@ class LexicalParams:
 
 
 class _Postings:
-    __slots__ = ("gens", "rows", "stale", "tfs")
+    __slots__ = ("gens", "rows", "stale", "term", "tfs")
 
-    def __init__(self) -> None:
+    def __init__(self, term: str) -> None:
+        self.term = term  # the dict's key: rows refer to this object, not to copies
         self.rows = array("i")
         self.gens = array("i")
         self.tfs = array("f")
@@ -94,13 +98,18 @@ class LexicalIndex:
         self.params = params if params is not None else LexicalParams()
         self.params.validate()
         self._postings: dict[str, _Postings] = {}
-        self._row_terms: list[tuple[str, ...] | None] = []
+        # Per row, the postings of its terms (shared objects: a row costs one
+        # pointer per distinct term, not a copy of each term's string).
+        self._row_terms: list[tuple[_Postings, ...] | None] = []
         self._gen = np.zeros(0, dtype=np.int32)
         self._len = np.zeros(0, dtype=np.float32)
         self._rows = 0  # live rows
         self._total_len = 0.0
         self._postings_held = 0
         self.neighbours = NeighbourLinks(self.params.neighbour_window_s)
+        self._norm = np.zeros(0, dtype=np.float32)
+        self._version = 0  # +1 per add and remove
+        self._norm_version = -1
 
     @property
     def size(self) -> int:
@@ -114,6 +123,7 @@ class LexicalIndex:
             + len(self._row_terms) * _ROW_BYTES
             + self._gen.nbytes
             + self._len.nbytes
+            + self._norm.nbytes
             + self.neighbours.nbytes
         )
 
@@ -130,19 +140,22 @@ class LexicalIndex:
         self._ensure(row)
         counts = term_counts(text, self.params.stems)
         gen = int(self._gen[row])
+        held = []
         for term, tf in counts.items():
             postings = self._postings.get(term)
             if postings is None:
-                postings = self._postings[term] = _Postings()
+                postings = self._postings[term] = _Postings(term)
+            held.append(postings)
             postings.rows.append(row)
             postings.gens.append(gen)
             postings.tfs.append(float(tf))
         self._postings_held += len(counts)
         length = float(sum(counts.values()))
-        self._row_terms[row] = tuple(counts)
+        self._row_terms[row] = tuple(held)
         self._len[row] = length
         self._total_len += length
         self._rows += 1
+        self._version += 1
         self.neighbours.add(row, session, occurred_at)
 
     def remove(self, row: int) -> None:
@@ -156,15 +169,15 @@ class LexicalIndex:
         self._total_len -= float(self._len[row])
         self._len[row] = 0.0
         self._rows -= 1
+        self._version += 1
         self.neighbours.remove(row)
         if self._rows == 0:
             self._total_len = 0.0  # no float drift carried into the next fill
-        for term in held:
-            postings = self._postings[term]
+        for postings in held:
             postings.stale += 1
             if postings.live == 0:
                 self._postings_held -= len(postings.rows)
-                del self._postings[term]
+                del self._postings[postings.term]
             elif postings.stale >= max(_COMPACT_MIN, postings.live):
                 self._compact(postings)
 
@@ -174,8 +187,8 @@ class LexicalIndex:
         out = np.zeros(n_rows, dtype=np.float32)
         if self._rows == 0 or n_rows <= 0:
             return out
-        k1, b, delta = self.params.k1, self.params.b, self.params.delta
-        avg = self._total_len / self._rows
+        k1, delta = self.params.k1, self.params.delta
+        length_norm = self._length_norm()
         for term in dict.fromkeys(terms(query, self.params.stems)):
             postings = self._postings.get(term)
             if postings is None:
@@ -185,9 +198,19 @@ class LexicalIndex:
                 keep = rows < n_rows
                 rows, tfs = rows[keep], tfs[keep]
             idf = math.log(1.0 + (self._rows - postings.live + 0.5) / (postings.live + 0.5))
-            norm = tfs + k1 * (1.0 - b + b * self._len[rows] / avg)
-            out[rows] += (idf * (tfs * (k1 + 1.0) / norm + delta)).astype(np.float32)
+            norm = tfs + length_norm[rows]
+            out[rows] += np.float32(idf) * (tfs * np.float32(k1 + 1.0) / norm + np.float32(delta))
         return out
+
+    def _length_norm(self) -> NDArray[np.float32]:
+        """k1 · (1 − b + b · length / average length) per row, recomputed only
+        after an add or remove (a query between changes reuses it)."""
+        if self._norm_version != self._version:
+            k1, b = self.params.k1, self.params.b
+            avg = self._total_len / self._rows
+            self._norm = (k1 * (1.0 - b) + (k1 * b / avg) * self._len).astype(np.float32)
+            self._norm_version = self._version
+        return self._norm
 
     def _live(self, postings: _Postings) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         rows = np.frombuffer(postings.rows, dtype=np.int32)
