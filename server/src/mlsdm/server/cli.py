@@ -71,7 +71,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     preflight(settings)
     if not args.no_bind:
         # What `serve` would fail on next: the ports and the data directory's lock.
-        from mlsdm.server.transport.app import probe_data_dir, probe_listeners
+        from mlsdm.server.transport.wiring import probe_data_dir, probe_listeners
 
         probe_listeners(settings)
         probe_data_dir(settings)

@@ -74,7 +74,7 @@ async def _with(store: TenantStore, work: Callable[[TenantStore], Awaitable[int]
 def _state_of(settings: Settings) -> Callable[[StoredTenant], object]:
     """Rebuilds a stored tenant into an engine; its snapshot bytes are its state."""
     from mlsdm.server.service.tenancy.replay import rebuild
-    from mlsdm.server.transport.app import build_embedder
+    from mlsdm.server.transport.wiring import build_embedder
 
     config = settings.engine.config()
     embedder = build_embedder(settings, config.dim)
@@ -161,7 +161,7 @@ def cmd_export(args: argparse.Namespace, load: LoadSettings) -> int:
 
 def cmd_repair(args: argparse.Namespace, load: LoadSettings) -> int:
     from mlsdm.server.service.tenancy.replay import rebuild_prefix
-    from mlsdm.server.transport.app import build_embedder
+    from mlsdm.server.transport.wiring import build_embedder
 
     settings = load(args)
     config = settings.engine.config()
