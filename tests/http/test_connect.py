@@ -3,6 +3,7 @@ errors with the same ErrorInfo as gRPC, CORS, the switch, the port conflict."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import struct
@@ -245,9 +246,14 @@ def test_a_taken_http_port_is_one_line() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        server = MlsdmServer(settings_for({"server": {"http": {"port": taken}}}))
+
+        async def bind() -> None:
+            # Built on a running loop of its own: grpc.aio needs one, whatever
+            # earlier tests did to the main thread's.
+            MlsdmServer(settings_for({"server": {"http": {"port": taken}}}))._bind()
+
         with pytest.raises(ListenError) as refused:
-            server._bind()
+            asyncio.run(bind())
     message = str(refused.value)
     assert f"127.0.0.1:{taken}" in message and "server.http.port" in message
     assert "\n" not in message

@@ -198,6 +198,29 @@ def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = sub.add_parser("eval", help="run the engine's built-in evaluation suites")
+    evaluate.add_argument(
+        "--suite",
+        action="append",
+        choices=["aphasia", "moral", "retrieval", "governance", "memory"],
+        help="repeatable (memory: told-then-asked through the service path)",
+    )
+    evaluate.add_argument(
+        "--scorer",
+        choices=["local", "wordlist"],
+        default="local",
+        help="content scorer for the governance suite (wordlist: the old fallback)",
+    )
+    evaluate.add_argument(
+        "--embedder",
+        choices=["hashing", "minilm"],
+        default="hashing",
+        help="embedder for the memory suite (minilm needs the extra)",
+    )
+    evaluate.set_defaults(func=_cmd_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlsdm-grpc", description="Governed cognitive memory for LLMs, over gRPC."
@@ -241,26 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     protoset.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     protoset.set_defaults(func=_cmd_protoset)
 
-    evaluate = sub.add_parser("eval", help="run the engine's built-in evaluation suites")
-    evaluate.add_argument(
-        "--suite",
-        action="append",
-        choices=["aphasia", "moral", "retrieval", "governance", "memory"],
-        help="repeatable (memory: told-then-asked through the service path)",
-    )
-    evaluate.add_argument(
-        "--scorer",
-        choices=["local", "wordlist"],
-        default="local",
-        help="content scorer for the governance suite (wordlist: the old fallback)",
-    )
-    evaluate.add_argument(
-        "--embedder",
-        choices=["hashing", "minilm"],
-        default="hashing",
-        help="embedder for the memory suite (minilm needs the extra)",
-    )
-    evaluate.set_defaults(func=_cmd_eval)
+    _add_eval_parser(sub)
 
     from mlsdm.server.service.security.keytool import add_keys_parser
     from mlsdm.server.tenants_cli import add_tenants_parser

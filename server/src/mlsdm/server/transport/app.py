@@ -73,6 +73,13 @@ from mlsdm.v1 import (
 )
 
 log = logging.getLogger("mlsdm.server")
+# What reflection lists: the contract's services and health.
+SERVED = (
+    cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name,
+    memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+)
 
 # How often the server-level conditions (RSS ceiling, store probe) are folded into readiness.
 HEALTH_REFRESH_S = 1.0
@@ -130,15 +137,7 @@ class MlsdmServer:
         self.http = self._http_listener(contract_services(cognitive, admin, memory))
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         if settings.server.reflection:
-            index = contract_reflection(
-                (
-                    cognitive_service_pb2.DESCRIPTOR.services_by_name["CognitiveService"].full_name,
-                    memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
-                    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                )
-            )
-            self.server.add_generic_rpc_handlers(index.handlers())
+            self.server.add_generic_rpc_handlers(contract_reflection(SERVED).handlers())
         self.port = 0
         self.metrics_port = 0
         self.http_port = 0
