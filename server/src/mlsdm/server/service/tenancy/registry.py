@@ -328,6 +328,7 @@ class TenantRegistry:
         if self._cache.pop(tenant, session) is None:
             return
         self.stats.add("handovers_given")
+        log.info("handing the tenant over on request", extra={"tenant": tenant})
         self._start_busy(tenant, self._handover(session))
         await self._settle_busy(tenant)
 
