@@ -46,6 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chat_sources import synthetic_chats, topical_chat
 from written_prompts import written_prompts
 
 from mlsdm.engine.content_scorer import SHRINK, ContentModel, feature_indices
@@ -77,6 +78,13 @@ def _jsonl(path: Path, key: str) -> list[str]:
     return out
 
 
+def load_alpaca(data: Path) -> list[Example]:
+    """Opt-in (--with-alpaca): CC BY-NC 4.0, so the shipped weights leave it out."""
+    rows = json.loads((data / "alpaca_harmless_train.json").read_text())
+    texts = dict.fromkeys(r["instruction"] for r in rows)
+    return [Example(t, False, "alpaca", f"alpaca:{i}") for i, t in enumerate(texts)]
+
+
 def load_public(data: Path) -> list[Example]:
     sources: list[tuple[str, bool, list[str]]] = [
         ("advbench", True, _csv_column(data / "advbench_harmful_behaviors.csv", "goal")),
@@ -99,14 +107,6 @@ def load_public(data: Path) -> list[Example]:
             True,
             list(json.loads((data / "harmbench_targets_text.json").read_text()).values()),
         ),
-        (
-            "alpaca",
-            False,
-            [
-                r["instruction"]
-                for r in json.loads((data / "alpaca_harmless_train.json").read_text())
-            ],
-        ),
         ("gsm8k", False, _jsonl(data / "gsm8k_train.jsonl", "question")),
         ("selfinstruct", False, _jsonl(data / "selfinstruct_seed_tasks.jsonl", "instruction")
          + _jsonl(data / "selfinstruct_user_oriented.jsonl", "instruction")),
@@ -115,6 +115,20 @@ def load_public(data: Path) -> list[Example]:
     for name, unsafe, texts in sources:
         for i, t in enumerate(dict.fromkeys(texts)):
             out.append(Example(t, unsafe, name, f"{name}:{i}"))
+    return out + load_chats(data)
+
+
+def load_chats(data: Path) -> list[Example]:
+    """Benign chat turns; a whole conversation is one unit of the split."""
+    chats = [("topicalchat", topical_chat(data, SEED)), ("synthetic_chat", synthetic_chats(
+        Path(__file__).resolve().parents[1] / "src/mlsdm/engine/data/conversations.json"))]
+    out = []
+    for name, turns in chats:
+        seen: set[str] = set()
+        for conv, text in turns:
+            if text not in seen:
+                seen.add(text)
+                out.append(Example(text, False, name, f"{name}:{conv}"))
     return out
 
 
@@ -190,18 +204,22 @@ def train(
     return w, b
 
 
-def sample_weights(examples: list[Example]) -> NDArray[np.float64]:
-    """Each (label, source) cell weighs the same in total, so 18k Alpaca
-    instructions do not drown 200 written homonyms, and a label's sources share
-    its half of the loss."""
+def sample_weights(examples: list[Example], safe_weight: float) -> NDArray[np.float64]:
+    """Each (label, source) cell weighs the same in total, so 47k chat turns do
+    not drown 200 written homonyms, and a label's sources share its part of the
+    loss. The safe label weighs `safe_weight` times the unsafe one: benign text
+    is the prior, so the bias leans safe and a text the model knows nothing
+    about (few features it has weights for) scores well above the threshold."""
     cells: dict[tuple[bool, str], int] = defaultdict(int)
     for e in examples:
         cells[(e.unsafe, e.source)] += 1
     per_label: dict[bool, int] = defaultdict(int)
     for unsafe, _ in cells:
         per_label[unsafe] += 1
+    label = {True: 1.0, False: safe_weight}
     return np.array(
-        [1.0 / (cells[(e.unsafe, e.source)] * per_label[e.unsafe]) for e in examples]
+        [label[e.unsafe] / (cells[(e.unsafe, e.source)] * per_label[e.unsafe])
+         for e in examples]
     )
 
 
@@ -265,7 +283,7 @@ def fit(examples: list[Example], args: argparse.Namespace) -> ContentModel:
     started = time.perf_counter()
     m = featurise(examples, args.bits)
     y = np.array([1.0 if e.unsafe else 0.0 for e in examples])
-    w, b = train(m, y, sample_weights(examples), args.bits, args.l2, args.epochs)
+    w, b = train(m, y, sample_weights(examples, args.safe_weight), args.bits, args.l2, args.epochs)
     print(f"trained on {len(examples)} in {time.perf_counter() - started:.1f} s")
     # Scored as shipped: float16 weights.
     return ContentModel(w.astype(np.float16).astype(np.float32), b, args.bits)
@@ -282,11 +300,14 @@ def main() -> int:
     ap.add_argument("--l2", type=float, default=1e-6)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--cut", type=float, default=0.5, help="moral value refused below")
-    ap.add_argument("--no-alpaca", action="store_true", help="leave out the CC BY-NC Alpaca data")
+    ap.add_argument("--with-alpaca", action="store_true",
+                    help="add the CC BY-NC Alpaca data (never for the shipped weights)")
+    ap.add_argument("--safe-weight", type=float, default=1.0,
+                    help="loss weight of the safe label relative to the unsafe one")
     args = ap.parse_args()
     examples = load_public(args.data) + load_written()
-    if args.no_alpaca:
-        examples = [e for e in examples if e.source != "alpaca"]
+    if args.with_alpaca:
+        examples += load_alpaca(args.data)
     train_set, test_set = split(examples)
     print(f"examples {len(examples)}: train {len(train_set)}, held out {len(test_set)}")
     model = fit(train_set, args)
