@@ -204,12 +204,19 @@ def train(
     return w, b
 
 
-def sample_weights(examples: list[Example], safe_weight: float) -> NDArray[np.float64]:
+CHAT_SOURCES = frozenset({"topicalchat", "synthetic_chat"})
+
+
+def sample_weights(
+    examples: list[Example], safe_weight: float, chat_weight: float
+) -> NDArray[np.float64]:
     """Each (label, source) cell weighs the same in total, so 47k chat turns do
     not drown 200 written homonyms, and a label's sources share its part of the
     loss. The safe label weighs `safe_weight` times the unsafe one: benign text
     is the prior, so the bias leans safe and a text the model knows nothing
-    about (few features it has weights for) scores well above the threshold."""
+    about (few features it has weights for) scores well above the threshold.
+    Chat cells weigh `chat_weight` times another safe cell: everyday words
+    ("weird", "fight", "you're") must learn they are fine in a chat."""
     cells: dict[tuple[bool, str], int] = defaultdict(int)
     for e in examples:
         cells[(e.unsafe, e.source)] += 1
@@ -217,7 +224,8 @@ def sample_weights(examples: list[Example], safe_weight: float) -> NDArray[np.fl
     for unsafe, _ in cells:
         per_label[unsafe] += 1
     label = {True: 1.0, False: safe_weight}
-    return np.array(
+    cell = np.array([chat_weight if e.source in CHAT_SOURCES else 1.0 for e in examples])
+    return cell * np.array(
         [label[e.unsafe] / (cells[(e.unsafe, e.source)] * per_label[e.unsafe])
          for e in examples]
     )
@@ -283,7 +291,8 @@ def fit(examples: list[Example], args: argparse.Namespace) -> ContentModel:
     started = time.perf_counter()
     m = featurise(examples, args.bits)
     y = np.array([1.0 if e.unsafe else 0.0 for e in examples])
-    w, b = train(m, y, sample_weights(examples, args.safe_weight), args.bits, args.l2, args.epochs)
+    w, b = train(m, y, sample_weights(examples, args.safe_weight, args.chat_weight),
+                   args.bits, args.l2, args.epochs)
     print(f"trained on {len(examples)} in {time.perf_counter() - started:.1f} s")
     # Scored as shipped: float16 weights.
     return ContentModel(w.astype(np.float16).astype(np.float32), b, args.bits)
@@ -304,6 +313,8 @@ def main() -> int:
                     help="add the CC BY-NC Alpaca data (never for the shipped weights)")
     ap.add_argument("--safe-weight", type=float, default=1.0,
                     help="loss weight of the safe label relative to the unsafe one")
+    ap.add_argument("--chat-weight", type=float, default=1.0,
+                    help="weight of a chat cell relative to another safe cell")
     args = ap.parse_args()
     examples = load_public(args.data) + load_written()
     if args.with_alpaca:
