@@ -281,6 +281,8 @@ def write_dev(path: Path, dev: list[Example]) -> None:
             "harmbench, harmbench_targets": "HarmBench, centerforaisafety/HarmBench (MIT)",
             "gsm8k": "GSM8K, openai/grade-school-math (MIT)",
             "selfinstruct": "Self-Instruct, yizhongw/self-instruct (Apache-2.0)",
+            "topicalchat": "Topical-Chat, alexa/Topical-Chat (CDLA-Sharing-1.0)",
+            "synthetic_chat": "mlsdm/engine/data/conversations.json (written for mlsdm-grpc)",
         },
         "prompts": rows,
     }
