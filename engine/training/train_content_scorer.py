@@ -3,6 +3,7 @@ held-out numbers. Not part of any package: the data stays out of the wheel,
 only the weights file it writes ships.
 
     python engine/training/train_content_scorer.py --data DIR --final \
+        --safe-weight 2 --chat-weight 40 \
         --out engine/src/mlsdm/engine/data/content_scorer.npz \
         --dev-out engine/src/mlsdm/engine/data/governance_dev.json
 
@@ -13,21 +14,25 @@ engine/training/README.md):
   advbench_harmful_strings.csv     llm-attacks/llm-attacks data/advbench/ (MIT)
   harmbench_behaviors_text_all.csv centerforaisafety/HarmBench data/behavior_datasets/ (MIT)
   harmbench_targets_text.json      centerforaisafety/HarmBench data/optimizer_targets/ (MIT)
-  alpaca_harmless_train.json       Alpaca instructions, as split in andyrdt/refusal_direction
-                                   (CC BY-NC 4.0, the Alpaca data licence)
   gsm8k_train.jsonl                openai/grade-school-math (MIT)
   selfinstruct_seed_tasks.jsonl    yizhongw/self-instruct data/ (Apache-2.0)
   selfinstruct_user_oriented.jsonl yizhongw/self-instruct human_eval/ (Apache-2.0)
+  topicalchat_*.json               alexa/Topical-Chat conversations/{valid,test}_{freq,rare}.json
+                                   (CDLA-Sharing-1.0)
+  alpaca_harmless_train.json       only with --with-alpaca (CC BY-NC 4.0): never for
+                                   the shipped weights
 
-plus engine/training/written_prompts.py (written for this project).
+plus engine/training/written_prompts.py (written for this project) and the
+project's synthetic conversations (mlsdm/engine/data/conversations.json).
 
 The split is made before training: 20 % of every public source at random
-(seed 7), and 20 % of the written *templates* (whole templates held out). The
-held-out numbers are printed per source/category. A sample of the held-out
-prompts (not Alpaca's) is written as the dev set of `eval --suite governance`;
-with --final the shipped model is then trained on everything but that dev set.
-Nothing here reads XSTest,
-OR-Bench or any other over-refusal or jailbreak evaluation set.
+(seed 7; a whole chat conversation is one unit), and 20 % of the written
+*templates* (whole templates held out). The held-out numbers are printed per
+source/category. A sample of the held-out prompts is written as the dev set of
+`eval --suite governance`; with --final the shipped model is then trained on
+everything but that dev set. Nothing here reads XSTest, OR-Bench or any other
+over-refusal or jailbreak evaluation set, LoCoMo, or REALTALK (no licence; it
+is only a measurement: engine/training/README.md).
 """
 
 from __future__ import annotations
