@@ -3,7 +3,7 @@ held-out numbers. Not part of any package: the data stays out of the wheel,
 only the weights file it writes ships.
 
     python engine/training/train_content_scorer.py --data DIR --final \
-        --safe-weight 2 --chat-weight 40 \
+        --safe-weight 2 --chat-weight 80 \
         --out engine/src/mlsdm/engine/data/content_scorer.npz \
         --dev-out engine/src/mlsdm/engine/data/governance_dev.json
 
@@ -318,9 +318,9 @@ def main() -> int:
     ap.add_argument("--cut", type=float, default=0.5, help="moral value refused below")
     ap.add_argument("--with-alpaca", action="store_true",
                     help="add the CC BY-NC Alpaca data (never for the shipped weights)")
-    ap.add_argument("--safe-weight", type=float, default=1.0,
+    ap.add_argument("--safe-weight", type=float, default=2.0,
                     help="loss weight of the safe label relative to the unsafe one")
-    ap.add_argument("--chat-weight", type=float, default=1.0,
+    ap.add_argument("--chat-weight", type=float, default=80.0,
                     help="weight of a chat cell relative to another safe cell")
     args = ap.parse_args()
     examples = load_public(args.data) + load_written()
