@@ -40,12 +40,14 @@ echo "ok   Dockerfile"
 echo "== deploy: render and validate manifests"
 kustomizations=()
 while IFS= read -r k; do kustomizations+=("$(dirname "$k")"); done < <(
-  find deploy/k8s deploy/istio deploy/prometheus -name kustomization.yaml | sort)
+  find deploy/k8s deploy/istio deploy/prometheus -name kustomization.yaml \
+    ! -path '*/components/*' | sort)
 targets=("${kustomizations[@]}")
 # Manifests outside any kustomization (examples applied by hand).
 while IFS= read -r f; do
   [ -e "$(dirname "$f")/kustomization.yaml" ] || targets+=("$f")
-done < <(find deploy/k8s deploy/istio -name '*.yaml' ! -name kustomization.yaml | sort)
+done < <(find deploy/k8s deploy/istio -name '*.yaml' ! -name kustomization.yaml \
+  ! -path '*/components/*' | sort)
 rm -rf "$TOOLS/rendered"
 "$VENV/bin/python" deploy/validate/manifests.py -out "$TOOLS/rendered" "${targets[@]}"
 

@@ -24,12 +24,20 @@ TARGETS = {
     "cnpg": "deploy/k8s/cloudnative-pg",
     "istio": "deploy/istio/canary",
     "istio-stable-only": "deploy/istio/stable-only",
+    "prometheus-operator": "deploy/prometheus/operator",
+    "metrics-namespace-example": "deploy/k8s/examples/metrics-namespace",
+    "namespace": "deploy/k8s/namespace.yaml",
     "secret-example": "deploy/k8s/secret.example.yaml",
     "dsn-example": "deploy/k8s/postgres-dsn.example.yaml",
     "copy-job": "deploy/k8s/sqlite-to-postgres.job.yaml",
 }
-# Every kustomization under deploy/, found on disk so a new one cannot be missed.
-KUSTOMIZATIONS = sorted(str(k.parent.relative_to(REPO)) for k in DEPLOY.rglob("kustomization.yaml"))
+# Every kustomization under deploy/, found on disk so a new one cannot be missed
+# (components are not built alone: an overlay that uses them is).
+KUSTOMIZATIONS = sorted(
+    str(k.parent.relative_to(REPO))
+    for k in DEPLOY.rglob("kustomization.yaml")
+    if "components" not in k.parent.relative_to(DEPLOY).parts
+)
 
 
 def unavailable(reason: str) -> None:

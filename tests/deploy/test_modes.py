@@ -177,6 +177,13 @@ MISSPELT = {
         "outlierDetecton",
         "spec.trafficPolicy.outlierDetecton",
     ),
+    # a Prometheus Operator kind (vendored schema)
+    "servicemonitor": (
+        "deploy/prometheus/operator/servicemonitor.yaml",
+        ["spec", "endpoints", 0, "path"],
+        "paht",
+        "spec.endpoints.0.paht",
+    ),
 }
 
 
