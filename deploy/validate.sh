@@ -7,7 +7,7 @@
 #   2. lints the Dockerfile with hadolint;
 #   3. renders every kustomization under deploy/ (`kubectl kustomize`) and
 #      every standalone manifest, and validates each object strictly
-#      (deploy/validate/manifests.py): core kinds against the Kubernetes 1.29
+#      (deploy/validate/manifests.py): core kinds against the Kubernetes 1.30
 #      and 1.37 schemas, Istio, CloudNativePG and Prometheus Operator kinds
 #      against their CRDs' schemas vendored in deploy/validate/schemas; an
 #      unknown or misspelt field fails. The rendered output goes to

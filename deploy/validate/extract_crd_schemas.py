@@ -11,7 +11,7 @@ validation offline and needs no compile. Re-run after bumping an operator:
 Each served version (of --versions, when given) of each kept kind is written to
 OUT_DIR/<group>_<version>_<kind lower-case>.json, as the CRD ships it
 (strictness is added when the validator loads it, so the files stay diffable
-against upstream).
+against upstream). Provenance and licences: schemas/SOURCES.md.
 """
 
 from __future__ import annotations

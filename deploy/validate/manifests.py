@@ -8,7 +8,7 @@ openAPIV3Schema of each CRD the manifests use, vendored in schemas/ by
 extract_crd_schemas.py and made strict here. A misspelt or misplaced field
 fails instead of being dropped on apply.
 
-    manifests.py [-out DIR] [--k8s-versions 1.29,1.37] TARGET...
+    manifests.py [-out DIR] [--k8s-versions 1.30,1.37] TARGET...
 
 A TARGET is a directory holding a kustomization.yaml or a plain YAML file
 (validated as it is). Core objects are checked against every listed Kubernetes
@@ -34,7 +34,8 @@ import kubernetes_validate
 import yaml
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
-DEFAULT_VERSIONS = "1.29,1.37"
+# The oldest cluster supported (README: native preStop sleep) and the newest schemas.
+DEFAULT_VERSIONS = "1.30,1.37"
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 OBJECT_FIELDS = {
