@@ -31,7 +31,7 @@ def rendered_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         result = subprocess.run(
-            [str(validator(work)), "-out", str(work / "out"), *TARGETS.values()],
+            [*validator(), "-out", str(work / "out"), *TARGETS.values()],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -1,7 +1,8 @@
 """Cross-references between the rendered manifests, the server and the Dockerfile.
 
-The Go validator (deploy/validate) checks each object against its schema; these
-tests check what no schema can: that the pieces agree with each other. The
+The manifest validator (deploy/validate/manifests.py) checks each object against
+its schema; these tests check what no schema can: that the pieces agree with
+each other. The
 workload tests run for every mode's overlay (sqlite, postgres, canary);
 test_modes.py checks what differs between the modes, test_mesh.py the Istio
 routing.
