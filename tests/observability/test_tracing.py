@@ -114,7 +114,9 @@ def test_stream_and_refused_calls_get_spans_with_their_code(
     _, exporter = traced
     messages = list(
         stub.StreamGenerate(
-            pb.StreamGenerateRequest(prompt="Describe a quiet lake.", moral_value=0.9),
+            pb.StreamGenerateRequest(
+                prompt="What does a quiet lake look like at dawn?", moral_value=0.9
+            ),
             metadata=(("traceparent", f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"),),
         )
     )

@@ -231,13 +231,20 @@ def contract_reflection(service_names: Iterable[str]) -> ReflectionIndex:
     from google.rpc import error_details_pb2, status_pb2
     from grpc_health.v1 import health_pb2
 
-    from mlsdm.v1 import admin_service_pb2, cognitive_service_pb2, errors_pb2, types_pb2
+    from mlsdm.v1 import (
+        admin_service_pb2,
+        cognitive_service_pb2,
+        errors_pb2,
+        memory_service_pb2,
+        types_pb2,
+    )
 
     # The health and reflection stubs type their DESCRIPTOR as upb's class.
     files = cast(
         "tuple[FileDescriptor, ...]",
         (
             cognitive_service_pb2.DESCRIPTOR,
+            memory_service_pb2.DESCRIPTOR,
             admin_service_pb2.DESCRIPTOR,
             types_pb2.DESCRIPTOR,
             errors_pb2.DESCRIPTOR,
