@@ -57,14 +57,20 @@ async def run_demo(target: str | None, settings: Settings | None, api_key: str |
     server: MlsdmServer | None = None
     if target is None:
         assert settings is not None
-        # Free ports for both listeners and tenants kept in memory: the demo
+        # Free ports for every listener and tenants kept in memory: the demo
         # must run beside a `serve` (or anything else) holding the configured
         # ports and, from the same folder, the configured data directory; its
         # throwaway tenant leaves nothing on disk.
         obs = settings.observability
         embedded = settings.model_copy(
             update={
-                "server": settings.server.model_copy(update={"port": 0, "port_file": None}),
+                "server": settings.server.model_copy(
+                    update={
+                        "port": 0,
+                        "port_file": None,
+                        "http": settings.server.http.model_copy(update={"port": 0}),
+                    }
+                ),
                 "observability": obs.model_copy(
                     update={"metrics": obs.metrics.model_copy(update={"port": 0})}
                 ),
