@@ -7,6 +7,7 @@ governed pipeline in generation.py, the cognition in mlsdm.engine.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ from mlsdm.engine import EngineStateView, Phase, RefusalReason
 from mlsdm.server.service.generation import Ask, Generation, GovernedGenerator, Timings
 from mlsdm.server.service.request_checks import check_event, check_generation
 from mlsdm.server.service.tenancy.registry import TenantRegistry
+from mlsdm.server.service.tenancy.session import TenantSession
 from mlsdm.server.transport.call import CallInfo, current_call
 from mlsdm.server.transport.memory_messages import memory_message
 from mlsdm.server.transport.tenant_use import use_checked
@@ -54,37 +56,35 @@ class CognitiveServicer(pb_grpc.CognitiveServiceServicer):
         self._tenants = tenants
         self._generator = generator
 
-    async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
+    def _generation(
+        self, request: pb.GenerateRequest | pb.StreamGenerateRequest
+    ) -> tuple[AbstractAsyncContextManager[TenantSession], Ask]:
+        """The tenant to generate on, used only once the request's fields are
+        checked (a refusal registers nothing), and the request as an Ask."""
         call = current_call()
-        moral = request.moral_value if request.HasField("moral_value") else None
-        # Checked before the tenant is touched: a refusal registers nothing.
+        ask = _ask(request, call)
         check = partial(
             check_generation,
             self._tenants.config,
-            request.prompt,
-            moral,
-            request.max_tokens,
-            request.context_top_k,
+            ask.prompt,
+            ask.moral_value,
+            ask.max_tokens,
+            ask.context_top_k,
         )
-        async with use_checked(self._tenants, call, check) as tenant:
-            generation = await self._generator.generate(tenant, _ask(request, call))
+        return use_checked(self._tenants, call, check), ask
+
+    async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
+        use, ask = self._generation(request)
+        async with use as tenant:
+            generation = await self._generator.generate(tenant, ask)
         return _generate_response(generation, include_text=True)
 
     async def StreamGenerate(
         self, request: pb.StreamGenerateRequest, context: Context
     ) -> AsyncIterator[pb.StreamGenerateResponse]:
-        call = current_call()
-        moral = request.moral_value if request.HasField("moral_value") else None
-        check = partial(
-            check_generation,
-            self._tenants.config,
-            request.prompt,
-            moral,
-            request.max_tokens,
-            request.context_top_k,
-        )
-        async with use_checked(self._tenants, call, check) as tenant:
-            async for item in self._generator.stream(tenant, _ask(request, call)):
+        use, ask = self._generation(request)
+        async with use as tenant:
+            async for item in self._generator.stream(tenant, ask):
                 if isinstance(item, str):
                     yield pb.StreamGenerateResponse(delta=item)
                 else:
