@@ -12,7 +12,6 @@ trusted-scorer grant (service/governance).
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from mlsdm.engine import (
     MemoryInput,
     RememberOutcome,
     ValidationError,
+    check_filter,
     check_memory_input,
 )
 from mlsdm.server.service.errors import Code, R, ServiceError, from_validation, invalid_argument
@@ -37,9 +37,6 @@ DEFAULT_TOP_K = 10
 MAX_TOP_K = 100
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-# Speaker, session, label keys and values, idempotency keys (the engine's limits).
-MAX_SHORT = 128
-MAX_LABELS = 16
 # Only the exact form this server issues: "s" + the serial to continue below.
 _PAGE_TOKEN = re.compile(r"s[1-9][0-9]{0,17}")
 
@@ -130,7 +127,7 @@ class MemoryService:
                 "top_k", R.ERROR_REASON_OUT_OF_RANGE, f"top_k must be 0 to {MAX_TOP_K}"
             )
         _check_query(query, self.config)
-        _check_filter(flt, self.config, allow_empty=True)
+        _check_filter(flt, allow_empty=True)
         async with self._tenants.use_existing(tenant, wait_s=wait_s) as session:
             if session is None:
                 return []
@@ -150,7 +147,7 @@ class MemoryService:
             )
         limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
         cursor = _cursor(page_token)
-        _check_filter(flt, self.config, allow_empty=True)
+        _check_filter(flt, allow_empty=True)
         async with self._tenants.use_existing(tenant, wait_s=wait_s) as session:
             if session is None:
                 return MemoryPage([], "", 0)
@@ -180,7 +177,7 @@ class MemoryService:
         raise memory_not_found(memory_id)
 
     async def forget_where(self, tenant: str, flt: MemoryFilter, wait_s: float | None) -> int:
-        _check_filter(flt, self.config, allow_empty=False)
+        _check_filter(flt, allow_empty=False)
         async with self._tenants.use_existing(tenant, wait_s=wait_s) as session:
             if session is None:
                 return 0
@@ -234,32 +231,15 @@ def _check_query(query: str, config: EngineConfig) -> None:
         )
 
 
-def _check_filter(flt: MemoryFilter, config: EngineConfig, *, allow_empty: bool) -> None:
+def _check_filter(flt: MemoryFilter, *, allow_empty: bool) -> None:
     if flt.empty and not allow_empty:
         raise invalid_argument(
             "filter", R.ERROR_REASON_EMPTY_FILTER, "a filter needs at least one field"
         )
-    for name, value in (("speaker", flt.speaker), ("session", flt.session)):
-        _check_short(f"filter.{name}", value)
-    if len(flt.labels) > MAX_LABELS:
-        raise invalid_argument(
-            "filter.labels", R.ERROR_REASON_OUT_OF_RANGE, f"at most {MAX_LABELS} labels"
-        )
-    for key, value in flt.labels:
-        _check_short("filter.labels", key, required=True)
-        _check_short("filter.labels", value)
-    for name, when in (("after", flt.after), ("before", flt.before)):
-        if when is not None and not math.isfinite(when):
-            raise invalid_argument(
-                f"filter.{name}", R.ERROR_REASON_NON_FINITE_VALUE, "not a valid time"
-            )
-
-
-def _check_short(name: str, value: str, *, required: bool = False) -> None:
-    if len(value) > MAX_SHORT or (required and not value):
-        raise invalid_argument(
-            name, R.ERROR_REASON_TEXT_LENGTH, f"{name} must be 1 to {MAX_SHORT} characters"
-        )
+    try:
+        check_filter(flt)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
 
 
 def _check_id(memory_id: str) -> None:
