@@ -27,6 +27,7 @@ from mlsdm.engine import (
     check_filter,
     check_memory_input,
 )
+from mlsdm.engine.memory_validation import check_query
 from mlsdm.server.service.errors import Code, R, ServiceError, from_validation, invalid_argument
 from mlsdm.server.service.governance import MoralJudge
 from mlsdm.server.service.tenancy.memory import TenantMemory
@@ -221,14 +222,10 @@ def _check_item(item: MemoryInput, config: EngineConfig, index: int) -> None:
 
 
 def _check_query(query: str, config: EngineConfig) -> None:
-    if not query.strip():
-        raise invalid_argument("query", R.ERROR_REASON_TEXT_LENGTH, "query must not be empty")
-    if len(query) > config.max_prompt_chars:
-        raise invalid_argument(
-            "query",
-            R.ERROR_REASON_TEXT_LENGTH,
-            f"query must be at most {config.max_prompt_chars} characters",
-        )
+    try:
+        check_query(query, config)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
 
 
 def _check_filter(flt: MemoryFilter, *, allow_empty: bool) -> None:
