@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mlsdm.engine import (
     EngineConfig,
@@ -112,7 +112,7 @@ class MemoryService:
         judged = await self._judge.judge(
             [d.text for d in drafts], [i.moral_value for i in items], trusted
         )
-        inputs = [_with_value(d, j.value) for d, j in zip(drafts, judged, strict=True)]
+        inputs = [replace(d, moral_value=j.value) for d, j in zip(drafts, judged, strict=True)]
         async with self._tenants.use(tenant, principal=principal, wait_s=wait_s) as session:
             outcomes = await TenantMemory(session).remember(inputs)
         return [
@@ -196,20 +196,6 @@ def _draft(item: MemoryRequestItem, now: float) -> MemoryInput:
         idempotency_key=item.idempotency_key,
         pinned=item.pinned,
         expires_at=item.expires_at,
-    )
-
-
-def _with_value(draft: MemoryInput, value: float) -> MemoryInput:
-    return MemoryInput(
-        text=draft.text,
-        moral_value=value,
-        occurred_at=draft.occurred_at,
-        speaker=draft.speaker,
-        session=draft.session,
-        labels=draft.labels,
-        idempotency_key=draft.idempotency_key,
-        pinned=draft.pinned,
-        expires_at=draft.expires_at,
     )
 
 
